@@ -1,0 +1,3 @@
+//! `palisade`: the program a user runs.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Checked, zero-copy packet views and parse/emit representations for the protocols palisade sees.

@@ -1,0 +1,1 @@
+//! DPDK EAL and port profiles: validated TOML to EAL arguments.

@@ -1,0 +1,1 @@
+//! Benchmarks, traffic generation and peer comparisons.
