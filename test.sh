@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs everything CI runs: formatting, clippy with warnings as errors, and the
+# whole test suite (unit, property, DPDK, end-to-end) under cargo-nextest,
+# which gives each test its own process: DPDK's EAL starts once per process.
+set -euo pipefail
+cd "$(dirname "$0")"
+source tools/setup.sh test
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo nextest run --workspace --locked --profile ci
+
+step "doc tests"
+cargo test --workspace --locked --doc

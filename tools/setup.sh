@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine, as root: the Debian
+# packages palisade builds and tests against, a Rust toolchain, and
+# cargo-nextest. Quick when everything is already there.
+#
+#   tools/setup.sh run    what `./run.sh` needs
+#   tools/setup.sh test   what `./test.sh` needs (a superset)
+set -euo pipefail
+
+purpose=${1:-run}
+
+# Build and run: DPDK 22.11 (headers, libraries, PMDs, testpmd), bindgen's
+# libclang, libpcap for net_pcap, iproute2 for the TAP demo's namespaces.
+packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev libpcap-dev
+          iproute2 ca-certificates curl)
+if [[ $purpose == test ]]; then
+    # End-to-end tests: real Linux tools inside network namespaces.
+    packages+=(iputils-ping netcat-openbsd)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+        || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) != 0 ]]; then
+        echo "setup: need root to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Rust: the project needs a current stable toolchain (edition 2024); Debian
+# 12's packaged rustc is too old, so use rustup when cargo is absent.
+if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+    export PATH=$HOME/.cargo/bin:$PATH
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: installing the Rust toolchain with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+        | sh -s -- -y --profile minimal --component clippy,rustfmt
+    export PATH=$HOME/.cargo/bin:$PATH
+fi
+
+if [[ $purpose == test ]] && ! command -v cargo-nextest >/dev/null 2>&1; then
+    echo "setup: installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
