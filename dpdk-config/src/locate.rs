@@ -79,7 +79,9 @@ enum Step<'a> {
 fn steps(path: &str) -> Vec<Step<'_>> {
     let mut steps = Vec::new();
     for part in path.split('.') {
-        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(key, rest)| (key, rest));
+        let (key, mut rest) = part
+            .split_once('[')
+            .map_or((part, ""), |(key, rest)| (key, rest));
         if !key.is_empty() {
             steps.push(Step::Key(key));
         }

@@ -80,7 +80,11 @@ impl fmt::Display for MemoryMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Hugepages { socket_mem_mb } => {
-                write!(f, "hugepages (--socket-mem {})", join_numbers(socket_mem_mb))
+                write!(
+                    f,
+                    "hugepages (--socket-mem {})",
+                    join_numbers(socket_mem_mb)
+                )
             }
             Self::InMemory => f.write_str("in-memory hugepages (--in-memory)"),
             Self::NoHuge { memory_mb } => write!(f, "no hugepages (--no-huge -m {memory_mb})"),
@@ -280,4 +284,244 @@ pub(crate) fn join_numbers<T: ToString>(numbers: &[T]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> Profile {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+        Profile::load(&path).unwrap_or_else(|error| panic!("{name} must load:\n{error}"))
+    }
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| (*arg).to_owned()).collect()
+    }
+
+    /// The value following `flag` in `args`.
+    fn value_of<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+        let position = args.iter().position(|arg| arg == flag)?;
+        args.get(position + 1).map(String::as_str)
+    }
+
+    #[test]
+    fn tap_demo_has_exact_eal_args() {
+        let profile = shipped("tap-demo.toml");
+        assert_eq!(profile.origin, "tap-demo.toml");
+        assert_eq!(
+            profile.eal_args(),
+            strings(&[
+                "palisade",
+                "-l",
+                "0,1",
+                "--main-lcore",
+                "0",
+                "--socket-mem",
+                "256",
+                "--file-prefix",
+                "palisade-tap",
+                "--vdev",
+                "net_tap0,iface=pal-a",
+                "--vdev",
+                "net_tap1,iface=pal-b",
+                "--vdev",
+                "net_tap2,iface=pal-c",
+                "--no-pci",
+                "--log-level",
+                "notice",
+            ])
+        );
+        assert_eq!(profile.workers, vec![1]);
+        let names: Vec<&str> = profile
+            .ports
+            .iter()
+            .map(|port| port.name.as_str())
+            .collect();
+        assert_eq!(names, ["eni-a", "eni-b", "eni-c"]);
+        // Defaults filled in for the ports that do not spell them out.
+        assert_eq!(profile.ports[2].rx_queues, 1);
+        assert_eq!(profile.ports[2].rx_descriptors, 1024);
+        assert_eq!(profile.eal.no_huge_memory_mb, 256);
+    }
+
+    #[test]
+    fn tap_demo_falls_back_to_no_huge_args() {
+        let profile = shipped("tap-demo.toml");
+        let args = profile.eal_args_with_memory(&MemoryMode::NoHuge { memory_mb: 256 });
+        assert!(args.contains(&"--no-huge".to_owned()));
+        assert_eq!(value_of(&args, "-m"), Some("256"));
+        assert!(!args.contains(&"--socket-mem".to_owned()));
+        assert!(!args.contains(&"--in-memory".to_owned()));
+    }
+
+    #[test]
+    fn pcap_profile_is_no_huge_with_two_pcap_vdevs() {
+        let profile = shipped("pcap.toml");
+        assert_eq!(profile.eal.memory, MemoryMode::NoHuge { memory_mb: 256 });
+        let args = profile.eal_args();
+        assert!(args.contains(&"--no-huge".to_owned()));
+        assert_eq!(value_of(&args, "-m"), Some("256"));
+        let vdevs: Vec<&String> = args
+            .iter()
+            .zip(args.iter().skip(1))
+            .filter(|(flag, _)| *flag == "--vdev")
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(vdevs.len(), 2);
+        assert!(vdevs.iter().all(|vdev| vdev.starts_with("net_pcap")
+            && vdev.contains("rx_pcap=")
+            && vdev.contains("tx_pcap=")));
+        assert!(args.contains(&"--no-pci".to_owned()));
+    }
+
+    #[test]
+    fn memif_profile_is_a_server() {
+        let profile = shipped("memif-bench.toml");
+        assert_eq!(profile.ports.len(), 1);
+        let args = profile.eal_args();
+        let vdev = value_of(&args, "--vdev").expect("one --vdev");
+        assert!(vdev.starts_with("net_memif0,role=server,socket=/run/palisade/memif.sock"));
+        assert_eq!(value_of(&args, "--socket-mem"), Some("512"));
+        assert_eq!(profile.ports[0].device.dpdk_name(), "net_memif0");
+    }
+
+    #[test]
+    fn null_profile_is_in_memory_with_two_null_ports() {
+        let profile = shipped("null.toml");
+        assert_eq!(profile.eal.memory, MemoryMode::InMemory);
+        let args = profile.eal_args();
+        assert!(args.contains(&"--in-memory".to_owned()));
+        assert!(!args.contains(&"-m".to_owned()));
+        let nulls = args
+            .iter()
+            .filter(|arg| arg.starts_with("net_null"))
+            .count();
+        assert_eq!(nulls, 2);
+        assert_eq!(value_of(&args, "--file-prefix"), Some("palisade-null"));
+    }
+
+    #[test]
+    fn virtio_profile_allow_lists_both_nics_and_probes_pci() {
+        let profile = shipped("virtio.toml");
+        assert!(profile.has_pci_port());
+        let args = profile.eal_args();
+        let allowed: Vec<&String> = args
+            .iter()
+            .zip(args.iter().skip(1))
+            .filter(|(flag, _)| *flag == "-a")
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(allowed, ["0000:00:04.0", "0000:00:05.0"]);
+        assert!(!args.contains(&"--no-pci".to_owned()));
+        assert!(!args.contains(&"--vdev".to_owned()));
+        assert_eq!(value_of(&args, "--socket-mem"), Some("512"));
+        assert_eq!(value_of(&args, "-l"), Some("0,1"));
+        assert_eq!(value_of(&args, "--main-lcore"), Some("0"));
+        assert_eq!(profile.workers, vec![1]);
+    }
+
+    #[test]
+    fn every_shipped_profile_loads_and_starts_with_the_program_name() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).expect("crate dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|ext| ext.to_str()) != Some("toml")
+                || path.file_name().and_then(|name| name.to_str()) == Some("Cargo.toml")
+            {
+                continue;
+            }
+            let profile = Profile::load(&path).unwrap_or_else(|error| panic!("{error}"));
+            let args = profile.eal_args();
+            assert_eq!(args[0], PROGRAM_NAME);
+            assert_eq!(value_of(&args, "--log-level"), Some("notice"));
+            count += 1;
+        }
+        assert_eq!(count, 5, "tap-demo, pcap, memif-bench, null, virtio");
+    }
+
+    #[test]
+    fn extra_args_come_last_and_unchanged() {
+        let text = r#"
+            [eal]
+            lcores = [2, 3]
+            extra_args = ["--log-level", "pmd.net.null:info", "--huge-dir", "/mnt/huge", "--log-level=pmd.net.tap:debug"]
+            [[ports]]
+            name = "x"
+            vdev = "net_null0"
+        "#;
+        let profile = Profile::from_toml_str(text, "inline").expect("valid");
+        let args = profile.eal_args();
+        assert_eq!(
+            args[args.len() - 5..],
+            strings(&[
+                "--log-level",
+                "pmd.net.null:info",
+                "--huge-dir",
+                "/mnt/huge",
+                "--log-level=pmd.net.tap:debug"
+            ])
+        );
+        // main lcore defaults to the lowest core, the others become workers.
+        assert_eq!(profile.eal.main_lcore, 2);
+        assert_eq!(profile.workers, vec![3]);
+    }
+
+    #[test]
+    fn dpdk_name_is_the_vdev_name_or_the_pci_address() {
+        assert_eq!(
+            PortDevice::Vdev("net_tap0,iface=pal-a".to_owned()).dpdk_name(),
+            "net_tap0"
+        );
+        assert_eq!(
+            PortDevice::Vdev("net_null1".to_owned()).dpdk_name(),
+            "net_null1"
+        );
+        assert_eq!(
+            PortDevice::Pci("0000:00:04.0".to_owned()).dpdk_name(),
+            "0000:00:04.0"
+        );
+    }
+
+    #[test]
+    fn load_reports_a_missing_file_by_path() {
+        let error = Profile::load(Path::new("/nonexistent/palisade/x.toml")).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with("/nonexistent/palisade/x.toml: cannot read the profile"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn load_labels_errors_with_the_file_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("broken.toml");
+        std::fs::write(&path, "[eal]\nlcores = [0, 1]\n[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\nrx_queues = 0\n")
+            .expect("write");
+        let text = Profile::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "broken.toml:6: ports[0].rx_queues: must be between 1 and 64, got 0"
+        );
+    }
+
+    #[test]
+    fn mempool_size_estimate_rounds_to_cache_lines() {
+        let pool = MempoolProfile {
+            mbufs: 8191,
+            cache: 256,
+            data_room: 2176,
+        };
+        // 128 (rte_mbuf) + 64 (object header) + 2176 = 2368 = 37 cache lines.
+        assert_eq!(pool.bytes_per_mbuf(), 2368);
+        assert_eq!(pool.total_bytes(), 2368 * 8191);
+        let odd = MempoolProfile {
+            data_room: 2000,
+            ..pool
+        };
+        assert_eq!(odd.bytes_per_mbuf() % 64, 0);
+        assert!(odd.bytes_per_mbuf() >= 128 + 64 + 2000);
+    }
 }

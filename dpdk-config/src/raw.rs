@@ -140,7 +140,8 @@ pub(crate) fn deserialize(text: &str) -> Result<RawProfile, Problem> {
 /// 1-based line number of a byte offset.
 pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    // Byte-wise, so an offset inside a multi-byte character cannot panic.
+    text.as_bytes()[..end].split(|&byte| byte == b'\n').count()
 }
 
 /// Renders a serde path the way a user writes keys: `ports[0].rx_queues`.
@@ -194,7 +195,7 @@ fn describe(path: &Path, message: &str) -> Problem {
             format!("unknown key; expected one of {}", choices.join(", "))
         };
         if let Some(close) = closest(unknown, &choices) {
-            text.push_str(&format!(" (did you mean `{close}`?)"));
+            text = format!("{text} (did you mean `{close}`?)");
         }
         return Problem::new(key, text);
     }

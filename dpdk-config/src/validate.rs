@@ -7,9 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Problem, ProfileError};
-use crate::profile::{
-    EalProfile, LogLevel, MemoryMode, MempoolProfile, PortDevice, PortProfile, Profile,
-};
+use crate::profile::{EalProfile, MemoryMode, MempoolProfile, PortDevice, PortProfile, Profile};
 use crate::raw::{self, RawEal, RawMemoryMode, RawMempool, RawPort, default};
 
 /// EAL's compile-time lcore limit in Debian's DPDK 22.11 (`RTE_MAX_LCORE`).
@@ -58,10 +56,17 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
     if let Err(error) = text.parse::<toml::Table>() {
         let offset = error.span().map_or(0, |span| span.start);
         let line = raw::line_of_offset(text, offset);
-        let line_start = text[..offset.min(text.len())]
-            .rfind('\n')
+        let before = &text.as_bytes()[..offset.min(text.len())];
+        let line_start = before
+            .iter()
+            .rposition(|&byte| byte == b'\n')
             .map_or(0, |newline| newline + 1);
-        let column = text[line_start..offset.min(text.len())].chars().count() + 1;
+        // Count characters, not bytes: continuation bytes start no character.
+        let column = before[line_start..]
+            .iter()
+            .filter(|&&byte| byte & 0xc0 != 0x80)
+            .count()
+            + 1;
         return Err(ProfileError::Syntax {
             origin: origin.to_owned(),
             line,
@@ -161,6 +166,20 @@ impl Checker {
             self.report("eal.file_prefix", why);
         }
         for (index, arg) in raw.extra_args.iter().enumerate() {
+            // `--log-level TYPE:LEVEL` sets one component's level, which
+            // eal.log_level (the global level) does not cover.
+            let component_level = |value: &str| value.contains(':');
+            let is_component_log_level = match arg.split_once('=') {
+                Some(("--log-level", value)) => component_level(value),
+                None if arg == "--log-level" => raw
+                    .extra_args
+                    .get(index + 1)
+                    .is_some_and(|value| component_level(value)),
+                _ => false,
+            };
+            if is_component_log_level {
+                continue;
+            }
             if let Some(owner) = reserved_flag_owner(arg) {
                 self.report(
                     format!("eal.extra_args[{index}]"),
@@ -174,7 +193,7 @@ impl Checker {
             memory,
             no_huge_memory_mb,
             file_prefix,
-            log_level: raw.log_level.unwrap_or(LogLevel::default()),
+            log_level: raw.log_level.unwrap_or_default(),
             extra_args: raw.extra_args,
         }
     }
@@ -596,14 +615,10 @@ fn check_name(name: &str) -> Result<(), String> {
         return Err("must not be empty".to_owned());
     }
     if name.len() > MAX_NAME {
-        return Err(format!(
-            "\"{name}\" is longer than {MAX_NAME} characters"
-        ));
+        return Err(format!("\"{name}\" is longer than {MAX_NAME} characters"));
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "\"{name}\" must start with a letter or digit"
-        ));
+        return Err(format!("\"{name}\" must start with a letter or digit"));
     }
     if let Some(bad) = name
         .chars()
@@ -673,4 +688,520 @@ fn reserved_flag_owner(arg: &str) -> Option<&'static str> {
         };
         matches.then_some(owner)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::fmt::Write as _;
+
+    const EAL: &str = "[eal]\nlcores = [0, 1]\n";
+    const PORT: &str = "[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\n";
+
+    fn problems_of(text: &str) -> Vec<Problem> {
+        match Profile::from_toml_str(text, "case.toml") {
+            Ok(profile) => panic!("accepted:\n{text}\nas {profile:?}"),
+            Err(error) => {
+                let problems = error.problems().to_vec();
+                assert!(!problems.is_empty(), "no problems in {error}");
+                problems
+            }
+        }
+    }
+
+    /// Each malformed profile must be rejected with a problem at `key`
+    /// whose message contains `fragment`.
+    #[test]
+    fn malformed_profiles_name_the_key() {
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\nrx_queus = 2\n"),
+                "ports[0].rx_queus",
+                "unknown key; expected one of name, pci, vdev, rx_queues",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\nrx_queus = 2\n"),
+                "ports[0].rx_queus",
+                "did you mean `rx_queues`?",
+            ),
+            (
+                format!("{EAL}colour = 1\n{PORT}"),
+                "eal.colour",
+                "unknown key",
+            ),
+            (
+                format!("nonsense = 1\n{EAL}{PORT}"),
+                "nonsense",
+                "expected one of workers, eal, mempool, ports",
+            ),
+            (
+                format!(
+                    "{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\nrx_queues = \"two\"\n"
+                ),
+                "ports[0].rx_queues",
+                "wrong type: expected an integer from 0 to 65535, got string \"two\"",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\nrx_queues = 70000\n"),
+                "ports[0].rx_queues",
+                "out of range",
+            ),
+            (
+                format!("[eal]\nlcores = 3\n{PORT}"),
+                "eal.lcores",
+                "wrong type: expected an array",
+            ),
+            (
+                format!("[eal]\nlcores = [0, -1]\n{PORT}"),
+                "eal.lcores[1]",
+                "out of range",
+            ),
+            (
+                format!("[eal]\nmain_lcore = 0\n{PORT}"),
+                "eal.lcores",
+                "required key is missing",
+            ),
+            (PORT.to_owned(), "eal", "required key is missing"),
+            (
+                format!("{EAL}[[ports]]\nvdev = \"net_null0\"\n"),
+                "ports[0].name",
+                "required key is missing",
+            ),
+            (
+                format!("{EAL}[eal.memory]\nmode = \"huge\"\n{PORT}"),
+                "eal.memory.mode",
+                "unknown value \"huge\"; expected one of \"hugepages\", \"in-memory\", \"no-huge\"",
+            ),
+            (
+                format!("{EAL}log_level = \"loud\"\n{PORT}"),
+                "eal.log_level",
+                "unknown value \"loud\"",
+            ),
+            (
+                format!(
+                    "{EAL}{PORT}[[ports]]\nname = \"b\"\nvdev = \"net_null1\"\nrx_queues = 0\n"
+                ),
+                "ports[1].rx_queues",
+                "must be between 1 and 64, got 0",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\ntx_queues = 65\n"),
+                "ports[0].tx_queues",
+                "must be between 1 and 64, got 65",
+            ),
+            (
+                format!(
+                    "{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\nrx_descriptors = 1000\n"
+                ),
+                "ports[0].rx_descriptors",
+                "must be a power of two between 64 and 32768, got 1000",
+            ),
+            (
+                format!(
+                    "{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\ntx_descriptors = 32\n"
+                ),
+                "ports[0].tx_descriptors",
+                "got 32",
+            ),
+            (
+                format!("{EAL}{PORT}[[ports]]\nname = \"a\"\nvdev = \"net_null1\"\n"),
+                "ports[1].name",
+                "duplicate port name \"a\" (also ports[0].name)",
+            ),
+            (
+                format!("{EAL}{PORT}[[ports]]\nname = \"b\"\nvdev = \"net_null0,size=128\"\n"),
+                "ports[1].vdev",
+                "duplicate vdev name \"net_null0\"",
+            ),
+            (
+                format!(
+                    "{EAL}[[ports]]\nname = \"a\"\npci = \"0000:00:04.0\"\n[[ports]]\nname = \"b\"\npci = \"00:04.0\"\n"
+                ),
+                "ports[1].pci",
+                "duplicate PCI address \"0000:00:04.0\"",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\npci = \"0000:00:04\"\n"),
+                "ports[0].pci",
+                "is not a PCI address",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\npci = \"0000:00:20.0\"\n"),
+                "ports[0].pci",
+                "device must be at most 1f",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\npci = \"00:04.8\"\n"),
+                "ports[0].pci",
+                "function must be at most 7",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\npci = \"0:0:4.0\"\n"),
+                "ports[0].pci",
+                "expected DDDD:BB:DD.F or BB:DD.F",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\npci = \"00:04.0\"\nvdev = \"net_null0\"\n"),
+                "ports[0]",
+                "has both `pci` and `vdev`",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\n"),
+                "ports[0]",
+                "needs a device",
+            ),
+            (EAL.to_owned(), "ports", "the profile has no port"),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"Net Tap\"\n"),
+                "ports[0].vdev",
+                "must start with a device name",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_tap\"\n"),
+                "ports[0].vdev",
+                "needs an instance number",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_tap0,iface\"\n"),
+                "ports[0].vdev",
+                "is not key=value",
+            ),
+            (
+                format!(
+                    "{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_tap0,iface=a-name-far-too-long\"\n"
+                ),
+                "ports[0].vdev",
+                "is not a Linux interface name",
+            ),
+            (
+                format!(
+                    "{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_tap0,iface=x\"\n[[ports]]\nname = \"b\"\nvdev = \"net_tap1,iface=x\"\n"
+                ),
+                "ports[1].vdev",
+                "iface \"x\" is already used by ports[0]",
+            ),
+            (
+                format!(
+                    "{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_pcap0,rx_pcap=/tmp/in.pcap\"\n"
+                ),
+                "ports[0].vdev",
+                "net_pcap needs a receive side",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_memif0,role=master\"\n"),
+                "ports[0].vdev",
+                "memif role must be \"server\" or \"client\"",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_memif0,socket=memif.sock\"\n"),
+                "ports[0].vdev",
+                "must be an absolute path",
+            ),
+            (
+                format!("{EAL}[[ports]]\nname = \"eni a\"\nvdev = \"net_null0\"\n"),
+                "ports[0].name",
+                "contains ' '",
+            ),
+            (
+                format!("workers = [2]\n{EAL}{PORT}"),
+                "workers[0]",
+                "core 2 is not in eal.lcores [0,1]",
+            ),
+            (
+                format!("workers = [0]\n{EAL}{PORT}"),
+                "workers[0]",
+                "core 0 is the main lcore",
+            ),
+            (
+                format!("workers = [1]\n[eal]\nlcores = [0, 1]\nmain_lcore = 1\n{PORT}"),
+                "workers[0]",
+                "core 1 is the main lcore",
+            ),
+            (
+                format!("workers = [1, 1]\n[eal]\nlcores = [0, 1, 2]\n{PORT}"),
+                "workers[1]",
+                "listed twice",
+            ),
+            (
+                format!("workers = []\n{EAL}{PORT}"),
+                "workers",
+                "at least one worker",
+            ),
+            (
+                format!("[eal]\nlcores = [0]\n{PORT}"),
+                "eal.lcores",
+                "leaves no worker core",
+            ),
+            (
+                format!("[eal]\nlcores = []\n{PORT}"),
+                "eal.lcores",
+                "at least one core",
+            ),
+            (
+                format!("[eal]\nlcores = [0, 0, 1]\n{PORT}"),
+                "eal.lcores[1]",
+                "listed twice",
+            ),
+            (
+                format!("[eal]\nlcores = [0, 128]\n{PORT}"),
+                "eal.lcores[1]",
+                "must be below 128",
+            ),
+            (
+                format!("[eal]\nlcores = [0, 1]\nmain_lcore = 5\n{PORT}"),
+                "eal.main_lcore",
+                "core 5 is not in eal.lcores",
+            ),
+            (
+                format!("{EAL}file_prefix = \"../etc\"\n{PORT}"),
+                "eal.file_prefix",
+                "must start with a letter or digit",
+            ),
+            (
+                format!("{EAL}file_prefix = \"pal/isade\"\n{PORT}"),
+                "eal.file_prefix",
+                "contains '/'",
+            ),
+            (
+                format!("{EAL}file_prefix = \"\"\n{PORT}"),
+                "eal.file_prefix",
+                "must not be empty",
+            ),
+            (
+                format!("{EAL}extra_args = [\"--no-huge\"]\n{PORT}"),
+                "eal.extra_args[0]",
+                "`--no-huge` is set from eal.memory",
+            ),
+            (
+                format!("{EAL}extra_args = [\"--huge-dir\", \"/mnt\", \"-l0,1\"]\n{PORT}"),
+                "eal.extra_args[2]",
+                "set from eal.lcores",
+            ),
+            (
+                format!("{EAL}extra_args = [\"--log-level=debug\"]\n{PORT}"),
+                "eal.extra_args[0]",
+                "set from eal.log_level",
+            ),
+            (
+                format!("{EAL}extra_args = [\"--vdev=net_null5\"]\n{PORT}"),
+                "eal.extra_args[0]",
+                "set from ports",
+            ),
+            (
+                format!("{EAL}[eal.memory]\nmode = \"no-huge\"\nmemory_mb = 0\n{PORT}"),
+                "eal.memory.memory_mb",
+                "must be at least 1 (MiB), got 0",
+            ),
+            (
+                format!("{EAL}[eal.memory]\nmode = \"hugepages\"\nsocket_mem_mb = [0]\n{PORT}"),
+                "eal.memory.socket_mem_mb",
+                "must not be 0",
+            ),
+            (
+                format!("{EAL}[eal.memory]\nmode = \"hugepages\"\nsocket_mem_mb = []\n{PORT}"),
+                "eal.memory.socket_mem_mb",
+                "at least NUMA socket 0",
+            ),
+            (
+                format!("{EAL}[eal.memory]\nmode = \"no-huge\"\nsocket_mem_mb = [256]\n{PORT}"),
+                "eal.memory.socket_mem_mb",
+                "only applies to mode = \"hugepages\"",
+            ),
+            (
+                format!("{EAL}[eal.memory]\nmode = \"no-huge\"\nmemory_mb = 8\n{PORT}"),
+                "eal.memory.memory_mb",
+                "8 MiB cannot hold the mempool",
+            ),
+            (
+                format!("{EAL}[eal.memory]\nsocket_mem_mb = [8]\n{PORT}"),
+                "eal.memory.socket_mem_mb",
+                "cannot hold the mempool",
+            ),
+            (
+                format!("{EAL}[eal.memory]\nmode = \"in-memory\"\nmemory_mb = 8\n{PORT}"),
+                "eal.memory.memory_mb",
+                "used if hugepages are unavailable",
+            ),
+            (
+                format!("{EAL}[mempool]\nmbufs = 0\n{PORT}"),
+                "mempool.mbufs",
+                "at least 1, got 0",
+            ),
+            (
+                format!("{EAL}[mempool]\nmbufs = 1023\ncache = 0\n{PORT}"),
+                "mempool.mbufs",
+                "raise it to at least 2080",
+            ),
+            (
+                format!("{EAL}[mempool]\ncache = 513\n{PORT}"),
+                "mempool.cache",
+                "between 0 and 512",
+            ),
+            (
+                format!("{EAL}[mempool]\nmbufs = 300\ncache = 256\n{PORT}"),
+                "mempool.cache",
+                "cache x 1.5 <= mbufs",
+            ),
+            (
+                format!("{EAL}[mempool]\ndata_room = 1024\n{PORT}"),
+                "mempool.data_room",
+                "at least 1650",
+            ),
+        ];
+        for (text, key, fragment) in &cases {
+            let problems = problems_of(text);
+            assert!(
+                problems
+                    .iter()
+                    .any(|problem| problem.key == *key && problem.message.contains(fragment)),
+                "for\n{text}\nexpected `{key}: ...{fragment}...`, got {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_mbuf_shortfall_counts_rings_caches_and_bursts() {
+        // 1 port x (1 x 1024 rx + 1 x 1024 tx) = 2048, no cache, one worker
+        // burst of 32: 2080 needed.
+        let text = format!("{EAL}[mempool]\nmbufs = 2079\ncache = 0\n{PORT}");
+        let problems = problems_of(&text);
+        assert!(
+            problems[0].message.contains("at least 2080"),
+            "{problems:?}"
+        );
+        let text = format!("{EAL}[mempool]\nmbufs = 2080\ncache = 0\n{PORT}");
+        assert!(Profile::from_toml_str(&text, "case.toml").is_ok());
+    }
+
+    #[test]
+    fn all_problems_are_reported_in_file_order_with_lines() {
+        let text = "workers = [7]\n[eal]\nlcores = [0, 1]\nfile_prefix = \"a b\"\n[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\nrx_queues = 0\n";
+        let error = Profile::from_toml_str(text, "many.toml").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "many.toml:1: workers[0]: core 7 is not in eal.lcores [0,1]\n\
+             many.toml:4: eal.file_prefix: \"a b\" contains ' '; use only letters, digits, '-' and '_'\n\
+             many.toml:8: ports[0].rx_queues: must be between 1 and 64, got 0"
+        );
+    }
+
+    #[test]
+    fn unknown_key_error_has_line_and_suggestion() {
+        let text = format!("{EAL}[[ports]]\nname = \"a\"\nvdev = \"net_null0\"\nrx_queus = 2\n");
+        let error = Profile::from_toml_str(&text, "tap-demo.toml").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "tap-demo.toml:6: ports[0].rx_queus: unknown key; expected one of name, pci, vdev, \
+             rx_queues, tx_queues, rx_descriptors, tx_descriptors (did you mean `rx_queues`?)"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let error = Profile::from_toml_str("[eal]\nlcores = [0, 1\n", "bad.toml").unwrap_err();
+        let ProfileError::Syntax { line, origin, .. } = &error else {
+            panic!("expected a syntax error, got {error:?}");
+        };
+        assert_eq!(origin, "bad.toml");
+        assert!(*line >= 2, "{error}");
+        assert!(error.to_string().starts_with("bad.toml:"), "{error}");
+        assert!(!error.to_string().contains('\n'), "one line: {error}");
+        let error = Profile::from_toml_str("a = 1\na = 2\n", "dup.toml").unwrap_err();
+        assert!(
+            matches!(error, ProfileError::Syntax { line: 2, .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn reserved_flags_match_long_exactly_and_short_as_prefix() {
+        assert_eq!(reserved_flag_owner("--no-huge"), Some("eal.memory"));
+        assert_eq!(reserved_flag_owner("--socket-mem=512"), Some("eal.memory"));
+        assert_eq!(reserved_flag_owner("-a0000:00:04.0"), Some("ports"));
+        assert_eq!(reserved_flag_owner("-m"), Some("eal.memory"));
+        assert_eq!(reserved_flag_owner("--huge-dir"), None);
+        assert_eq!(reserved_flag_owner("--iova-mode=va"), None);
+        assert_eq!(reserved_flag_owner("/mnt/huge"), None);
+        // A long flag that merely begins with a reserved short one.
+        assert_eq!(reserved_flag_owner("--match-allocations"), None);
+    }
+
+    /// Obviously-correct model of a PCI address for the property tests.
+    fn reference_pci(domain: u32, bus: u32, device: u32, function: u32) -> String {
+        format!("{domain:04x}:{bus:02x}:{device:02x}.{function:x}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn valid_pci_addresses_normalize_to_the_full_form(
+            domain in 0u32..=0xffff,
+            bus in 0u32..=0xff,
+            device in 0u32..=0x1f,
+            function in 0u32..=7,
+            upper in any::<bool>(),
+        ) {
+            let full = reference_pci(domain, bus, device, function);
+            let written = if upper { full.to_uppercase() } else { full.clone() };
+            prop_assert_eq!(normalize_pci(&written), Ok(full.clone()));
+            if domain == 0 {
+                let short = format!("{bus:02x}:{device:02x}.{function:x}");
+                prop_assert_eq!(normalize_pci(&short), Ok(full));
+            }
+        }
+
+        #[test]
+        fn out_of_range_pci_fields_are_rejected(
+            bus in 0u32..=0xff,
+            device in 0x20u32..=0xff,
+            function in 8u32..=0xf,
+        ) {
+            let bad_device = format!("0000:{bus:02x}:{device:02x}.0");
+            let bad_function = format!("0000:{bus:02x}:00.{function:x}");
+            prop_assert!(normalize_pci(&bad_device).is_err());
+            prop_assert!(normalize_pci(&bad_function).is_err());
+        }
+
+        #[test]
+        fn normalize_pci_never_panics_and_is_idempotent(text in "[0-9a-fA-F:.x ]{0,16}") {
+            if let Ok(full) = normalize_pci(&text) {
+                prop_assert_eq!(full.len(), 12);
+                prop_assert_eq!(normalize_pci(&full), Ok(full.clone()));
+            }
+        }
+
+        /// eal_args against a plain model: one --vdev per vdev port and one
+        /// -a per PCI port, in file order, and --no-pci exactly when there
+        /// is no PCI port.
+        #[test]
+        fn eal_args_list_each_device_once_in_order(
+            kinds in proptest::collection::vec(any::<bool>(), 1..6),
+        ) {
+            let mut text = String::from("[eal]\nlcores = [0, 1]\n[mempool]\nmbufs = 65535\n");
+            let mut expected = Vec::new();
+            for (index, is_pci) in kinds.iter().enumerate() {
+                if *is_pci {
+                    let address = reference_pci(0, 1, index as u32, 0);
+                    write!(text, "[[ports]]\nname = \"p{index}\"\npci = \"{address}\"\n").expect("String");
+                    expected.push(("-a".to_owned(), address));
+                } else {
+                    let vdev = format!("net_null{index},size=64");
+                    write!(text, "[[ports]]\nname = \"p{index}\"\nvdev = \"{vdev}\"\n").expect("String");
+                    expected.push(("--vdev".to_owned(), vdev));
+                }
+            }
+            let profile = Profile::from_toml_str(&text, "generated").map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let args = profile.eal_args();
+            let devices: Vec<(String, String)> = args
+                .windows(2)
+                .filter(|pair| pair[0] == "-a" || pair[0] == "--vdev")
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect();
+            prop_assert_eq!(devices, expected);
+            let has_pci = kinds.iter().any(|is_pci| *is_pci);
+            prop_assert_eq!(args.iter().any(|arg| arg == "--no-pci"), !has_pci);
+        }
+    }
 }
