@@ -194,7 +194,12 @@ fn describe(path: &Path, message: &str) -> Problem {
         } else {
             format!("unknown key; expected one of {}", choices.join(", "))
         };
-        if let Some(close) = closest(unknown, &choices) {
+        if unknown == "workers" && key != "workers" {
+            // TOML puts every key after a [table] header into that table.
+            text = format!(
+                "{text}; `workers` is a top-level key: move it above the first [table] header"
+            );
+        } else if let Some(close) = closest(unknown, &choices) {
             text = format!("{text} (did you mean `{close}`?)");
         }
         return Problem::new(key, text);

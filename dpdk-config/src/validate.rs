@@ -731,6 +731,11 @@ mod tests {
                 "unknown key",
             ),
             (
+                format!("{EAL}workers = [1]\n{PORT}"),
+                "eal.workers",
+                "`workers` is a top-level key: move it above the first [table] header",
+            ),
+            (
                 format!("nonsense = 1\n{EAL}{PORT}"),
                 "nonsense",
                 "expected one of workers, eal, mempool, ports",
@@ -1162,6 +1167,31 @@ mod tests {
             let bad_function = format!("0000:{bus:02x}:00.{function:x}");
             prop_assert!(normalize_pci(&bad_device).is_err());
             prop_assert!(normalize_pci(&bad_function).is_err());
+        }
+
+        /// Whatever the text, loading returns a profile or an error, never
+        /// a panic; and an error always names the origin.
+        #[test]
+        fn arbitrary_text_never_panics(text in "[\\[\\]a-z_=\"0-9,.:\n \\-]{0,200}") {
+            if let Err(error) = Profile::from_toml_str(&text, "fuzz.toml") {
+                prop_assert!(error.to_string().starts_with("fuzz.toml"));
+            }
+        }
+
+        /// Cutting a piece out of a shipped profile gives a profile or an
+        /// error, never a panic.
+        #[test]
+        fn damaged_shipped_profile_never_panics(start in 0usize..2000, length in 0usize..64) {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tap-demo.toml");
+            let original = std::fs::read(path).expect("tap-demo.toml");
+            let start = start.min(original.len());
+            let end = (start + length).min(original.len());
+            let mut damaged = original[..start].to_vec();
+            damaged.extend_from_slice(&original[end..]);
+            let text = String::from_utf8_lossy(&damaged);
+            if let Err(error) = Profile::from_toml_str(&text, "damaged.toml") {
+                prop_assert!(error.to_string().starts_with("damaged.toml"));
+            }
         }
 
         #[test]
