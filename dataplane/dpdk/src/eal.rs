@@ -25,6 +25,9 @@ pub struct Eal {
     /// Not constructible outside this module. `Sync`, so worker threads
     /// started with `std::thread::scope` can borrow it.
     _private: PhantomData<()>,
+    /// Set once `rte_eal_cleanup` has run: after it, no DPDK call is valid,
+    /// including the port and mempool walks of a second clean-up attempt.
+    cleaned_up: bool,
 }
 
 impl Eal {
@@ -72,6 +75,7 @@ impl Eal {
         }
         Ok(Eal {
             _private: PhantomData,
+            cleaned_up: false,
         })
     }
 
@@ -115,6 +119,9 @@ impl Eal {
     }
 
     fn cleanup_in_place(&mut self) -> Result<(), DpdkError> {
+        if self.cleaned_up {
+            return Ok(());
+        }
         let ids: Vec<u16> = self.port_ids().collect();
         for id in ids {
             // SAFETY: no Port handle can exist (they borrow self), so no
@@ -133,8 +140,10 @@ impl Eal {
         if missing > 0 {
             return Err(DpdkError::MbufsOutstanding(missing));
         }
+        self.cleaned_up = true;
         // SAFETY: every port is closed, no mbuf is outstanding, and no
-        // mempool, port or ring handle exists (they borrow self).
+        // mempool, port or ring handle exists (they borrow self); the flag
+        // above makes this the only call.
         let rc = unsafe { sys::rte_eal_cleanup() };
         crate::error::check(|| "rte_eal_cleanup".into(), rc).map(drop)
     }
@@ -150,13 +159,13 @@ impl Drop for Eal {
 /// Sums, over every mempool in the process, the objects not back in it.
 fn mbufs_outstanding() -> u64 {
     unsafe extern "C" fn count_missing(pool: *mut sys::rte_mempool, total: *mut c_void) {
-        // SAFETY: rte_mempool_walk passes each live mempool; `total` is the
-        // &mut u64 passed below, alive for the whole walk.
-        unsafe {
-            let size = (*pool).size;
-            let available = sys::rte_mempool_avail_count(pool);
-            *total.cast::<u64>() += u64::from(size.saturating_sub(available));
-        }
+        // SAFETY: rte_mempool_walk passes each live mempool.
+        let size = unsafe { (*pool).size };
+        // SAFETY: as above.
+        let available = unsafe { sys::rte_mempool_avail_count(pool) };
+        // SAFETY: `total` is the &mut u64 passed below, alive for the walk.
+        let total = unsafe { &mut *total.cast::<u64>() };
+        *total += u64::from(size.saturating_sub(available));
     }
     let mut total = 0u64;
     // SAFETY: the callback only reads the pool and writes `total`, which

@@ -137,7 +137,9 @@ fn strerror(errno: i32) -> String {
     // SAFETY: rte_strerror accepts any value and returns a pointer to a
     // NUL-terminated string (static or per-thread buffer), valid until the
     // next call on this thread; we copy it out at once.
-    let text = unsafe { CStr::from_ptr(sys::rte_strerror(errno)) };
+    let text = unsafe { sys::rte_strerror(errno) };
+    // SAFETY: as above, a valid NUL-terminated string.
+    let text = unsafe { CStr::from_ptr(text) };
     text.to_string_lossy().into_owned()
 }
 

@@ -62,19 +62,31 @@ impl Mbuf {
         self.0.as_ptr()
     }
 
+    /// The mbuf header, read-only.
+    #[inline]
+    fn header(&self) -> &sys::rte_mbuf {
+        // SAFETY: self owns a valid mbuf; only the C shim writes the header,
+        // and only through &mut self, so no write overlaps this borrow.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Start of the first segment's bytes (DPDK's `rte_pktmbuf_mtod`).
+    #[inline]
+    fn data_start(&self) -> *mut u8 {
+        let header = self.header();
+        header
+            .buf_addr
+            .cast::<u8>()
+            .wrapping_add(usize::from(header.data_off))
+    }
+
     /// The packet bytes of the first segment.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        // SAFETY: self owns a valid mbuf whose first segment holds data_len
-        // initialised bytes starting at buf_addr + data_off (DPDK's mtod);
-        // the borrow of self keeps them alive and unaliased by writers.
-        unsafe {
-            let m = self.0.as_ptr();
-            std::slice::from_raw_parts(
-                (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
-                usize::from((*m).data_len),
-            )
-        }
+        // SAFETY: the first segment holds data_len initialised bytes from
+        // data_start (inside the mbuf's buffer); the borrow of self keeps
+        // them alive and unaliased by writers.
+        unsafe { std::slice::from_raw_parts(self.data_start(), self.len()) }
     }
 
     /// The packet bytes of the first segment, writable.
@@ -82,20 +94,13 @@ impl Mbuf {
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `data`; the unique borrow of self makes the slice
         // the only access to these bytes.
-        unsafe {
-            let m = self.0.as_ptr();
-            std::slice::from_raw_parts_mut(
-                (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
-                usize::from((*m).data_len),
-            )
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.data_start(), self.len()) }
     }
 
     /// Bytes in the first segment (`data().len()`).
     #[inline]
     pub fn len(&self) -> usize {
-        // SAFETY: reads a header field of the owned, valid mbuf.
-        usize::from(unsafe { (*self.0.as_ptr()).data_len })
+        usize::from(self.header().data_len)
     }
 
     /// True when the first segment holds no bytes.
@@ -107,22 +112,19 @@ impl Mbuf {
     /// Bytes in the whole packet, all segments.
     #[inline]
     pub fn packet_len(&self) -> u32 {
-        // SAFETY: reads a header field of the owned, valid mbuf.
-        unsafe { (*self.0.as_ptr()).pkt_len }
+        self.header().pkt_len
     }
 
     /// Number of chained segments (1 for an unscattered packet).
     #[inline]
     pub fn segment_count(&self) -> u16 {
-        // SAFETY: reads a header field of the owned, valid mbuf.
-        unsafe { (*self.0.as_ptr()).nb_segs }
+        self.header().nb_segs
     }
 
     /// The input port DPDK recorded at rx.
     #[inline]
     pub fn port(&self) -> u16 {
-        // SAFETY: reads a header field of the owned, valid mbuf.
-        unsafe { (*self.0.as_ptr()).port }
+        self.header().port
     }
 
     /// Free bytes before the data (room for `prepend`).
@@ -193,12 +195,7 @@ impl Mbuf {
     /// the pipeline parses it.
     #[inline]
     pub fn prefetch_data(&self) {
-        // SAFETY: reads header fields of the owned, valid mbuf; the
-        // computed address is inside its buffer.
-        let first_byte = unsafe {
-            let m = self.0.as_ptr();
-            (*m).buf_addr.cast::<i8>().add(usize::from((*m).data_off))
-        };
+        let first_byte = self.data_start().cast::<i8>().cast_const();
         // Rust 1.95 still requires `unsafe` here (target-feature function),
         // even though SSE is baseline on x86_64.
         #[cfg(target_arch = "x86_64")]

@@ -106,14 +106,15 @@ impl<'eal> Mempool<'eal> {
         if count > room {
             return false;
         }
-        // SAFETY: `spare` has room for `count` pointers; on success (0) the
-        // call wrote `count` fresh mbufs there, all owned by the batch now.
-        unsafe {
-            if sys::palisade_pktmbuf_alloc_bulk(self.pool.as_ptr(), spare, count as u32) != 0 {
-                return false;
-            }
-            batch.filled(count);
+        // SAFETY: `spare` has room for `count` pointers; the pool is live.
+        let rc =
+            unsafe { sys::palisade_pktmbuf_alloc_bulk(self.pool.as_ptr(), spare, count as u32) };
+        if rc != 0 {
+            return false;
         }
+        // SAFETY: on success the call wrote `count` fresh mbufs, now owned
+        // by the batch.
+        unsafe { batch.filled(count) };
         true
     }
 }

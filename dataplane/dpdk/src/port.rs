@@ -49,8 +49,12 @@ pub struct MacAddr(pub [u8; 6]);
 
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+        let octets = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            octets[0], octets[1], octets[2], octets[3], octets[4], octets[5]
+        )
     }
 }
 
@@ -142,8 +146,8 @@ pub struct Port<'eal> {
 impl<'eal> Port<'eal> {
     /// The port with this id.
     pub fn by_id(_eal: &'eal Eal, id: u16) -> Result<Port<'eal>, DpdkError> {
-        // SAFETY: accepts any id.
         if u32::from(id) >= sys::RTE_MAX_ETHPORTS
+            // SAFETY: accepts any id.
             || unsafe { sys::rte_eth_dev_is_valid_port(id) } == 0
         {
             return Err(DpdkError::NoSuchPort(id));
@@ -275,24 +279,35 @@ impl<'eal> Port<'eal> {
             stored => *stored = Some(key.into()),
         }
         if self.queues.is_some() {
-            let hf = self.current_rss_hf()?;
-            if hf != 0 {
-                let key = self.rss_key.as_mut().expect("set just above");
-                let mut conf = sys::rte_eth_rss_conf {
-                    rss_key: key.as_mut_ptr(),
-                    rss_key_len: key.len() as u8,
-                    rss_hf: hf,
-                };
-                // SAFETY: conf points at a live key of the stated length;
-                // the PMD copies it.
-                let rc = unsafe { sys::rte_eth_dev_rss_hash_update(self.id, &raw mut conf) };
-                check(
-                    || format!("rte_eth_dev_rss_hash_update(port {})", self.id),
-                    rc,
-                )?;
-            }
+            self.apply_rss_key()?;
         }
         Ok(())
+    }
+
+    /// Gives the stored key to a configured device whose RSS is on. Some
+    /// PMDs (net_null, for one) ignore the key in the configuration and
+    /// only take one through this call.
+    fn apply_rss_key(&mut self) -> Result<(), DpdkError> {
+        let hf = self.current_rss_hf()?;
+        let Some(key) = self.rss_key.as_mut() else {
+            return Ok(());
+        };
+        if hf == 0 {
+            return Ok(());
+        }
+        let mut conf = sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: key.len() as u8,
+            rss_hf: hf,
+        };
+        // SAFETY: conf points at a live key of the stated length; the PMD
+        // copies it.
+        let rc = unsafe { sys::rte_eth_dev_rss_hash_update(self.id, &raw mut conf) };
+        check(
+            || format!("rte_eth_dev_rss_hash_update(port {})", self.id),
+            rc,
+        )
+        .map(drop)
     }
 
     /// Uses the symmetric Toeplitz key at the device's key length, so both
@@ -441,6 +456,9 @@ impl<'eal> Port<'eal> {
             )?;
         }
         self.queues = Some((rx_queues, tx_queues));
+        if conf.rxmode.mq_mode == sys::RTE_ETH_MQ_RX_RSS {
+            self.apply_rss_key()?;
+        }
         Ok(())
     }
 
@@ -614,13 +632,11 @@ impl RxQueue<'_> {
         // SAFETY: this handle is the only poller of (port, queue), which was
         // configured; `spare` has room for `room` pointers; the PMD writes
         // `received` owned mbufs there.
-        unsafe {
-            let received = usize::from(sys::palisade_eth_rx_burst(
-                self.port, self.queue, spare, room,
-            ));
-            batch.filled(received);
-            received
-        }
+        let received =
+            usize::from(unsafe { sys::palisade_eth_rx_burst(self.port, self.queue, spare, room) });
+        // SAFETY: the PMD wrote `received` owned mbufs after the batch's end.
+        unsafe { batch.filled(received) };
+        received
     }
 
     /// The port id.
@@ -663,13 +679,12 @@ impl TxQueue<'_> {
         // SAFETY: this handle is the only user of (port, queue); `packets`
         // holds `count` owned mbufs; the PMD takes ownership of the first
         // `sent`, which the batch then forgets.
-        unsafe {
-            let sent = usize::from(sys::palisade_eth_tx_burst(
-                self.port, self.queue, packets, count,
-            ));
-            batch.taken_from_front(sent);
-            sent
-        }
+        let sent = usize::from(unsafe {
+            sys::palisade_eth_tx_burst(self.port, self.queue, packets, count)
+        });
+        // SAFETY: the PMD owns the first `sent` mbufs now.
+        unsafe { batch.taken_from_front(sent) };
+        sent
     }
 
     /// The port id.

@@ -48,15 +48,15 @@ impl Drop for RingInner {
             // SAFETY: exclusive access (last handle dropped); `spare` has
             // room for `room` pointers; dequeued objects are owned mbufs.
             let got = unsafe {
-                let got = sys::palisade_ring_dequeue_burst(
+                sys::palisade_ring_dequeue_burst(
                     self.ring.as_ptr(),
                     spare.cast(),
                     room as u32,
                     std::ptr::null_mut(),
-                );
-                batch.filled(got as usize);
-                got
+                )
             };
+            // SAFETY: the ring handed over `got` owned mbufs into `spare`.
+            unsafe { batch.filled(got as usize) };
             batch.clear();
             if got == 0 {
                 break;
@@ -71,6 +71,7 @@ impl Ring {
     /// Creates a ring holding up to `capacity` mbufs, returning its two
     /// ends. The ring is freed (with any mbufs still in it) when the last
     /// handle drops.
+    #[allow(clippy::new_ret_no_self)] // a ring is used through its two ends
     pub fn new<'eal>(
         _eal: &'eal Eal,
         name: &str,
@@ -134,16 +135,17 @@ impl RingProducer<'_> {
         // SAFETY: this handle is the only producer, or the ring is
         // multi-producer; `packets` holds `count` owned mbufs, of which the
         // ring takes the first `taken`, which the batch then forgets.
-        unsafe {
-            let taken = sys::palisade_ring_enqueue_burst(
+        let taken = unsafe {
+            sys::palisade_ring_enqueue_burst(
                 self.inner.ring.as_ptr(),
                 packets.cast::<*mut std::ffi::c_void>().cast_const(),
                 count as u32,
                 std::ptr::null_mut(),
-            ) as usize;
-            batch.taken_from_front(taken);
-            taken
-        }
+            )
+        } as usize;
+        // SAFETY: the ring owns the first `taken` mbufs now.
+        unsafe { batch.taken_from_front(taken) };
+        taken
     }
 
     /// Enqueues one packet, or gives it back when the ring is full.
@@ -197,16 +199,17 @@ impl RingConsumer<'_> {
         // SAFETY: this handle is the only consumer, or the ring is
         // multi-consumer; `spare` has room for `room` pointers; dequeued
         // objects are owned mbufs, now the batch's.
-        unsafe {
-            let got = sys::palisade_ring_dequeue_burst(
+        let got = unsafe {
+            sys::palisade_ring_dequeue_burst(
                 self.inner.ring.as_ptr(),
                 spare.cast(),
                 room as u32,
                 std::ptr::null_mut(),
-            ) as usize;
-            batch.filled(got);
-            got
-        }
+            )
+        } as usize;
+        // SAFETY: the ring handed over `got` owned mbufs into `spare`.
+        unsafe { batch.filled(got) };
+        got
     }
 
     /// Another consumer handle, if the ring allows several consumers.
