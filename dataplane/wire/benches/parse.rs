@@ -63,14 +63,45 @@ fn traffic_mix() -> Vec<Vec<u8>> {
         vlan,
         ethertype: 0,
     };
-    let udp = TransportRepr::Udp { src_port: 53000, dst_port: 53 };
-    let with_options = Ipv6Extensions { destination_options: true, fragment: None };
+    let udp = TransportRepr::Udp {
+        src_port: 53000,
+        dst_port: 53,
+    };
+    let with_options = Ipv6Extensions {
+        destination_options: true,
+        fragment: None,
+    };
     let builders = [
-        PacketBuilder { ethernet: eth(None), ip: ipv4([10, 0, 0, 1], [10, 0, 1, 1]), ipv6_extensions: Ipv6Extensions::default(), transport: tcp() },
-        PacketBuilder { ethernet: eth(None), ip: ipv4([10, 0, 0, 1], [10, 0, 1, 1]), ipv6_extensions: Ipv6Extensions::default(), transport: udp },
-        PacketBuilder { ethernet: eth(None), ip: ipv6(1, 2), ipv6_extensions: with_options, transport: tcp() },
-        PacketBuilder { ethernet: eth(Some(100)), ip: ipv4([10, 0, 0, 1], [10, 0, 1, 1]), ipv6_extensions: Ipv6Extensions::default(), transport: tcp() },
-        PacketBuilder { ethernet: eth(Some(200)), ip: ipv6(1, 2), ipv6_extensions: Ipv6Extensions::default(), transport: udp },
+        PacketBuilder {
+            ethernet: eth(None),
+            ip: ipv4([10, 0, 0, 1], [10, 0, 1, 1]),
+            ipv6_extensions: Ipv6Extensions::default(),
+            transport: tcp(),
+        },
+        PacketBuilder {
+            ethernet: eth(None),
+            ip: ipv4([10, 0, 0, 1], [10, 0, 1, 1]),
+            ipv6_extensions: Ipv6Extensions::default(),
+            transport: udp,
+        },
+        PacketBuilder {
+            ethernet: eth(None),
+            ip: ipv6(1, 2),
+            ipv6_extensions: with_options,
+            transport: tcp(),
+        },
+        PacketBuilder {
+            ethernet: eth(Some(100)),
+            ip: ipv4([10, 0, 0, 1], [10, 0, 1, 1]),
+            ipv6_extensions: Ipv6Extensions::default(),
+            transport: tcp(),
+        },
+        PacketBuilder {
+            ethernet: eth(Some(200)),
+            ip: ipv6(1, 2),
+            ipv6_extensions: Ipv6Extensions::default(),
+            transport: udp,
+        },
     ];
     let payload = [0x5au8; 64];
     builders
@@ -98,7 +129,8 @@ fn bench_parse(c: &mut Criterion) {
     group.bench_function("etherparse_sliced_from_ethernet", |b| {
         b.iter(|| {
             for frame in &frames {
-                let sliced = etherparse::SlicedPacket::from_ethernet(black_box(frame)).expect("valid");
+                let sliced =
+                    etherparse::SlicedPacket::from_ethernet(black_box(frame)).expect("valid");
                 black_box(&sliced);
             }
         });
@@ -106,7 +138,8 @@ fn bench_parse(c: &mut Criterion) {
     group.bench_function("etherparse_lax_sliced_from_ethernet", |b| {
         b.iter(|| {
             for frame in &frames {
-                let sliced = etherparse::LaxSlicedPacket::from_ethernet(black_box(frame)).expect("valid");
+                let sliced =
+                    etherparse::LaxSlicedPacket::from_ethernet(black_box(frame)).expect("valid");
                 black_box(&sliced);
             }
         });
@@ -116,17 +149,29 @@ fn bench_parse(c: &mut Criterion) {
 
 fn bench_edit(c: &mut Criterion) {
     let frames = traffic_mix();
-    let infos: Vec<FrameInfo> = frames.iter().map(|f| parse_frame(f).expect("valid")).collect();
+    let infos: Vec<FrameInfo> = frames
+        .iter()
+        .map(|f| parse_frame(f).expect("valid"))
+        .collect();
     let mut group = c.benchmark_group("edit_mix_of_5");
     group.throughput(Throughput::Elements(frames.len() as u64));
     group.bench_function("rewrite_macs_and_decrement_ttl", |b| {
         let mut work = frames.clone();
         b.iter(|| {
             for (frame, info) in work.iter_mut().zip(&infos) {
-                palisade_wire::rewrite_macs(frame, MacAddr([2, 0, 0, 0, 0, 9]), MacAddr([2, 0, 0, 0, 0, 8])).expect("long enough");
+                palisade_wire::rewrite_macs(
+                    frame,
+                    MacAddr([2, 0, 0, 0, 0, 9]),
+                    MacAddr([2, 0, 0, 0, 0, 8]),
+                )
+                .expect("long enough");
                 // Put the TTL back so every iteration does the same work.
                 let l3 = usize::from(info.l3_offset);
-                let ttl_at = if matches!(info.l3, L3Info::Ipv4(_)) { l3 + 8 } else { l3 + 7 };
+                let ttl_at = if matches!(info.l3, L3Info::Ipv4(_)) {
+                    l3 + 8
+                } else {
+                    l3 + 7
+                };
                 frame[ttl_at] = 64;
                 let _ = decrement_ttl(black_box(frame), info);
             }

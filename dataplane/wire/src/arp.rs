@@ -195,7 +195,10 @@ mod tests {
         let mut buf = [0xeeu8; 30];
         assert_eq!(request_repr().emit(&mut buf), Ok(28));
         assert_eq!(buf[..28], REQUEST);
-        assert_eq!(request_repr().emit(&mut buf[..27]), Err(WireError::BufferTooSmall));
+        assert_eq!(
+            request_repr().emit(&mut buf[..27]),
+            Err(WireError::BufferTooSmall)
+        );
     }
 
     #[test]
@@ -203,14 +206,20 @@ mod tests {
         for (at, value) in [(1, 6u8), (2, 0x86), (4, 8), (5, 16)] {
             let mut bytes = REQUEST;
             bytes[at] = value;
-            assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::UnsupportedArp);
+            assert_eq!(
+                Packet::new_checked(&bytes[..]).unwrap_err(),
+                WireError::UnsupportedArp
+            );
         }
     }
 
     #[test]
     fn every_truncation_is_an_error() {
         for len in 0..PACKET_LEN {
-            assert_eq!(Packet::new_checked(&REQUEST[..len]).unwrap_err(), WireError::TruncatedArp);
+            assert_eq!(
+                Packet::new_checked(&REQUEST[..len]).unwrap_err(),
+                WireError::TruncatedArp
+            );
         }
     }
 

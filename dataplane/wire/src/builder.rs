@@ -118,10 +118,18 @@ impl PacketBuilder {
             IpRepr::Ipv4(_) => ethertype::IPV4,
             IpRepr::Ipv6(_) => ethertype::IPV6,
         };
-        let mut at = EthernetRepr { ethertype, ..self.ethernet }.emit(out)?;
+        let mut at = EthernetRepr {
+            ethertype,
+            ..self.ethernet
+        }
+        .emit(out)?;
         let (src, dst) = match self.ip {
             IpRepr::Ipv4(repr) => {
-                let repr = Ipv4Repr { protocol, payload_len: transport_len, ..repr };
+                let repr = Ipv4Repr {
+                    protocol,
+                    payload_len: transport_len,
+                    ..repr
+                };
                 at += repr.emit(&mut out[at..])?;
                 (IpAddr::V4(repr.src), IpAddr::V4(repr.dst))
             }
@@ -133,10 +141,18 @@ impl PacketBuilder {
                     (false, None) => protocol,
                 };
                 let payload_len = extensions.len() + transport_len;
-                let repr = Ipv6Repr { next_header: first, payload_len, ..repr };
+                let repr = Ipv6Repr {
+                    next_header: first,
+                    payload_len,
+                    ..repr
+                };
                 at += repr.emit(&mut out[at..])?;
                 if extensions.destination_options {
-                    let next = if extensions.fragment.is_some() { next_header::FRAGMENT } else { protocol };
+                    let next = if extensions.fragment.is_some() {
+                        next_header::FRAGMENT
+                    } else {
+                        protocol
+                    };
                     out[at..at + 8].copy_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
                     at += 8;
                 }
@@ -162,7 +178,11 @@ impl PacketBuilder {
                 tcp::Packet::new_unchecked(&mut *l4).fill_checksum(src, dst);
             }
             TransportRepr::Udp { src_port, dst_port } => {
-                let repr = udp::UdpRepr { src_port, dst_port, payload_len: payload.len() };
+                let repr = udp::UdpRepr {
+                    src_port,
+                    dst_port,
+                    payload_len: payload.len(),
+                };
                 repr.emit(l4)?;
                 l4[udp::HEADER_LEN..].copy_from_slice(payload);
                 udp::Packet::new_unchecked(&mut *l4).fill_checksum(src, dst);

@@ -48,7 +48,11 @@ pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, length: u32) -> u64
         IpAddr::V4(a) => sum(&a.octets()),
         IpAddr::V6(a) => sum(&a.octets()),
     };
-    addr_sum(src) + addr_sum(dst) + u64::from(protocol) + u64::from(length >> 16) + u64::from(length & 0xffff)
+    addr_sum(src)
+        + addr_sum(dst)
+        + u64::from(protocol)
+        + u64::from(length >> 16)
+        + u64::from(length & 0xffff)
 }
 
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word of the covered data

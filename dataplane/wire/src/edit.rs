@@ -57,7 +57,9 @@ pub fn decrement_ttl(frame: &mut [u8], info: &FrameInfo) -> Result<(), EditError
     let l3 = usize::from(info.l3_offset);
     match info.l3 {
         L3Info::Ipv4(_) => {
-            let header = frame.get_mut(l3..l3 + ipv4::MIN_HEADER_LEN).ok_or(EditError::FrameTooShort)?;
+            let header = frame
+                .get_mut(l3..l3 + ipv4::MIN_HEADER_LEN)
+                .ok_or(EditError::FrameTooShort)?;
             let ttl = header[ipv4::TTL_OFFSET];
             if ttl <= 1 {
                 return Err(EditError::TtlExpired);
@@ -74,7 +76,9 @@ pub fn decrement_ttl(frame: &mut [u8], info: &FrameInfo) -> Result<(), EditError
             Ok(())
         }
         L3Info::Ipv6(_) => {
-            let hop_limit = frame.get_mut(l3 + ipv6::HOP_LIMIT_OFFSET).ok_or(EditError::FrameTooShort)?;
+            let hop_limit = frame
+                .get_mut(l3 + ipv6::HOP_LIMIT_OFFSET)
+                .ok_or(EditError::FrameTooShort)?;
             if *hop_limit <= 1 {
                 return Err(EditError::TtlExpired);
             }
@@ -94,7 +98,12 @@ pub fn build_arp_reply(
     our_mac: MacAddr,
     out: &mut [u8],
 ) -> Result<usize, EditError> {
-    let eth = EthernetRepr { dst: request.sender_mac, src: our_mac, vlan, ethertype: ethertype::ARP };
+    let eth = EthernetRepr {
+        dst: request.sender_mac,
+        src: our_mac,
+        vlan,
+        ethertype: ethertype::ARP,
+    };
     let len = (eth.header_len() + arp::PACKET_LEN).max(MIN_FRAME_LEN);
     let out = out.get_mut(..len).ok_or(EditError::BufferTooSmall)?;
     out.fill(0);
@@ -106,7 +115,9 @@ pub fn build_arp_reply(
         target_mac: request.sender_mac,
         target_ip: request.sender_ip,
     };
-    reply.emit(&mut out[at..]).map_err(|_| EditError::BufferTooSmall)?;
+    reply
+        .emit(&mut out[at..])
+        .map_err(|_| EditError::BufferTooSmall)?;
     Ok(len)
 }
 
@@ -126,7 +137,12 @@ pub fn build_neighbor_advertisement(
     let L3Info::Ipv6(ip) = solicitation.l3 else {
         return Err(EditError::NotNeighborSolicitation);
     };
-    let L4Info::Icmpv6 { ty: icmpv6::message::NEIGHBOR_SOLICIT, nd_target: Some(target), .. } = ip.l4 else {
+    let L4Info::Icmpv6 {
+        ty: icmpv6::message::NEIGHBOR_SOLICIT,
+        nd_target: Some(target),
+        ..
+    } = ip.l4
+    else {
         return Err(EditError::NotNeighborSolicitation);
     };
     let IpAddr::V6(solicitor) = ip.src else {
@@ -138,11 +154,20 @@ pub fn build_neighbor_advertisement(
         (solicitor, solicitation.src_mac, true)
     };
     let advert = Icmpv6Repr::NeighborAdvert {
-        flags: NdFlags { router: true, solicited, override_: true },
+        flags: NdFlags {
+            router: true,
+            solicited,
+            override_: true,
+        },
         target,
         target_lladdr: Some(router_mac),
     };
-    let eth = EthernetRepr { dst: dst_mac, src: router_mac, vlan: solicitation.vlan, ethertype: ethertype::IPV6 };
+    let eth = EthernetRepr {
+        dst: dst_mac,
+        src: router_mac,
+        vlan: solicitation.vlan,
+        ethertype: ethertype::IPV6,
+    };
     let message_len = advert.message_len(0);
     let len = eth.header_len() + ipv6::HEADER_LEN + message_len;
     let out = out.get_mut(..len).ok_or(EditError::BufferTooSmall)?;
@@ -156,7 +181,292 @@ pub fn build_neighbor_advertisement(
         traffic_class: 0,
         flow_label: 0,
     };
-    at += header.emit(&mut out[at..]).map_err(|_| EditError::BufferTooSmall)?;
-    advert.emit(target, dst_ip, &[], &mut out[at..]).map_err(|_| EditError::BufferTooSmall)?;
+    at += header
+        .emit(&mut out[at..])
+        .map_err(|_| EditError::BufferTooSmall)?;
+    advert
+        .emit(target, dst_ip, &[], &mut out[at..])
+        .map_err(|_| EditError::BufferTooSmall)?;
     Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::{IpRepr, Ipv6Extensions, PacketBuilder, TransportRepr};
+    use crate::frame::parse_frame;
+    use crate::icmpv6::Packet as Icmpv6Packet;
+    use crate::ipv4::Ipv4Repr;
+    use core::net::Ipv4Addr;
+    use proptest::prelude::*;
+
+    const HOST: MacAddr = MacAddr([2, 0, 0, 0, 0, 5]);
+    const ROUTER: MacAddr = MacAddr([2, 0xaa, 0, 0, 0, 1]);
+
+    fn arp_request_frame(vlan: Option<u16>) -> Vec<u8> {
+        let eth = EthernetRepr {
+            dst: MacAddr::BROADCAST,
+            src: HOST,
+            vlan,
+            ethertype: ethertype::ARP,
+        };
+        let request = ArpRepr {
+            operation: ArpOperation::Request,
+            sender_mac: HOST,
+            sender_ip: Ipv4Addr::new(10, 0, 0, 5),
+            target_mac: MacAddr([0; 6]),
+            target_ip: Ipv4Addr::new(10, 0, 0, 1),
+        };
+        let mut frame = vec![0u8; eth.header_len() + arp::PACKET_LEN];
+        let at = eth.emit(&mut frame).unwrap();
+        request.emit(&mut frame[at..]).unwrap();
+        frame
+    }
+
+    #[test]
+    fn arp_reply_answers_the_request() {
+        for vlan in [None, Some(42)] {
+            let info = parse_frame(&arp_request_frame(vlan)).unwrap();
+            let L3Info::Arp(request) = info.l3 else {
+                panic!("not ARP")
+            };
+            let mut out = [0xeeu8; 80];
+            let len = build_arp_reply(&request, info.vlan, ROUTER, &mut out).unwrap();
+            assert_eq!(len, MIN_FRAME_LEN);
+            let reply = parse_frame(&out[..len]).unwrap();
+            assert_eq!(
+                (reply.dst_mac, reply.src_mac, reply.vlan),
+                (HOST, ROUTER, vlan)
+            );
+            assert_eq!(
+                reply.l3,
+                L3Info::Arp(ArpRepr {
+                    operation: ArpOperation::Reply,
+                    sender_mac: ROUTER,
+                    sender_ip: Ipv4Addr::new(10, 0, 0, 1),
+                    target_mac: HOST,
+                    target_ip: Ipv4Addr::new(10, 0, 0, 5),
+                })
+            );
+            let end = usize::from(reply.l4_offset);
+            assert!(out[end..len].iter().all(|&b| b == 0), "padding is zero");
+            assert_eq!(
+                build_arp_reply(&request, vlan, ROUTER, &mut out[..59]),
+                Err(EditError::BufferTooSmall)
+            );
+        }
+    }
+
+    fn solicitation_frame(src: Ipv6Addr, vlan: Option<u16>) -> Vec<u8> {
+        let target = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let builder = PacketBuilder {
+            ethernet: EthernetRepr {
+                dst: MacAddr([0x33, 0x33, 0xff, 0, 0, 1]),
+                src: HOST,
+                vlan,
+                ethertype: 0,
+            },
+            ip: IpRepr::Ipv6(Ipv6Repr {
+                src,
+                dst: "ff02::1:ff00:1".parse().unwrap(),
+                next_header: 0,
+                payload_len: 0,
+                hop_limit: 255,
+                traffic_class: 0,
+                flow_label: 0,
+            }),
+            ipv6_extensions: Ipv6Extensions::default(),
+            transport: TransportRepr::Icmpv6(Icmpv6Repr::NeighborSolicit {
+                target,
+                source_lladdr: (!src.is_unspecified()).then_some(HOST),
+            }),
+        };
+        let mut frame = vec![0u8; builder.frame_len(0)];
+        builder.emit(&[], &mut frame).unwrap();
+        frame
+    }
+
+    fn parse_advert(frame: &[u8]) -> (FrameInfo, Ipv6Addr, Ipv6Addr, Icmpv6Repr) {
+        let info = parse_frame(frame).unwrap();
+        let l3 = usize::from(info.l3_offset);
+        let ip = crate::ipv6::Packet::new_checked(&frame[l3..]).unwrap();
+        let message = Icmpv6Packet::new_checked(&frame[usize::from(info.l4_offset)..]).unwrap();
+        assert!(
+            message.verify_checksum(ip.src_addr(), ip.dst_addr()),
+            "ICMPv6 checksum"
+        );
+        assert_eq!(ip.hop_limit(), 255);
+        (
+            info,
+            ip.src_addr(),
+            ip.dst_addr(),
+            Icmpv6Repr::parse(&message).unwrap(),
+        )
+    }
+
+    #[test]
+    fn neighbor_advertisement_answers_the_solicitation() {
+        let solicitor: Ipv6Addr = "2001:db8::5".parse().unwrap();
+        let target: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let info = parse_frame(&solicitation_frame(solicitor, Some(9))).unwrap();
+        let mut out = [0u8; 128];
+        let len = build_neighbor_advertisement(&info, ROUTER, &mut out).unwrap();
+        assert_eq!(len, 18 + 40 + 32);
+        let (advert_info, src, dst, repr) = parse_advert(&out[..len]);
+        assert_eq!(
+            (advert_info.dst_mac, advert_info.src_mac, advert_info.vlan),
+            (HOST, ROUTER, Some(9))
+        );
+        assert_eq!((src, dst), (target, solicitor));
+        assert_eq!(
+            repr,
+            Icmpv6Repr::NeighborAdvert {
+                flags: NdFlags {
+                    router: true,
+                    solicited: true,
+                    override_: true
+                },
+                target,
+                target_lladdr: Some(ROUTER),
+            }
+        );
+        assert_eq!(
+            build_neighbor_advertisement(&info, ROUTER, &mut out[..len - 1]),
+            Err(EditError::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn duplicate_address_detection_is_answered_to_all_nodes() {
+        let info = parse_frame(&solicitation_frame(Ipv6Addr::UNSPECIFIED, None)).unwrap();
+        let mut out = [0u8; 128];
+        let len = build_neighbor_advertisement(&info, ROUTER, &mut out).unwrap();
+        let (advert_info, _, dst, repr) = parse_advert(&out[..len]);
+        assert_eq!(dst, ALL_NODES);
+        assert_eq!(advert_info.dst_mac, MacAddr([0x33, 0x33, 0, 0, 0, 1]));
+        let Icmpv6Repr::NeighborAdvert { flags, .. } = repr else {
+            panic!("not an advert")
+        };
+        assert!(!flags.solicited && flags.router && flags.override_);
+    }
+
+    #[test]
+    fn only_solicitations_are_answered() {
+        let info = parse_frame(&arp_request_frame(None)).unwrap();
+        let mut out = [0u8; 128];
+        assert_eq!(
+            build_neighbor_advertisement(&info, ROUTER, &mut out),
+            Err(EditError::NotNeighborSolicitation)
+        );
+        assert_eq!(
+            decrement_ttl(&mut arp_request_frame(None), &info),
+            Err(EditError::NotIp)
+        );
+    }
+
+    fn ipv4_frame(ttl: u8) -> Vec<u8> {
+        let builder = PacketBuilder {
+            ethernet: EthernetRepr {
+                dst: ROUTER,
+                src: HOST,
+                vlan: None,
+                ethertype: 0,
+            },
+            ip: IpRepr::Ipv4(Ipv4Repr {
+                src: Ipv4Addr::new(10, 0, 0, 5),
+                dst: Ipv4Addr::new(10, 0, 1, 5),
+                protocol: 0,
+                payload_len: 0,
+                ttl,
+                dscp_ecn: 0,
+                ident: 1,
+                dont_fragment: true,
+                more_fragments: false,
+                fragment_offset: 0,
+            }),
+            ipv6_extensions: Ipv6Extensions::default(),
+            transport: TransportRepr::Udp {
+                src_port: 1,
+                dst_port: 2,
+            },
+        };
+        let mut frame = vec![0u8; builder.frame_len(4)];
+        builder.emit(b"data", &mut frame).unwrap();
+        frame
+    }
+
+    #[test]
+    fn ttl_decrement_and_expiry() {
+        let mut frame = ipv4_frame(64);
+        let info = parse_frame(&frame).unwrap();
+        decrement_ttl(&mut frame, &info).unwrap();
+        rewrite_macs(&mut frame, HOST, ROUTER).unwrap();
+        let after = parse_frame(&frame).unwrap(); // verifies the IPv4 checksum
+        let L3Info::Ipv4(ip) = after.l3 else {
+            panic!("not IPv4")
+        };
+        assert_eq!(ip.ttl, 63);
+        assert_eq!((after.dst_mac, after.src_mac), (HOST, ROUTER));
+        for ttl in [0, 1] {
+            let mut frame = ipv4_frame(ttl);
+            let before = frame.clone();
+            let info = parse_frame(&frame).unwrap();
+            assert_eq!(decrement_ttl(&mut frame, &info), Err(EditError::TtlExpired));
+            assert_eq!(frame, before, "an expired packet is left untouched");
+        }
+        let mut short = ipv4_frame(64);
+        let info = parse_frame(&short).unwrap();
+        assert_eq!(
+            decrement_ttl(&mut short[..30], &info),
+            Err(EditError::FrameTooShort)
+        );
+        assert_eq!(
+            rewrite_macs(&mut short[..11], HOST, ROUTER),
+            Err(EditError::FrameTooShort)
+        );
+    }
+
+    #[test]
+    fn hop_limit_decrement_and_expiry() {
+        let mut frame = solicitation_frame("2001:db8::5".parse().unwrap(), None);
+        let info = parse_frame(&frame).unwrap();
+        decrement_ttl(&mut frame, &info).unwrap();
+        let L3Info::Ipv6(ip) = parse_frame(&frame).unwrap().l3 else {
+            panic!("not IPv6")
+        };
+        assert_eq!(ip.ttl, 254);
+        frame[14 + 7] = 1;
+        assert_eq!(decrement_ttl(&mut frame, &info), Err(EditError::TtlExpired));
+        assert_eq!(frame[14 + 7], 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// RFC 1624 incremental update against a full recompute, over random
+        /// IPv4 headers with random options and fields.
+        #[test]
+        fn incremental_ttl_checksum_matches_full_recompute(
+            mut header in proptest::collection::vec(any::<u8>(), 60),
+            option_words in 0usize..=10,
+            ttl in 2u8..=255,
+        ) {
+            let header_len = 20 + option_words * 4;
+            header.truncate(header_len);
+            header[0] = 0x40 | (header_len / 4) as u8;
+            header[2..4].copy_from_slice(&(header_len as u16).to_be_bytes());
+            header[6] &= 0x40; // not a fragment
+            header[8] = ttl;
+            let mut frame = vec![0u8; 14];
+            frame[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+            frame.extend_from_slice(&header);
+            crate::ipv4::Packet::new_checked(&mut frame[14..]).unwrap().fill_checksum();
+            let info = parse_frame(&frame).unwrap();
+            decrement_ttl(&mut frame, &info).unwrap();
+            let incremental = u16::from_be_bytes([frame[24], frame[25]]);
+            let mut recomputed = frame.clone();
+            crate::ipv4::Packet::new_checked(&mut recomputed[14..]).unwrap().fill_checksum();
+            prop_assert_eq!(frame[22], ttl - 1);
+            prop_assert_eq!(incremental, u16::from_be_bytes([recomputed[24], recomputed[25]]));
+        }
+    }
 }

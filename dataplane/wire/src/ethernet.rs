@@ -73,7 +73,11 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -302,7 +306,10 @@ mod tests {
         let mut buf = [0u8; 14];
         assert_eq!(repr.emit(&mut buf), Ok(14));
         assert_eq!(&buf[12..], &[0x08, 0x06]);
-        assert_eq!(EthernetRepr::parse(&Frame::new_checked(&buf[..]).unwrap()), repr);
+        assert_eq!(
+            EthernetRepr::parse(&Frame::new_checked(&buf[..]).unwrap()),
+            repr
+        );
     }
 
     #[test]
@@ -316,8 +323,14 @@ mod tests {
         let mut buf = [0u8; 18];
         assert_eq!(repr.emit(&mut buf[..17]), Err(WireError::BufferTooSmall));
         assert_eq!(repr.emit(&mut buf), Ok(18));
-        assert_eq!(EthernetRepr::parse(&Frame::new_checked(&buf[..]).unwrap()), repr);
-        let bad = EthernetRepr { vlan: Some(4096), ..repr };
+        assert_eq!(
+            EthernetRepr::parse(&Frame::new_checked(&buf[..]).unwrap()),
+            repr
+        );
+        let bad = EthernetRepr {
+            vlan: Some(4096),
+            ..repr
+        };
         assert_eq!(bad.emit(&mut buf), Err(WireError::Unrepresentable));
     }
 
@@ -325,10 +338,16 @@ mod tests {
     fn rejects_qinq() {
         let mut outer_ad = TAGGED;
         outer_ad[12..14].copy_from_slice(&[0x88, 0xa8]);
-        assert_eq!(Frame::new_checked(&outer_ad[..]).unwrap_err(), WireError::StackedVlan);
+        assert_eq!(
+            Frame::new_checked(&outer_ad[..]).unwrap_err(),
+            WireError::StackedVlan
+        );
         let mut double_q = TAGGED;
         double_q[16..18].copy_from_slice(&[0x81, 0x00]);
-        assert_eq!(Frame::new_checked(&double_q[..]).unwrap_err(), WireError::StackedVlan);
+        assert_eq!(
+            Frame::new_checked(&double_q[..]).unwrap_err(),
+            WireError::StackedVlan
+        );
     }
 
     #[test]
@@ -349,9 +368,17 @@ mod tests {
         frame.set_dst_addr(MacAddr([0xaa; 6]));
         frame.set_src_addr(MacAddr([0xbb; 6]));
         frame.payload_mut()[0] = 0x11;
-        assert_eq!(&buf[..12], &[0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb]);
+        assert_eq!(
+            &buf[..12],
+            &[
+                0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb
+            ]
+        );
         assert_eq!(buf[18], 0x11);
-        assert_eq!(MacAddr([0x02, 0, 0, 0, 0xab, 0x0c]).to_string(), "02:00:00:00:ab:0c");
+        assert_eq!(
+            MacAddr([0x02, 0, 0, 0, 0xab, 0x0c]).to_string(),
+            "02:00:00:00:ab:0c"
+        );
         assert!(MacAddr::BROADCAST.is_multicast());
         assert!(!MacAddr([2, 0, 0, 0, 0, 1]).is_multicast());
     }

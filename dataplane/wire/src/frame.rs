@@ -215,7 +215,11 @@ fn parse_ipv6(bytes: &[u8]) -> Result<(L3Info, usize), WireError> {
     let packet = ipv6::Packet::new_checked(bytes)?;
     let payload = packet.payload();
     let upper = walk_extension_headers(packet.next_header(), payload)?;
-    let fragment = upper.fragment.map(|f| FragmentInfo { id: f.ident, offset: f.offset, more: f.more });
+    let fragment = upper.fragment.map(|f| FragmentInfo {
+        id: f.ident,
+        offset: f.offset,
+        more: f.more,
+    });
     let l4 = match fragment {
         Some(f) if f.offset != 0 => L4Info::NotFirstFragment,
         _ => parse_l4(upper.protocol, &payload[upper.offset..], true)?,
@@ -236,20 +240,34 @@ fn parse_l4(protocol: u8, bytes: &[u8], is_ipv6: bool) -> Result<L4Info, WireErr
     Ok(match (protocol, is_ipv6) {
         (tcp::PROTOCOL, _) => {
             let segment = tcp::Packet::new_checked(bytes)?;
-            L4Info::Tcp { src_port: segment.src_port(), dst_port: segment.dst_port(), flags: segment.flags().0 }
+            L4Info::Tcp {
+                src_port: segment.src_port(),
+                dst_port: segment.dst_port(),
+                flags: segment.flags().0,
+            }
         }
         (udp::PROTOCOL, _) => {
             let datagram = udp::Packet::new_checked(bytes)?;
-            L4Info::Udp { src_port: datagram.src_port(), dst_port: datagram.dst_port() }
+            L4Info::Udp {
+                src_port: datagram.src_port(),
+                dst_port: datagram.dst_port(),
+            }
         }
         (icmpv4::PROTOCOL, false) => {
             let message = icmpv4::Packet::new_checked(bytes)?;
             let (ty, code) = (message.msg_type(), message.msg_code());
             if icmpv4::is_error(ty) {
-                L4Info::IcmpError { ty, code, quoted: parse_quoted(message.data(), false)? }
+                L4Info::IcmpError {
+                    ty,
+                    code,
+                    quoted: parse_quoted(message.data(), false)?,
+                }
             } else {
-                let echo_id = matches!(ty, icmpv4::message::ECHO_REQUEST | icmpv4::message::ECHO_REPLY)
-                    .then(|| message.echo_ident());
+                let echo_id = matches!(
+                    ty,
+                    icmpv4::message::ECHO_REQUEST | icmpv4::message::ECHO_REPLY
+                )
+                .then(|| message.echo_ident());
                 L4Info::Icmp { ty, code, echo_id }
             }
         }
@@ -257,11 +275,23 @@ fn parse_l4(protocol: u8, bytes: &[u8], is_ipv6: bool) -> Result<L4Info, WireErr
             let message = icmpv6::Packet::new_checked(bytes)?;
             let (ty, code) = (message.msg_type(), message.msg_code());
             if icmpv6::is_error(ty) {
-                L4Info::IcmpError { ty, code, quoted: parse_quoted(message.data(), true)? }
+                L4Info::IcmpError {
+                    ty,
+                    code,
+                    quoted: parse_quoted(message.data(), true)?,
+                }
             } else {
-                let echo_id = matches!(ty, icmpv6::message::ECHO_REQUEST | icmpv6::message::ECHO_REPLY)
-                    .then(|| message.echo_ident());
-                L4Info::Icmpv6 { ty, code, echo_id, nd_target: message.nd_target() }
+                let echo_id = matches!(
+                    ty,
+                    icmpv6::message::ECHO_REQUEST | icmpv6::message::ECHO_REPLY
+                )
+                .then(|| message.echo_ident());
+                L4Info::Icmpv6 {
+                    ty,
+                    code,
+                    echo_id,
+                    nd_target: message.nd_target(),
+                }
             }
         }
         _ => L4Info::Other,
@@ -281,9 +311,16 @@ pub fn parse_quoted(bytes: &[u8], is_ipv6: bool) -> Result<QuotedPacket, WireErr
         }
         let header = ipv6::Packet::new_unchecked(bytes);
         let rest = &bytes[ipv6::HEADER_LEN..];
-        let upper = walk_extension_headers(header.next_header(), rest).map_err(|_| WireError::BadQuotedPacket)?;
+        let upper = walk_extension_headers(header.next_header(), rest)
+            .map_err(|_| WireError::BadQuotedPacket)?;
         let non_first = upper.fragment.is_some_and(|f| f.offset != 0);
-        (IpAddr::V6(header.src_addr()), IpAddr::V6(header.dst_addr()), upper.protocol, &rest[upper.offset..], non_first)
+        (
+            IpAddr::V6(header.src_addr()),
+            IpAddr::V6(header.dst_addr()),
+            upper.protocol,
+            &rest[upper.offset..],
+            non_first,
+        )
     } else {
         if bytes.len() < ipv4::MIN_HEADER_LEN || bytes[0] >> 4 != 4 {
             return Err(WireError::BadQuotedPacket);
@@ -294,14 +331,28 @@ pub fn parse_quoted(bytes: &[u8], is_ipv6: bool) -> Result<QuotedPacket, WireErr
             return Err(WireError::BadQuotedPacket);
         }
         let non_first = header.fragment_offset() != 0;
-        (IpAddr::V4(header.src_addr()), IpAddr::V4(header.dst_addr()), header.protocol(), &bytes[header_len..], non_first)
+        (
+            IpAddr::V4(header.src_addr()),
+            IpAddr::V4(header.dst_addr()),
+            header.protocol(),
+            &bytes[header_len..],
+            non_first,
+        )
     };
-    let mut quoted = QuotedPacket { src, dst, protocol, src_port: 0, dst_port: 0 };
+    let mut quoted = QuotedPacket {
+        src,
+        dst,
+        protocol,
+        src_port: 0,
+        dst_port: 0,
+    };
     if non_first_fragment {
         return Ok(quoted);
     }
     let u16_at = |at: usize| -> Result<u16, WireError> {
-        l4.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or(WireError::BadQuotedPacket)
+        l4.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or(WireError::BadQuotedPacket)
     };
     match (protocol, is_ipv6) {
         (tcp::PROTOCOL | udp::PROTOCOL, _) => {
@@ -311,9 +362,15 @@ pub fn parse_quoted(bytes: &[u8], is_ipv6: bool) -> Result<QuotedPacket, WireErr
         (icmpv4::PROTOCOL, false) | (icmpv6::PROTOCOL, true) => {
             let ty = *l4.first().ok_or(WireError::BadQuotedPacket)?;
             let is_echo = if is_ipv6 {
-                matches!(ty, icmpv6::message::ECHO_REQUEST | icmpv6::message::ECHO_REPLY)
+                matches!(
+                    ty,
+                    icmpv6::message::ECHO_REQUEST | icmpv6::message::ECHO_REPLY
+                )
             } else {
-                matches!(ty, icmpv4::message::ECHO_REQUEST | icmpv4::message::ECHO_REPLY)
+                matches!(
+                    ty,
+                    icmpv4::message::ECHO_REQUEST | icmpv4::message::ECHO_REPLY
+                )
             };
             if is_echo {
                 let ident = u16_at(4)?;
@@ -347,12 +404,13 @@ mod tests {
     // IP checksum 0x0a7c and TCP checksum 0xc38c computed independently of
     // this crate (Python, RFC 1071).
     const SYN_FRAME: [u8; 66] = [
-        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, // eth
-        0x45, 0x00, 0x00, 0x34, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x0a, 0x7c, 0x0a, 0x00,
-        0x00, 0x01, 0x0a, 0x00, 0x00, 0x02, // ipv4
-        0x9c, 0x40, 0x00, 0x50, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x80, 0x02,
-        0xfa, 0xf0, 0xc3, 0x8c, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x01, 0x03, 0x03, 0x07,
-        0x04, 0x02, 0x01, 0x01, // tcp
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08,
+        0x00, // eth
+        0x45, 0x00, 0x00, 0x34, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x0a, 0x7c, 0x0a, 0x00, 0x00,
+        0x01, 0x0a, 0x00, 0x00, 0x02, // ipv4
+        0x9c, 0x40, 0x00, 0x50, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x80, 0x02, 0xfa,
+        0xf0, 0xc3, 0x8c, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x01, 0x03, 0x03, 0x07, 0x04, 0x02,
+        0x01, 0x01, // tcp
     ];
 
     fn v4(src: [u8; 4], dst: [u8; 4]) -> Ipv4Repr {
@@ -382,9 +440,20 @@ mod tests {
         }
     }
 
-    fn build(vlan: Option<u16>, ip: IpRepr, ext: Ipv6Extensions, transport: TransportRepr, payload: &[u8]) -> Vec<u8> {
+    fn build(
+        vlan: Option<u16>,
+        ip: IpRepr,
+        ext: Ipv6Extensions,
+        transport: TransportRepr,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let builder = PacketBuilder {
-            ethernet: EthernetRepr { dst: B, src: A, vlan, ethertype: 0 },
+            ethernet: EthernetRepr {
+                dst: B,
+                src: A,
+                vlan,
+                ethertype: 0,
+            },
             ip,
             ipv6_extensions: ext,
             transport,
@@ -416,7 +485,11 @@ mod tests {
                 protocol: 6,
                 ttl: 64,
                 fragment: None,
-                l4: L4Info::Tcp { src_port: 40000, dst_port: 80, flags: TcpFlags::SYN.0 },
+                l4: L4Info::Tcp {
+                    src_port: 40000,
+                    dst_port: 80,
+                    flags: TcpFlags::SYN.0
+                },
             })
         );
         let mut bad = SYN_FRAME;
@@ -438,14 +511,27 @@ mod tests {
             window_scale: Some(7),
             sack_permitted: true,
         };
-        let ip = Ipv4Repr { ident: 0x1c46, dont_fragment: true, ..v4([10, 0, 0, 1], [10, 0, 0, 2]) };
-        let built = build(None, IpRepr::Ipv4(ip), Ipv6Extensions::default(), TransportRepr::Tcp(syn), &[]);
+        let ip = Ipv4Repr {
+            ident: 0x1c46,
+            dont_fragment: true,
+            ..v4([10, 0, 0, 1], [10, 0, 0, 2])
+        };
+        let built = build(
+            None,
+            IpRepr::Ipv4(ip),
+            Ipv6Extensions::default(),
+            TransportRepr::Tcp(syn),
+            &[],
+        );
         // Our emitter orders options MSS, WS, SACK-permitted and pads with
         // EOL; the capture has NOPs. Compare all but the option bytes, then
         // the meaning.
         assert_eq!(built.len(), SYN_FRAME.len());
         assert_eq!(built[..50], SYN_FRAME[..50]);
-        assert_eq!(parse_frame(&built).unwrap(), parse_frame(&SYN_FRAME).unwrap());
+        assert_eq!(
+            parse_frame(&built).unwrap(),
+            parse_frame(&SYN_FRAME).unwrap()
+        );
     }
 
     #[test]
@@ -453,7 +539,10 @@ mod tests {
         for frame in sample_frames() {
             assert!(parse_frame(&frame).is_ok());
             for len in 0..frame.len() {
-                assert!(parse_frame(&frame[..len]).is_err(), "len {len} of {frame:02x?}");
+                assert!(
+                    parse_frame(&frame[..len]).is_err(),
+                    "len {len} of {frame:02x?}"
+                );
             }
         }
     }
@@ -471,20 +560,41 @@ mod tests {
             window_scale: None,
             sack_permitted: false,
         });
-        let udp = TransportRepr::Udp { src_port: 5353, dst_port: 53 };
-        let ext = Ipv6Extensions { destination_options: true, fragment: None };
+        let udp = TransportRepr::Udp {
+            src_port: 5353,
+            dst_port: 53,
+        };
+        let ext = Ipv6Extensions {
+            destination_options: true,
+            fragment: None,
+        };
         let none = Ipv6Extensions::default();
-        let quote4 = build(None, IpRepr::Ipv4(v4([10, 0, 0, 2], [8, 8, 8, 8])), none, udp, b"query");
+        let quote4 = build(
+            None,
+            IpRepr::Ipv4(v4([10, 0, 0, 2], [8, 8, 8, 8])),
+            none,
+            udp,
+            b"query",
+        );
         let quote6 = build(None, IpRepr::Ipv6(v6(2, 9)), ext, tcp, b"");
         vec![
             SYN_FRAME.to_vec(),
-            build(Some(7), IpRepr::Ipv4(v4([1, 2, 3, 4], [5, 6, 7, 8])), none, udp, b"hello"),
+            build(
+                Some(7),
+                IpRepr::Ipv4(v4([1, 2, 3, 4], [5, 6, 7, 8])),
+                none,
+                udp,
+                b"hello",
+            ),
             build(None, IpRepr::Ipv6(v6(1, 2)), ext, tcp, b"data"),
             build(
                 None,
                 IpRepr::Ipv4(v4([10, 0, 0, 1], [10, 0, 0, 2])),
                 none,
-                TransportRepr::Icmpv4(Icmpv4Repr::DestUnreachable { code: 3, next_hop_mtu: 0 }),
+                TransportRepr::Icmpv4(Icmpv4Repr::DestUnreachable {
+                    code: 3,
+                    next_hop_mtu: 0,
+                }),
                 &quote4[14..14 + 28],
             ),
             build(
@@ -527,9 +637,17 @@ mod tests {
         );
         let v6_error = parse_frame(&frames[4]).unwrap();
         assert_eq!(v6_error.vlan, Some(3));
-        let L4Info::IcmpError { ty: 2, quoted, .. } = ip_info(&v6_error).l4 else { panic!("not an error") };
-        assert_eq!((quoted.protocol, quoted.src_port, quoted.dst_port), (6, 1, 2));
-        assert_eq!(quoted.dst, IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)));
+        let L4Info::IcmpError { ty: 2, quoted, .. } = ip_info(&v6_error).l4 else {
+            panic!("not an error")
+        };
+        assert_eq!(
+            (quoted.protocol, quoted.src_port, quoted.dst_port),
+            (6, 1, 2)
+        );
+        assert_eq!(
+            quoted.dst,
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9))
+        );
         // A quote cut inside the ports is refused; one cut after them is fine.
         let cut = &frames[3][..14 + 20 + 8 + 20 + 3];
         let mut cut = cut.to_vec();
@@ -551,10 +669,20 @@ mod tests {
             None,
             IpRepr::Ipv4(v4([10, 0, 0, 1], [10, 0, 0, 2])),
             Ipv6Extensions::default(),
-            TransportRepr::Icmpv4(Icmpv4Repr::EchoRequest { ident: 0xbeef, seq_no: 1 }),
+            TransportRepr::Icmpv4(Icmpv4Repr::EchoRequest {
+                ident: 0xbeef,
+                seq_no: 1,
+            }),
             b"ping",
         );
-        assert_eq!(ip_info(&parse_frame(&echo).unwrap()).l4, L4Info::Icmp { ty: 8, code: 0, echo_id: Some(0xbeef) });
+        assert_eq!(
+            ip_info(&parse_frame(&echo).unwrap()).l4,
+            L4Info::Icmp {
+                ty: 8,
+                code: 0,
+                echo_id: Some(0xbeef)
+            }
+        );
         let ns = parse_frame(&sample_frames()[5]).unwrap();
         assert_eq!(
             ip_info(&ns).l4,
@@ -569,30 +697,64 @@ mod tests {
 
     #[test]
     fn fragments() {
-        let udp = TransportRepr::Udp { src_port: 1, dst_port: 2 };
+        let udp = TransportRepr::Udp {
+            src_port: 1,
+            dst_port: 2,
+        };
         let first = build(
             None,
-            IpRepr::Ipv4(Ipv4Repr { more_fragments: true, ident: 99, ..v4([1, 1, 1, 1], [2, 2, 2, 2]) }),
+            IpRepr::Ipv4(Ipv4Repr {
+                more_fragments: true,
+                ident: 99,
+                ..v4([1, 1, 1, 1], [2, 2, 2, 2])
+            }),
             Ipv6Extensions::default(),
             udp,
             &[0; 16],
         );
         let info = ip_info(&parse_frame(&first).unwrap());
-        assert_eq!(info.fragment, Some(FragmentInfo { id: 99, offset: 0, more: true }));
-        assert_eq!(info.l4, L4Info::Udp { src_port: 1, dst_port: 2 });
+        assert_eq!(
+            info.fragment,
+            Some(FragmentInfo {
+                id: 99,
+                offset: 0,
+                more: true
+            })
+        );
+        assert_eq!(
+            info.l4,
+            L4Info::Udp {
+                src_port: 1,
+                dst_port: 2
+            }
+        );
         let later = build(
             None,
-            IpRepr::Ipv4(Ipv4Repr { fragment_offset: 1480, ident: 99, ..v4([1, 1, 1, 1], [2, 2, 2, 2]) }),
+            IpRepr::Ipv4(Ipv4Repr {
+                fragment_offset: 1480,
+                ident: 99,
+                ..v4([1, 1, 1, 1], [2, 2, 2, 2])
+            }),
             Ipv6Extensions::default(),
             TransportRepr::Raw { protocol: 17 },
             &[0xff; 3],
         );
         let info = ip_info(&parse_frame(&later).unwrap());
-        assert_eq!(info.fragment, Some(FragmentInfo { id: 99, offset: 1480, more: false }));
+        assert_eq!(
+            info.fragment,
+            Some(FragmentInfo {
+                id: 99,
+                offset: 1480,
+                more: false
+            })
+        );
         assert_eq!((info.protocol, info.l4), (17, L4Info::NotFirstFragment));
         let overflow = build(
             None,
-            IpRepr::Ipv4(Ipv4Repr { fragment_offset: 65528, ..v4([1, 1, 1, 1], [2, 2, 2, 2]) }),
+            IpRepr::Ipv4(Ipv4Repr {
+                fragment_offset: 65528,
+                ..v4([1, 1, 1, 1], [2, 2, 2, 2])
+            }),
             Ipv6Extensions::default(),
             TransportRepr::Raw { protocol: 17 },
             &[0; 8],
@@ -603,7 +765,11 @@ mod tests {
             IpRepr::Ipv6(v6(1, 2)),
             Ipv6Extensions {
                 destination_options: true,
-                fragment: Some(Ipv6Fragment { ident: 0xabcdef, offset: 8, more: true }),
+                fragment: Some(Ipv6Fragment {
+                    ident: 0xabcdef,
+                    offset: 8,
+                    more: true,
+                }),
             },
             TransportRepr::Raw { protocol: 6 },
             &[0; 3],
@@ -611,7 +777,14 @@ mod tests {
         let info = parse_frame(&v6_later).unwrap();
         assert_eq!(info.l4_offset, 14 + 40 + 16);
         let ip = ip_info(&info);
-        assert_eq!(ip.fragment, Some(FragmentInfo { id: 0xabcdef, offset: 8, more: true }));
+        assert_eq!(
+            ip.fragment,
+            Some(FragmentInfo {
+                id: 0xabcdef,
+                offset: 8,
+                more: true
+            })
+        );
         assert_eq!((ip.protocol, ip.l4), (6, L4Info::NotFirstFragment));
     }
 
@@ -622,7 +795,10 @@ mod tests {
         assert_eq!(parse_frame(&frame), Err(WireError::UnsupportedEtherType));
         frame[12..14].copy_from_slice(&[0x86, 0xdd]);
         assert_eq!(parse_frame(&frame), Err(WireError::Ipv6BadVersion));
-        assert_eq!(parse_frame(&frame[..14 + 39]), Err(WireError::TruncatedIpv6));
+        assert_eq!(
+            parse_frame(&frame[..14 + 39]),
+            Err(WireError::TruncatedIpv6)
+        );
     }
 
     #[test]
@@ -631,12 +807,19 @@ mod tests {
             let ours = parse_frame(&frame).unwrap();
             let theirs = etherparse::SlicedPacket::from_ethernet(&frame).unwrap();
             let ports = match theirs.transport {
-                Some(etherparse::TransportSlice::Tcp(t)) => Some((t.source_port(), t.destination_port())),
-                Some(etherparse::TransportSlice::Udp(u)) => Some((u.source_port(), u.destination_port())),
+                Some(etherparse::TransportSlice::Tcp(t)) => {
+                    Some((t.source_port(), t.destination_port()))
+                }
+                Some(etherparse::TransportSlice::Udp(u)) => {
+                    Some((u.source_port(), u.destination_port()))
+                }
                 _ => None,
             };
             let our_ports = match ip_info(&ours).l4 {
-                L4Info::Tcp { src_port, dst_port, .. } | L4Info::Udp { src_port, dst_port } => Some((src_port, dst_port)),
+                L4Info::Tcp {
+                    src_port, dst_port, ..
+                }
+                | L4Info::Udp { src_port, dst_port } => Some((src_port, dst_port)),
                 _ => None,
             };
             assert_eq!(our_ports, ports);

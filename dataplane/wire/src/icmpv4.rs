@@ -39,7 +39,10 @@ pub mod message {
 /// Whether a message of type `ty` is an error that quotes the offending packet.
 #[inline]
 pub const fn is_error(ty: u8) -> bool {
-    matches!(ty, message::DEST_UNREACHABLE | message::TIME_EXCEEDED | message::PARAMETER_PROBLEM)
+    matches!(
+        ty,
+        message::DEST_UNREACHABLE | message::TIME_EXCEEDED | message::PARAMETER_PROBLEM
+    )
 }
 
 /// A checked view of an ICMPv4 message: at least the 8-byte header.
@@ -170,11 +173,23 @@ impl Icmpv4Repr {
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Icmpv4Repr {
         let code = packet.msg_code();
         match packet.msg_type() {
-            message::ECHO_REQUEST => Icmpv4Repr::EchoRequest { ident: packet.echo_ident(), seq_no: packet.echo_seq_no() },
-            message::ECHO_REPLY => Icmpv4Repr::EchoReply { ident: packet.echo_ident(), seq_no: packet.echo_seq_no() },
-            message::DEST_UNREACHABLE => Icmpv4Repr::DestUnreachable { code, next_hop_mtu: packet.u16_at(field::NEXT_HOP_MTU) },
+            message::ECHO_REQUEST => Icmpv4Repr::EchoRequest {
+                ident: packet.echo_ident(),
+                seq_no: packet.echo_seq_no(),
+            },
+            message::ECHO_REPLY => Icmpv4Repr::EchoReply {
+                ident: packet.echo_ident(),
+                seq_no: packet.echo_seq_no(),
+            },
+            message::DEST_UNREACHABLE => Icmpv4Repr::DestUnreachable {
+                code,
+                next_hop_mtu: packet.u16_at(field::NEXT_HOP_MTU),
+            },
             message::TIME_EXCEEDED => Icmpv4Repr::TimeExceeded { code },
-            message::PARAMETER_PROBLEM => Icmpv4Repr::ParameterProblem { code, pointer: packet.buffer.as_ref()[field::POINTER] },
+            message::PARAMETER_PROBLEM => Icmpv4Repr::ParameterProblem {
+                code,
+                pointer: packet.buffer.as_ref()[field::POINTER],
+            },
             ty => Icmpv4Repr::Other { ty, code },
         }
     }
@@ -185,11 +200,23 @@ impl Icmpv4Repr {
         let len = HEADER_LEN + data.len();
         let out = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
         let (ty, code, rest) = match *self {
-            Icmpv4Repr::EchoRequest { ident, seq_no } => (message::ECHO_REQUEST, 0, (u32::from(ident) << 16) | u32::from(seq_no)),
-            Icmpv4Repr::EchoReply { ident, seq_no } => (message::ECHO_REPLY, 0, (u32::from(ident) << 16) | u32::from(seq_no)),
-            Icmpv4Repr::DestUnreachable { code, next_hop_mtu } => (message::DEST_UNREACHABLE, code, u32::from(next_hop_mtu)),
+            Icmpv4Repr::EchoRequest { ident, seq_no } => (
+                message::ECHO_REQUEST,
+                0,
+                (u32::from(ident) << 16) | u32::from(seq_no),
+            ),
+            Icmpv4Repr::EchoReply { ident, seq_no } => (
+                message::ECHO_REPLY,
+                0,
+                (u32::from(ident) << 16) | u32::from(seq_no),
+            ),
+            Icmpv4Repr::DestUnreachable { code, next_hop_mtu } => {
+                (message::DEST_UNREACHABLE, code, u32::from(next_hop_mtu))
+            }
             Icmpv4Repr::TimeExceeded { code } => (message::TIME_EXCEEDED, code, 0),
-            Icmpv4Repr::ParameterProblem { code, pointer } => (message::PARAMETER_PROBLEM, code, u32::from(pointer) << 24),
+            Icmpv4Repr::ParameterProblem { code, pointer } => {
+                (message::PARAMETER_PROBLEM, code, u32::from(pointer) << 24)
+            }
             Icmpv4Repr::Other { ty, code } => (ty, code, 0),
         };
         out[field::TYPE] = ty;
@@ -208,37 +235,66 @@ mod tests {
 
     // Echo request id 0x1234 seq 1 with "abcd"; checksum 0x2104 computed
     // independently of this crate (Python, RFC 1071).
-    const ECHO: [u8; 12] = [8, 0, 0x21, 0x04, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd'];
+    const ECHO: [u8; 12] = [
+        8, 0, 0x21, 0x04, 0x12, 0x34, 0x00, 0x01, b'a', b'b', b'c', b'd',
+    ];
 
     #[test]
     fn parses_known_echo() {
         let packet = Packet::new_checked(&ECHO[..]).unwrap();
         assert!(packet.verify_checksum());
-        assert_eq!(Icmpv4Repr::parse(&packet), Icmpv4Repr::EchoRequest { ident: 0x1234, seq_no: 1 });
+        assert_eq!(
+            Icmpv4Repr::parse(&packet),
+            Icmpv4Repr::EchoRequest {
+                ident: 0x1234,
+                seq_no: 1
+            }
+        );
         assert_eq!(packet.data(), b"abcd");
         let mut buf = [0u8; 12];
-        assert_eq!(Icmpv4Repr::EchoRequest { ident: 0x1234, seq_no: 1 }.emit(b"abcd", &mut buf), Ok(12));
+        assert_eq!(
+            Icmpv4Repr::EchoRequest {
+                ident: 0x1234,
+                seq_no: 1
+            }
+            .emit(b"abcd", &mut buf),
+            Ok(12)
+        );
         assert_eq!(buf, ECHO);
     }
 
     #[test]
     fn truncation_and_short_buffer() {
         for len in 0..HEADER_LEN {
-            assert_eq!(Packet::new_checked(&ECHO[..len]).unwrap_err(), WireError::TruncatedIcmpv4);
+            assert_eq!(
+                Packet::new_checked(&ECHO[..len]).unwrap_err(),
+                WireError::TruncatedIcmpv4
+            );
         }
         let mut buf = [0u8; 11];
-        assert_eq!(Icmpv4Repr::TimeExceeded { code: 0 }.emit(b"abcd", &mut buf), Err(WireError::BufferTooSmall));
+        assert_eq!(
+            Icmpv4Repr::TimeExceeded { code: 0 }.emit(b"abcd", &mut buf),
+            Err(WireError::BufferTooSmall)
+        );
     }
 
     fn any_repr() -> impl Strategy<Value = Icmpv4Repr> {
         prop_oneof![
-            (any::<u16>(), any::<u16>()).prop_map(|(ident, seq_no)| Icmpv4Repr::EchoRequest { ident, seq_no }),
-            (any::<u16>(), any::<u16>()).prop_map(|(ident, seq_no)| Icmpv4Repr::EchoReply { ident, seq_no }),
-            (any::<u8>(), any::<u16>()).prop_map(|(code, next_hop_mtu)| Icmpv4Repr::DestUnreachable { code, next_hop_mtu }),
+            (any::<u16>(), any::<u16>())
+                .prop_map(|(ident, seq_no)| Icmpv4Repr::EchoRequest { ident, seq_no }),
+            (any::<u16>(), any::<u16>())
+                .prop_map(|(ident, seq_no)| Icmpv4Repr::EchoReply { ident, seq_no }),
+            (any::<u8>(), any::<u16>()).prop_map(|(code, next_hop_mtu)| {
+                Icmpv4Repr::DestUnreachable { code, next_hop_mtu }
+            }),
             any::<u8>().prop_map(|code| Icmpv4Repr::TimeExceeded { code }),
-            (any::<u8>(), any::<u8>()).prop_map(|(code, pointer)| Icmpv4Repr::ParameterProblem { code, pointer }),
             (any::<u8>(), any::<u8>())
-                .prop_filter("not a known type", |(ty, _)| !matches!(*ty, 0 | 3 | 8 | 11 | 12))
+                .prop_map(|(code, pointer)| Icmpv4Repr::ParameterProblem { code, pointer }),
+            (any::<u8>(), any::<u8>())
+                .prop_filter("not a known type", |(ty, _)| !matches!(
+                    *ty,
+                    0 | 3 | 8 | 11 | 12
+                ))
                 .prop_map(|(ty, code)| Icmpv4Repr::Other { ty, code }),
         ]
     }

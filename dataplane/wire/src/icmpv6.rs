@@ -77,11 +77,17 @@ pub struct NdFlags {
 
 impl NdFlags {
     fn from_byte(b: u8) -> NdFlags {
-        NdFlags { router: b & 0x80 != 0, solicited: b & 0x40 != 0, override_: b & 0x20 != 0 }
+        NdFlags {
+            router: b & 0x80 != 0,
+            solicited: b & 0x40 != 0,
+            override_: b & 0x20 != 0,
+        }
     }
 
     fn to_byte(self) -> u8 {
-        (u8::from(self.router) << 7) | (u8::from(self.solicited) << 6) | (u8::from(self.override_) << 5)
+        (u8::from(self.router) << 7)
+            | (u8::from(self.solicited) << 6)
+            | (u8::from(self.override_) << 5)
     }
 }
 
@@ -104,7 +110,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if data.len() < HEADER_LEN {
             return Err(WireError::TruncatedIcmpv6);
         }
-        let is_nd = matches!(data[field::TYPE], message::NEIGHBOR_SOLICIT | message::NEIGHBOR_ADVERT);
+        let is_nd = matches!(
+            data[field::TYPE],
+            message::NEIGHBOR_SOLICIT | message::NEIGHBOR_ADVERT
+        );
         if is_nd && data.len() < ND_FIXED_LEN {
             return Err(WireError::TruncatedIcmpv6);
         }
@@ -157,8 +166,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Target address of a neighbour solicitation or advertisement.
     #[inline]
     pub fn nd_target(&self) -> Option<Ipv6Addr> {
-        matches!(self.msg_type(), message::NEIGHBOR_SOLICIT | message::NEIGHBOR_ADVERT)
-            .then(|| addr_at(self.buffer.as_ref(), field::ND_TARGET))
+        matches!(
+            self.msg_type(),
+            message::NEIGHBOR_SOLICIT | message::NEIGHBOR_ADVERT
+        )
+        .then(|| addr_at(self.buffer.as_ref(), field::ND_TARGET))
     }
 
     /// The data after the 8-byte header: echo data or the quoted packet.
@@ -183,7 +195,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn fill_checksum(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         let data = self.buffer.as_mut();
         data[field::CHECKSUM].copy_from_slice(&[0, 0]);
-        let pseudo = checksum::pseudo_header(IpAddr::V6(src), IpAddr::V6(dst), PROTOCOL, data.len() as u32);
+        let pseudo = checksum::pseudo_header(
+            IpAddr::V6(src),
+            IpAddr::V6(dst),
+            PROTOCOL,
+            data.len() as u32,
+        );
         let value = !checksum::fold(pseudo + checksum::sum(data));
         data[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
     }
@@ -277,12 +294,23 @@ impl Icmpv6Repr {
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Icmpv6Repr, WireError> {
         let code = packet.msg_code();
         let repr = match packet.msg_type() {
-            message::ECHO_REQUEST => Icmpv6Repr::EchoRequest { ident: packet.echo_ident(), seq_no: packet.echo_seq_no() },
-            message::ECHO_REPLY => Icmpv6Repr::EchoReply { ident: packet.echo_ident(), seq_no: packet.echo_seq_no() },
+            message::ECHO_REQUEST => Icmpv6Repr::EchoRequest {
+                ident: packet.echo_ident(),
+                seq_no: packet.echo_seq_no(),
+            },
+            message::ECHO_REPLY => Icmpv6Repr::EchoReply {
+                ident: packet.echo_ident(),
+                seq_no: packet.echo_seq_no(),
+            },
             message::DEST_UNREACHABLE => Icmpv6Repr::DestUnreachable { code },
-            message::PACKET_TOO_BIG => Icmpv6Repr::PacketTooBig { mtu: packet.mtu_or_pointer() },
+            message::PACKET_TOO_BIG => Icmpv6Repr::PacketTooBig {
+                mtu: packet.mtu_or_pointer(),
+            },
             message::TIME_EXCEEDED => Icmpv6Repr::TimeExceeded { code },
-            message::PARAMETER_PROBLEM => Icmpv6Repr::ParameterProblem { code, pointer: packet.mtu_or_pointer() },
+            message::PARAMETER_PROBLEM => Icmpv6Repr::ParameterProblem {
+                code,
+                pointer: packet.mtu_or_pointer(),
+            },
             ty @ (message::NEIGHBOR_SOLICIT | message::NEIGHBOR_ADVERT) => {
                 let data = packet.buffer.as_ref();
                 let target = addr_at(data, field::ND_TARGET);
@@ -292,11 +320,18 @@ impl Icmpv6Repr {
                 let options = &data[field::ND_OPTIONS..];
                 if ty == message::NEIGHBOR_SOLICIT {
                     let source_lladdr = find_lladdr_option(options, ND_OPTION_SOURCE_LLADDR)?;
-                    Icmpv6Repr::NeighborSolicit { target, source_lladdr }
+                    Icmpv6Repr::NeighborSolicit {
+                        target,
+                        source_lladdr,
+                    }
                 } else {
                     let flags = NdFlags::from_byte(data[field::NA_FLAGS]);
                     let target_lladdr = find_lladdr_option(options, ND_OPTION_TARGET_LLADDR)?;
-                    Icmpv6Repr::NeighborAdvert { flags, target, target_lladdr }
+                    Icmpv6Repr::NeighborAdvert {
+                        flags,
+                        target,
+                        target_lladdr,
+                    }
                 }
             }
             ty => Icmpv6Repr::Other { ty, code },
@@ -308,39 +343,74 @@ impl Icmpv6Repr {
     /// is ignored for neighbour-discovery messages).
     pub const fn message_len(&self, data_len: usize) -> usize {
         match self {
-            Icmpv6Repr::NeighborSolicit { source_lladdr: lladdr, .. }
-            | Icmpv6Repr::NeighborAdvert { target_lladdr: lladdr, .. } => {
-                ND_FIXED_LEN + if lladdr.is_some() { 8 } else { 0 }
+            Icmpv6Repr::NeighborSolicit {
+                source_lladdr: lladdr,
+                ..
             }
+            | Icmpv6Repr::NeighborAdvert {
+                target_lladdr: lladdr,
+                ..
+            } => ND_FIXED_LEN + if lladdr.is_some() { 8 } else { 0 },
             _ => HEADER_LEN + data_len,
         }
     }
 
     /// Writes the whole message (header, then `data` or the ND body) into
     /// `buf` with a correct checksum for `src` → `dst`; returns its length.
-    pub fn emit(&self, src: Ipv6Addr, dst: Ipv6Addr, data: &[u8], buf: &mut [u8]) -> Result<usize, WireError> {
+    pub fn emit(
+        &self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        data: &[u8],
+        buf: &mut [u8],
+    ) -> Result<usize, WireError> {
         let len = self.message_len(data.len());
         let out = buf.get_mut(..len).ok_or(WireError::BufferTooSmall)?;
         let (ty, code, rest) = match *self {
-            Icmpv6Repr::EchoRequest { ident, seq_no } => (message::ECHO_REQUEST, 0, (u32::from(ident) << 16) | u32::from(seq_no)),
-            Icmpv6Repr::EchoReply { ident, seq_no } => (message::ECHO_REPLY, 0, (u32::from(ident) << 16) | u32::from(seq_no)),
+            Icmpv6Repr::EchoRequest { ident, seq_no } => (
+                message::ECHO_REQUEST,
+                0,
+                (u32::from(ident) << 16) | u32::from(seq_no),
+            ),
+            Icmpv6Repr::EchoReply { ident, seq_no } => (
+                message::ECHO_REPLY,
+                0,
+                (u32::from(ident) << 16) | u32::from(seq_no),
+            ),
             Icmpv6Repr::DestUnreachable { code } => (message::DEST_UNREACHABLE, code, 0),
             Icmpv6Repr::PacketTooBig { mtu } => (message::PACKET_TOO_BIG, 0, mtu),
             Icmpv6Repr::TimeExceeded { code } => (message::TIME_EXCEEDED, code, 0),
-            Icmpv6Repr::ParameterProblem { code, pointer } => (message::PARAMETER_PROBLEM, code, pointer),
+            Icmpv6Repr::ParameterProblem { code, pointer } => {
+                (message::PARAMETER_PROBLEM, code, pointer)
+            }
             Icmpv6Repr::NeighborSolicit { .. } => (message::NEIGHBOR_SOLICIT, 0, 0),
-            Icmpv6Repr::NeighborAdvert { flags, .. } => (message::NEIGHBOR_ADVERT, 0, u32::from(flags.to_byte()) << 24),
+            Icmpv6Repr::NeighborAdvert { flags, .. } => (
+                message::NEIGHBOR_ADVERT,
+                0,
+                u32::from(flags.to_byte()) << 24,
+            ),
             Icmpv6Repr::Other { ty, code } => (ty, code, 0),
         };
         out[field::TYPE] = ty;
         out[field::CODE] = code;
         out[field::MTU_OR_POINTER].copy_from_slice(&rest.to_be_bytes());
         match *self {
-            Icmpv6Repr::NeighborSolicit { target, source_lladdr: lladdr }
-            | Icmpv6Repr::NeighborAdvert { target, target_lladdr: lladdr, .. } => {
+            Icmpv6Repr::NeighborSolicit {
+                target,
+                source_lladdr: lladdr,
+            }
+            | Icmpv6Repr::NeighborAdvert {
+                target,
+                target_lladdr: lladdr,
+                ..
+            } => {
                 out[field::ND_TARGET..field::ND_OPTIONS].copy_from_slice(&target.octets());
                 if let Some(mac) = lladdr {
-                    let kind = if ty == message::NEIGHBOR_SOLICIT { ND_OPTION_SOURCE_LLADDR } else { ND_OPTION_TARGET_LLADDR };
+                    let kind = if ty == message::NEIGHBOR_SOLICIT {
+                        ND_OPTION_SOURCE_LLADDR
+                    } else {
+                        ND_OPTION_TARGET_LLADDR
+                    };
                     out[field::ND_OPTIONS..field::ND_OPTIONS + 2].copy_from_slice(&[kind, 1]);
                     out[field::ND_OPTIONS + 2..field::ND_OPTIONS + 8].copy_from_slice(&mac.0);
                 }
@@ -365,8 +435,8 @@ mod tests {
     // 2001:db8::2 with source link-layer address 02:00:00:00:00:01;
     // checksum 0x4b5f computed independently of this crate (Python, RFC 1071).
     const SOLICIT: [u8; 32] = [
-        135, 0, 0x4b, 0x5f, 0, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        2, 1, 1, 2, 0, 0, 0, 0, 1,
+        135, 0, 0x4b, 0x5f, 0, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        1, 1, 2, 0, 0, 0, 0, 1,
     ];
 
     #[test]
@@ -384,7 +454,10 @@ mod tests {
         );
         let mut buf = [0u8; 32];
         let repr = Icmpv6Repr::parse(&packet).unwrap();
-        assert_eq!(repr.emit(addr("fe80::1"), addr("ff02::1:ff00:2"), &[], &mut buf), Ok(32));
+        assert_eq!(
+            repr.emit(addr("fe80::1"), addr("ff02::1:ff00:2"), &[], &mut buf),
+            Ok(32)
+        );
         assert_eq!(buf, SOLICIT);
     }
 
@@ -400,7 +473,10 @@ mod tests {
         assert_eq!(Icmpv6Repr::parse(&packet), Err(WireError::BadNdOption));
         let mut code = SOLICIT;
         code[1] = 1;
-        assert_eq!(Icmpv6Repr::parse(&Packet::new_checked(&code[..]).unwrap()), Err(WireError::BadNdMessage));
+        assert_eq!(
+            Icmpv6Repr::parse(&Packet::new_checked(&code[..]).unwrap()),
+            Err(WireError::BadNdMessage)
+        );
         let mut multicast_target = SOLICIT;
         multicast_target[8] = 0xff;
         let packet = Packet::new_checked(&multicast_target[..]).unwrap();
@@ -410,16 +486,26 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error_or_drops_options() {
         for len in 0..ND_FIXED_LEN {
-            assert_eq!(Packet::new_checked(&SOLICIT[..len]).unwrap_err(), WireError::TruncatedIcmpv6);
+            assert_eq!(
+                Packet::new_checked(&SOLICIT[..len]).unwrap_err(),
+                WireError::TruncatedIcmpv6
+            );
         }
         for len in ND_FIXED_LEN + 1..SOLICIT.len() {
             let packet = Packet::new_checked(&SOLICIT[..len]).unwrap();
-            assert_eq!(Icmpv6Repr::parse(&packet), Err(WireError::BadNdOption), "len {len}");
+            assert_eq!(
+                Icmpv6Repr::parse(&packet),
+                Err(WireError::BadNdOption),
+                "len {len}"
+            );
         }
         let packet = Packet::new_checked(&SOLICIT[..ND_FIXED_LEN]).unwrap();
         assert_eq!(
             Icmpv6Repr::parse(&packet),
-            Ok(Icmpv6Repr::NeighborSolicit { target: addr("2001:db8::2"), source_lladdr: None })
+            Ok(Icmpv6Repr::NeighborSolicit {
+                target: addr("2001:db8::2"),
+                source_lladdr: None
+            })
         );
     }
 
@@ -430,18 +516,39 @@ mod tests {
         });
         let mac = proptest::option::of(any::<[u8; 6]>().prop_map(MacAddr));
         prop_oneof![
-            (any::<u16>(), any::<u16>()).prop_map(|(ident, seq_no)| Icmpv6Repr::EchoRequest { ident, seq_no }),
-            (any::<u16>(), any::<u16>()).prop_map(|(ident, seq_no)| Icmpv6Repr::EchoReply { ident, seq_no }),
+            (any::<u16>(), any::<u16>())
+                .prop_map(|(ident, seq_no)| Icmpv6Repr::EchoRequest { ident, seq_no }),
+            (any::<u16>(), any::<u16>())
+                .prop_map(|(ident, seq_no)| Icmpv6Repr::EchoReply { ident, seq_no }),
             any::<u8>().prop_map(|code| Icmpv6Repr::DestUnreachable { code }),
             any::<u32>().prop_map(|mtu| Icmpv6Repr::PacketTooBig { mtu }),
             any::<u8>().prop_map(|code| Icmpv6Repr::TimeExceeded { code }),
-            (any::<u8>(), any::<u32>()).prop_map(|(code, pointer)| Icmpv6Repr::ParameterProblem { code, pointer }),
-            (unicast.clone(), mac.clone()).prop_map(|(target, source_lladdr)| Icmpv6Repr::NeighborSolicit { target, source_lladdr }),
-            (any::<[bool; 3]>(), unicast, mac).prop_map(|([router, solicited, override_], target, target_lladdr)| {
-                Icmpv6Repr::NeighborAdvert { flags: NdFlags { router, solicited, override_ }, target, target_lladdr }
+            (any::<u8>(), any::<u32>())
+                .prop_map(|(code, pointer)| Icmpv6Repr::ParameterProblem { code, pointer }),
+            (unicast.clone(), mac.clone()).prop_map(|(target, source_lladdr)| {
+                Icmpv6Repr::NeighborSolicit {
+                    target,
+                    source_lladdr,
+                }
             }),
+            (any::<[bool; 3]>(), unicast, mac).prop_map(
+                |([router, solicited, override_], target, target_lladdr)| {
+                    Icmpv6Repr::NeighborAdvert {
+                        flags: NdFlags {
+                            router,
+                            solicited,
+                            override_,
+                        },
+                        target,
+                        target_lladdr,
+                    }
+                }
+            ),
             (any::<u8>(), any::<u8>())
-                .prop_filter("not a known type", |(ty, _)| !matches!(*ty, 1..=4 | 128 | 129 | 135 | 136))
+                .prop_filter("not a known type", |(ty, _)| !matches!(
+                    *ty,
+                    1..=4 | 128 | 129 | 135 | 136
+                ))
                 .prop_map(|(ty, code)| Icmpv6Repr::Other { ty, code }),
         ]
     }

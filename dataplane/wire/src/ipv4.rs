@@ -279,7 +279,9 @@ impl Ipv4Repr {
         if self.fragment_offset % 8 != 0 {
             return Err(WireError::Unrepresentable);
         }
-        let header = buf.get_mut(..MIN_HEADER_LEN).ok_or(WireError::BufferTooSmall)?;
+        let header = buf
+            .get_mut(..MIN_HEADER_LEN)
+            .ok_or(WireError::BufferTooSmall)?;
         header[field::VERSION_IHL] = 0x45;
         header[field::DSCP_ECN] = self.dscp_ecn;
         header[field::TOTAL_LENGTH].copy_from_slice(&total_len.to_be_bytes());
@@ -363,14 +365,26 @@ mod tests {
     fn rejects_bad_version_ihl_and_total_length() {
         let mut bytes = classic_packet();
         bytes[0] = 0x65;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::Ipv4BadVersion);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            WireError::Ipv4BadVersion
+        );
         bytes[0] = 0x44;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::Ipv4BadHeaderLength);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            WireError::Ipv4BadHeaderLength
+        );
         bytes[0] = 0x45;
         bytes[2..4].copy_from_slice(&19u16.to_be_bytes());
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::Ipv4BadTotalLength);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            WireError::Ipv4BadTotalLength
+        );
         bytes[2..4].copy_from_slice(&0x74u16.to_be_bytes());
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::TruncatedIpv4);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            WireError::TruncatedIpv4
+        );
     }
 
     #[test]
@@ -406,11 +420,20 @@ mod tests {
     #[test]
     fn emit_refuses_unrepresentable() {
         let mut buf = [0u8; 20];
-        let long = Ipv4Repr { payload_len: 65516, ..classic_repr() };
+        let long = Ipv4Repr {
+            payload_len: 65516,
+            ..classic_repr()
+        };
         assert_eq!(long.emit(&mut buf), Err(WireError::Unrepresentable));
-        let odd = Ipv4Repr { fragment_offset: 12, ..classic_repr() };
+        let odd = Ipv4Repr {
+            fragment_offset: 12,
+            ..classic_repr()
+        };
         assert_eq!(odd.emit(&mut buf), Err(WireError::Unrepresentable));
-        assert_eq!(classic_repr().emit(&mut buf[..19]), Err(WireError::BufferTooSmall));
+        assert_eq!(
+            classic_repr().emit(&mut buf[..19]),
+            Err(WireError::BufferTooSmall)
+        );
     }
 
     proptest! {

@@ -183,7 +183,10 @@ pub struct UpperLayer {
 /// The walk stops at the first non-extension header, at "no next header",
 /// or after the fragment header of a non-first fragment (whose remaining
 /// bytes are data, not headers). Never reads out of bounds.
-pub fn walk_extension_headers(first_next_header: u8, payload: &[u8]) -> Result<UpperLayer, WireError> {
+pub fn walk_extension_headers(
+    first_next_header: u8,
+    payload: &[u8],
+) -> Result<UpperLayer, WireError> {
     let mut protocol = first_next_header;
     let mut offset = 0usize;
     let mut fragment = None;
@@ -193,7 +196,9 @@ pub fn walk_extension_headers(first_next_header: u8, payload: &[u8]) -> Result<U
                 if protocol == next_header::HOP_BY_HOP && index != 0 {
                     return Err(WireError::Ipv6MisplacedHopByHop);
                 }
-                let header = payload.get(offset..offset + 2).ok_or(WireError::TruncatedIpv6Extension)?;
+                let header = payload
+                    .get(offset..offset + 2)
+                    .ok_or(WireError::TruncatedIpv6Extension)?;
                 let len = (usize::from(header[1]) + 1) * 8;
                 if payload.len() < offset + len {
                     return Err(WireError::TruncatedIpv6Extension);
@@ -202,7 +207,9 @@ pub fn walk_extension_headers(first_next_header: u8, payload: &[u8]) -> Result<U
                 offset += len;
             }
             next_header::FRAGMENT => {
-                let header = payload.get(offset..offset + 8).ok_or(WireError::TruncatedIpv6Extension)?;
+                let header = payload
+                    .get(offset..offset + 8)
+                    .ok_or(WireError::TruncatedIpv6Extension)?;
                 let offset_flags = u16::from_be_bytes([header[2], header[3]]);
                 let info = Ipv6Fragment {
                     ident: u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
@@ -213,10 +220,20 @@ pub fn walk_extension_headers(first_next_header: u8, payload: &[u8]) -> Result<U
                 offset += 8;
                 fragment = Some(info);
                 if info.offset != 0 {
-                    return Ok(UpperLayer { protocol, offset, fragment });
+                    return Ok(UpperLayer {
+                        protocol,
+                        offset,
+                        fragment,
+                    });
                 }
             }
-            _ => return Ok(UpperLayer { protocol, offset, fragment }),
+            _ => {
+                return Ok(UpperLayer {
+                    protocol,
+                    offset,
+                    fragment,
+                });
+            }
         }
     }
     Err(WireError::Ipv6ExtensionChainTooLong)
@@ -263,7 +280,8 @@ impl Ipv6Repr {
 
     /// Writes the 40-byte fixed header at the start of `buf`.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
-        let payload_len = u16::try_from(self.payload_len).map_err(|_| WireError::Unrepresentable)?;
+        let payload_len =
+            u16::try_from(self.payload_len).map_err(|_| WireError::Unrepresentable)?;
         if self.flow_label > 0xfffff {
             return Err(WireError::Unrepresentable);
         }
@@ -288,7 +306,8 @@ mod tests {
     /// (first fragment, M set, id 0xdeadbeef) then 8 bytes of UDP header.
     fn chained_packet() -> Vec<u8> {
         let mut bytes = vec![
-            0x60, 0x00, 0x00, 0x00, 0x00, 0x18, 0x00, 0x40, // ver, len 24, NH hop-by-hop, HL 64
+            0x60, 0x00, 0x00, 0x00, 0x00, 0x18, 0x00,
+            0x40, // ver, len 24, NH hop-by-hop, HL 64
         ];
         bytes.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         bytes.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
@@ -320,7 +339,11 @@ mod tests {
             UpperLayer {
                 protocol: 17,
                 offset: 16,
-                fragment: Some(Ipv6Fragment { ident: 0xdeadbeef, offset: 0, more: true }),
+                fragment: Some(Ipv6Fragment {
+                    ident: 0xdeadbeef,
+                    offset: 0,
+                    more: true
+                }),
             }
         );
     }
@@ -333,7 +356,14 @@ mod tests {
         let upper = walk_extension_headers(next_header::FRAGMENT, &frag).unwrap();
         assert_eq!(upper.protocol, 0);
         assert_eq!(upper.offset, 8);
-        assert_eq!(upper.fragment, Some(Ipv6Fragment { ident: 7, offset: 1480, more: false }));
+        assert_eq!(
+            upper.fragment,
+            Some(Ipv6Fragment {
+                ident: 7,
+                offset: 1480,
+                more: false
+            })
+        );
     }
 
     #[test]
@@ -362,7 +392,14 @@ mod tests {
     #[test]
     fn no_next_header_ends_the_chain() {
         let upper = walk_extension_headers(next_header::NO_NEXT_HEADER, &[]).unwrap();
-        assert_eq!(upper, UpperLayer { protocol: 59, offset: 0, fragment: None });
+        assert_eq!(
+            upper,
+            UpperLayer {
+                protocol: 59,
+                offset: 0,
+                fragment: None
+            }
+        );
     }
 
     #[test]
@@ -386,7 +423,10 @@ mod tests {
     fn rejects_bad_version() {
         let mut bytes = chained_packet();
         bytes[0] = 0x40;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::Ipv6BadVersion);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            WireError::Ipv6BadVersion
+        );
     }
 
     proptest! {

@@ -54,7 +54,9 @@ pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
-pub use edit::{EditError, build_arp_reply, build_neighbor_advertisement, decrement_ttl, rewrite_macs};
+pub use edit::{
+    EditError, build_arp_reply, build_neighbor_advertisement, decrement_ttl, rewrite_macs,
+};
 pub use error::WireError;
 pub use ethernet::MacAddr;
 pub use frame::{FragmentInfo, FrameInfo, IpInfo, L3Info, L4Info, QuotedPacket, parse_frame};

@@ -175,7 +175,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let Ok(len) = u32::try_from(data.len()) else {
             return false;
         };
-        checksum::fold(checksum::pseudo_header(src, dst, PROTOCOL, len) + checksum::sum(data)) == 0xffff
+        checksum::fold(checksum::pseudo_header(src, dst, PROTOCOL, len) + checksum::sum(data))
+            == 0xffff
     }
 }
 
@@ -185,7 +186,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let data = self.buffer.as_mut();
         data[field::CHECKSUM].copy_from_slice(&[0, 0]);
         let len = data.len() as u32;
-        let value = !checksum::fold(checksum::pseudo_header(src, dst, PROTOCOL, len) + checksum::sum(data));
+        let value =
+            !checksum::fold(checksum::pseudo_header(src, dst, PROTOCOL, len) + checksum::sum(data));
         data[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
     }
 }
@@ -401,7 +403,9 @@ mod tests {
         let mut bytes = SYN;
         bytes[16] = 0;
         bytes[17] = 0;
-        Packet::new_checked(&mut bytes[..]).unwrap().fill_checksum(SRC, DST);
+        Packet::new_checked(&mut bytes[..])
+            .unwrap()
+            .fill_checksum(SRC, DST);
         assert_eq!(bytes, SYN);
     }
 
@@ -409,9 +413,15 @@ mod tests {
     fn rejects_bad_offset_and_truncation() {
         let mut bytes = SYN;
         bytes[12] = 0x40;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::TcpBadDataOffset);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            WireError::TcpBadDataOffset
+        );
         for len in 0..SYN.len() {
-            assert_eq!(Packet::new_checked(&SYN[..len]).unwrap_err(), WireError::TruncatedTcp);
+            assert_eq!(
+                Packet::new_checked(&SYN[..len]).unwrap_err(),
+                WireError::TruncatedTcp
+            );
         }
     }
 
@@ -424,7 +434,13 @@ mod tests {
         }
         let mut it = TcpOptions::new(&[1, 8, 4, 0xaa, 0xbb, 0, 9, 9]);
         assert_eq!(it.next(), Some(Ok(TcpOption::NoOperation)));
-        assert_eq!(it.next(), Some(Ok(TcpOption::Unknown { kind: 8, data: &[0xaa, 0xbb] })));
+        assert_eq!(
+            it.next(),
+            Some(Ok(TcpOption::Unknown {
+                kind: 8,
+                data: &[0xaa, 0xbb]
+            }))
+        );
         assert_eq!(it.next(), None);
     }
 

@@ -94,8 +94,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         let len = self.len();
         let data = &self.buffer.as_ref()[..usize::from(len)];
-        checksum::fold(checksum::pseudo_header(src, dst, PROTOCOL, u32::from(len)) + checksum::sum(data))
-            == 0xffff
+        checksum::fold(
+            checksum::pseudo_header(src, dst, PROTOCOL, u32::from(len)) + checksum::sum(data),
+        ) == 0xffff
     }
 }
 
@@ -139,7 +140,8 @@ impl UdpRepr {
     /// Writes the header with checksum zero: call [`Packet::fill_checksum`]
     /// once the data is in.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
-        let len = u16::try_from(HEADER_LEN + self.payload_len).map_err(|_| WireError::Unrepresentable)?;
+        let len =
+            u16::try_from(HEADER_LEN + self.payload_len).map_err(|_| WireError::Unrepresentable)?;
         let header = buf.get_mut(..HEADER_LEN).ok_or(WireError::BufferTooSmall)?;
         header[field::SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
         header[field::DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
@@ -169,7 +171,11 @@ mod tests {
         let packet = Packet::new_checked(&DATAGRAM[..]).unwrap();
         assert_eq!(
             UdpRepr::parse(&packet),
-            UdpRepr { src_port: 53000, dst_port: 53, payload_len: 4 }
+            UdpRepr {
+                src_port: 53000,
+                dst_port: 53,
+                payload_len: 4
+            }
         );
         assert!(packet.verify_checksum(SRC, DST));
         assert!(!packet.verify_checksum(DST, DST));
@@ -191,11 +197,20 @@ mod tests {
     fn length_is_checked() {
         let mut bytes = DATAGRAM;
         bytes[5] = 7;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::UdpBadLength);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            WireError::UdpBadLength
+        );
         bytes[5] = 13;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), WireError::TruncatedUdp);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            WireError::TruncatedUdp
+        );
         for len in 0..DATAGRAM.len() {
-            assert_eq!(Packet::new_checked(&DATAGRAM[..len]).unwrap_err(), WireError::TruncatedUdp);
+            assert_eq!(
+                Packet::new_checked(&DATAGRAM[..len]).unwrap_err(),
+                WireError::TruncatedUdp
+            );
         }
         // Padding past the length is not payload.
         let mut padded = [0u8; 14];
@@ -208,7 +223,9 @@ mod tests {
         let mut bytes = DATAGRAM;
         bytes[6] = 0;
         bytes[7] = 0;
-        Packet::new_checked(&mut bytes[..]).unwrap().fill_checksum(SRC, DST);
+        Packet::new_checked(&mut bytes[..])
+            .unwrap()
+            .fill_checksum(SRC, DST);
         assert_eq!(bytes, DATAGRAM);
     }
 
