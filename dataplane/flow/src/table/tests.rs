@@ -1,0 +1,520 @@
+use super::*;
+use crate::index::{PROBE_BUCKETS, SLOTS_PER_BUCKET};
+use crate::key::IPPROTO_UDP;
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+const T: Timeouts = Timeouts::DEFAULT;
+
+fn init(initiator: Side, tcp_flags: TcpFlags) -> FlowInit {
+    FlowInit {
+        initiator,
+        tcp_flags,
+        tracked: true,
+        generation: 3,
+        initiator_eni: 11,
+        responder_eni: 22,
+        admitted_by: 5,
+        verdict_flags: 0b10,
+    }
+}
+
+fn tcp_key(client_port: u16) -> (FlowKey, Side) {
+    FlowKey::new_v4(
+        7,
+        [10, 0, 0, 9],
+        [10, 0, 0, 1],
+        IPPROTO_TCP,
+        client_port,
+        443,
+    )
+}
+
+#[test]
+fn both_directions_find_the_flow_and_know_who_initiated() {
+    let mut table = FlowTable::with_capacity(64).unwrap();
+    let (key, client_side) = tcp_key(40000);
+    let entry = table
+        .insert(key.hash(), key, &init(client_side, TcpFlags::SYN), 10, &T)
+        .unwrap();
+    assert_eq!(entry.state(), FlowState::TcpSynSent);
+    assert_eq!(entry.expires_at(), 10 + 120);
+    assert_eq!(
+        (
+            entry.tracked,
+            entry.generation,
+            entry.initiator_eni,
+            entry.responder_eni
+        ),
+        (true, 3, 11, 22)
+    );
+    assert_eq!((entry.admitted_by, entry.verdict_flags), (5, 0b10));
+
+    // The server's reply builds the same key from swapped addresses.
+    let (reply_key, server_side) =
+        FlowKey::new_v4(7, [10, 0, 0, 1], [10, 0, 0, 9], IPPROTO_TCP, 443, 40000);
+    assert_eq!(reply_key, key);
+    let flow = table.lookup(reply_key.hash(), &reply_key, 11).unwrap();
+    assert_eq!(flow.direction(server_side), Direction::Reverse);
+    assert_eq!(flow.direction(client_side), Direction::Forward);
+    let syn_ack = TcpFlags::SYN | TcpFlags::ACK;
+    assert_eq!(
+        flow.update(server_side, syn_ack, 11, &T),
+        FlowUpdate::Forward
+    );
+    assert_eq!(flow.state(), FlowState::TcpSynReceived);
+
+    let flow = table.lookup(key.hash(), &key, 12).unwrap();
+    flow.update(client_side, TcpFlags::ACK, 12, &T);
+    assert_eq!(flow.state(), FlowState::TcpEstablished);
+    assert_eq!(flow.expires_at(), 12 + 432_000);
+    // The data plane's fields are its own to change.
+    flow.generation = 4;
+    assert_eq!(table.lookup(key.hash(), &key, 13).unwrap().generation, 4);
+    assert_eq!((table.len(), table.available()), (1, 63));
+}
+
+#[test]
+fn the_initiator_may_be_the_high_side() {
+    let mut table = FlowTable::with_capacity(64).unwrap();
+    let (key, side) = FlowKey::new_v4(1, [10, 0, 0, 200], [10, 0, 0, 1], IPPROTO_UDP, 53, 53);
+    assert_eq!(side, Side::High);
+    table
+        .insert(key.hash(), key, &init(side, TcpFlags::NONE), 0, &T)
+        .unwrap();
+    let flow = table.lookup(key.hash(), &key, 1).unwrap();
+    assert_eq!(flow.initiator(), Side::High);
+    assert_eq!(flow.direction(Side::Low), Direction::Reverse);
+    flow.update(Side::High, TcpFlags::NONE, 1, &T);
+    assert_eq!(flow.state(), FlowState::UdpOneWay);
+    flow.update(Side::Low, TcpFlags::NONE, 2, &T);
+    assert_eq!(flow.state(), FlowState::UdpStream);
+    assert_eq!(flow.expires_at(), 2 + 180);
+}
+
+#[test]
+fn duplicates_are_refused_and_lookup_or_insert_finds_them() {
+    let mut table = FlowTable::with_capacity(64).unwrap();
+    let (key, side) = tcp_key(1);
+    let hash = key.hash();
+    let (_, presence) = table
+        .lookup_or_insert(hash, key, &init(side, TcpFlags::SYN), 0, &T)
+        .unwrap();
+    assert_eq!(presence, Presence::Inserted);
+    assert_eq!(
+        table
+            .insert(hash, key, &init(side, TcpFlags::SYN), 1, &T)
+            .unwrap_err(),
+        InsertError::AlreadyPresent
+    );
+    let (entry, presence) = table
+        .lookup_or_insert(hash, key, &init(side.opposite(), TcpFlags::ACK), 2, &T)
+        .unwrap();
+    assert_eq!(presence, Presence::Existing);
+    assert_eq!(
+        entry.initiator(),
+        side,
+        "an existing flow is left untouched"
+    );
+    assert_eq!(table.len(), 1);
+    assert_eq!(table.counters().inserts, 1);
+}
+
+#[test]
+fn an_expired_flow_is_absent_before_any_sweep() {
+    let mut table = FlowTable::with_capacity(64).unwrap();
+    let (key, side) = FlowKey::new_v4(1, [10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, 1, 2);
+    let hash = key.hash();
+    table
+        .insert(hash, key, &init(side, TcpFlags::NONE), 100, &T)
+        .unwrap();
+    assert!(table.lookup(hash, &key, 129).is_some());
+    assert!(table.lookup(hash, &key, 130).is_none());
+    assert_eq!((table.len(), table.counters().expirations), (0, 1));
+    // Expired but not yet looked up: a new insert reclaims it in place.
+    table
+        .insert(hash, key, &init(side, TcpFlags::NONE), 200, &T)
+        .unwrap();
+    assert_eq!(
+        table
+            .insert(hash, key, &init(side.opposite(), TcpFlags::NONE), 300, &T)
+            .unwrap()
+            .initiator(),
+        side.opposite()
+    );
+    assert_eq!((table.len(), table.counters().expirations), (1, 2));
+}
+
+#[test]
+fn a_full_table_refuses_new_flows_and_keeps_established_ones() {
+    let mut table = FlowTable::with_capacity(16).unwrap();
+    let established: Vec<(FlowKey, Side)> = (0..16).map(tcp_key).collect();
+    for &(key, side) in &established {
+        let entry = table
+            .insert(key.hash(), key, &init(side, TcpFlags::ACK), 0, &T)
+            .unwrap();
+        assert_eq!(entry.state(), FlowState::TcpEstablished);
+    }
+    assert_eq!(table.available(), 0);
+    // A SYN flood of new flows, long after: all refused, nothing evicted.
+    for port in 1000..1500 {
+        let (key, side) = tcp_key(port);
+        assert_eq!(
+            table
+                .insert(key.hash(), key, &init(side, TcpFlags::SYN), 400_000, &T)
+                .unwrap_err(),
+            InsertError::TableFull
+        );
+    }
+    assert_eq!(table.counters().insert_table_full, 500);
+    for &(key, _) in &established {
+        assert!(table.lookup(key.hash(), &key, 400_000).is_some());
+    }
+    // Removing one makes room for exactly one.
+    let (gone, _) = established[3];
+    assert!(table.remove(gone.hash(), &gone, 400_000));
+    assert!(!table.remove(gone.hash(), &gone, 400_000));
+    let (key, side) = tcp_key(2000);
+    table
+        .insert(key.hash(), key, &init(side, TcpFlags::SYN), 400_000, &T)
+        .unwrap();
+    assert_eq!(table.available(), 0);
+}
+
+#[test]
+fn expired_flows_in_the_window_make_room_in_a_full_table() {
+    let mut table = FlowTable::with_capacity(4).unwrap();
+    // Every key homed in bucket 0, so a new key's window holds them all.
+    let hash = |port: u16| u64::from(port) << 56;
+    for port in 1..=4 {
+        let (key, side) = FlowKey::new_v4(1, [10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, port, 9);
+        table
+            .insert(hash(port), key, &init(side, TcpFlags::NONE), 0, &T)
+            .unwrap();
+    }
+    let (key, side) = FlowKey::new_v4(1, [10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, 5, 9);
+    assert_eq!(
+        table
+            .insert(hash(5), key, &init(side, TcpFlags::NONE), 29, &T)
+            .unwrap_err(),
+        InsertError::TableFull
+    );
+    table
+        .insert(hash(5), key, &init(side, TcpFlags::NONE), 30, &T)
+        .unwrap();
+    assert_eq!((table.len(), table.counters().expirations), (4, 1));
+}
+
+#[test]
+fn a_colliding_flood_hits_the_probe_limit_without_touching_others() {
+    let mut table = FlowTable::with_capacity(1024).unwrap();
+    let window = PROBE_BUCKETS * SLOTS_PER_BUCKET;
+    // An attacker who knows the hash aims every flow at bucket 0.
+    let aimed = |port: u16| (u64::from(port) << 56) | (u64::from(port) << 48);
+    let (victim, victim_side) = tcp_key(9);
+    let victim_hash = 2; // bucket 2, inside the flooded window
+    table
+        .insert(
+            victim_hash,
+            victim,
+            &init(victim_side, TcpFlags::ACK),
+            0,
+            &T,
+        )
+        .unwrap();
+    let mut refused = 0;
+    for port in 100..100 + window as u16 + 10 {
+        let (key, side) = tcp_key(port);
+        match table.insert(aimed(port), key, &init(side, TcpFlags::SYN), 0, &T) {
+            Ok(_) => {}
+            Err(error) => {
+                assert_eq!(error, InsertError::ProbeLimit);
+                refused += 1;
+            }
+        }
+    }
+    // The window has 32 slots and the victim holds one of them.
+    assert_eq!(refused, 11);
+    assert_eq!(table.counters().insert_probe_limit, 11);
+    assert!(table.lookup(victim_hash, &victim, 1).is_some());
+    // Elsewhere the table still admits flows.
+    let (key, side) = tcp_key(5000);
+    assert!(
+        table
+            .insert(key.hash() | 0x100, key, &init(side, TcpFlags::SYN), 1, &T)
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_rst_closes_and_a_new_syn_restarts() {
+    let mut table = FlowTable::with_capacity(64).unwrap();
+    let (key, side) = tcp_key(777);
+    let hash = key.hash();
+    table
+        .insert(hash, key, &init(side, TcpFlags::ACK), 0, &T)
+        .unwrap();
+    let flow = table.lookup(hash, &key, 10).unwrap();
+    assert_eq!(
+        flow.update(side.opposite(), TcpFlags::RST, 10, &T),
+        FlowUpdate::Forward
+    );
+    assert_eq!(
+        (flow.state(), flow.expires_at()),
+        (FlowState::TcpClosed, 130)
+    );
+    let flow = table.lookup(hash, &key, 20).unwrap();
+    assert_eq!(
+        flow.update(side, TcpFlags::SYN, 20, &T),
+        FlowUpdate::Restart
+    );
+    // The caller removes it and handles the SYN as a miss.
+    assert!(table.remove(hash, &key, 20));
+    let entry = table
+        .insert(hash, key, &init(side, TcpFlags::SYN), 20, &T)
+        .unwrap();
+    assert_eq!(entry.state(), FlowState::TcpSynSent);
+    // Left alone, a closed flow is gone tcp_closing after the RST.
+    let entry = table.lookup(hash, &key, 21).unwrap();
+    entry.update(side, TcpFlags::RST, 21, &T);
+    entry.update(side, TcpFlags::ACK, 100, &T);
+    assert!(table.lookup(hash, &key, 140).is_some());
+    assert!(table.lookup(hash, &key, 141).is_none());
+}
+
+#[test]
+fn the_sweep_reclaims_everything_within_its_stated_lag() {
+    let mut table = FlowTable::with_capacity(1000).unwrap();
+    for port in 0..1000 {
+        let (key, side) = FlowKey::new_v4(1, [10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, port, 53);
+        table
+            .insert(
+                key.hash(),
+                key,
+                &init(side, TcpFlags::NONE),
+                u32::from(port % 2),
+                &T,
+            )
+            .unwrap();
+    }
+    assert_eq!(table.len(), 1000);
+    // At 30 the 500 flows created at 0 have expired, those from 1 not yet.
+    let per_call = 16;
+    let calls = table.bucket_count() / per_call;
+    let reclaimed: usize = (0..calls).map(|_| table.expire(30, per_call)).sum();
+    assert_eq!(reclaimed, 500);
+    assert_eq!(table.len(), 500);
+    assert_eq!(table.expire(31, usize::MAX), 500);
+    assert!(table.is_empty());
+    assert_eq!(table.counters().expirations, 1000);
+}
+
+#[test]
+fn capacity_is_validated() {
+    assert!(FlowTable::with_capacity(0).is_err());
+    let table = FlowTable::with_capacity(1000).unwrap();
+    assert_eq!(table.capacity(), 1000);
+    assert_eq!(table.bucket_count(), 256);
+}
+
+// ---------------------------------------------------------------------
+// Differential test against a HashMap model.
+
+/// The model's view of a flow: what the table must report.
+#[derive(Debug, Clone, Copy)]
+struct ModelFlow {
+    initiator: Side,
+    state: FlowState,
+    expires_at: Seconds,
+    home: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert { key: usize, high_side: bool },
+    Lookup { key: usize },
+    Update { key: usize, high_side: bool },
+    Remove { key: usize },
+    Advance { seconds: u32 },
+    Sweep { buckets: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..KEYS, any::<bool>()).prop_map(|(key, high_side)| Op::Insert { key, high_side }),
+        2 => (0..KEYS).prop_map(|key| Op::Lookup { key }),
+        2 => (0..KEYS, any::<bool>()).prop_map(|(key, high_side)| Op::Update { key, high_side }),
+        1 => (0..KEYS).prop_map(|key| Op::Remove { key }),
+        1 => (0u32..120).prop_map(|seconds| Op::Advance { seconds }),
+        1 => (0usize..20).prop_map(|buckets| Op::Sweep { buckets }),
+    ]
+}
+
+const KEYS: usize = 96;
+const CAPACITY: usize = 40; // 16 buckets, 128 slots: 48 TCP keys overfill it
+
+/// Key `i`: UDP, another protocol or (half of them) an established TCP
+/// flow, which outlives the test: enough of them to fill the table.
+fn model_key(i: usize) -> FlowKey {
+    let protocol = [IPPROTO_UDP, 47, IPPROTO_TCP, IPPROTO_TCP][i % 4];
+    let ports = if protocol == 47 {
+        (0, 0)
+    } else {
+        (i as u16, 80)
+    };
+    FlowKey::new_v4(
+        1,
+        [10, 0, (i >> 8) as u8, i as u8],
+        [10, 1, 0, 1],
+        protocol,
+        ports.0,
+        ports.1,
+    )
+    .0
+}
+
+fn run_model(ops: &[Op], crowding: u64) -> Result<(), TestCaseError> {
+    let mut table = FlowTable::with_capacity(CAPACITY).unwrap();
+    let buckets = table.bucket_count();
+    let mask = buckets as u64 - 1;
+    // Crowding squeezes the keys' home buckets to provoke probe limits:
+    // 0 = the real hash, 1 = two home buckets, 2 = one.
+    let hash_of = |key: &FlowKey| {
+        let hash = key.hash();
+        match crowding {
+            0 => hash,
+            1 => (hash & !mask) | (hash & 1),
+            _ => hash & !mask,
+        }
+    };
+    let keys: Vec<FlowKey> = (0..KEYS).map(model_key).collect();
+    let mut model: HashMap<usize, ModelFlow> = HashMap::new();
+    let mut now: Seconds = 0;
+
+    for op in ops {
+        model.retain(|_, flow| now < flow.expires_at);
+        match *op {
+            Op::Insert { key: k, high_side } => {
+                let side = if high_side { Side::High } else { Side::Low };
+                let key = keys[k];
+                let hash = hash_of(&key);
+                let flags = TcpFlags::ACK;
+                let mut result = table
+                    .insert(hash, key, &init(side, flags), now, &T)
+                    .map(|e| *e);
+                if result == Err(InsertError::TableFull) && model.len() < CAPACITY {
+                    // Refused for expired entries not yet reclaimed: they
+                    // still count. After a full sweep the room must be there.
+                    prop_assert!(table.len() >= CAPACITY);
+                    table.expire(now, usize::MAX);
+                    prop_assert_eq!(table.len(), model.len());
+                    result = table
+                        .insert(hash, key, &init(side, flags), now, &T)
+                        .map(|e| *e);
+                }
+                match result {
+                    Ok(entry) => {
+                        prop_assert!(!model.contains_key(&k));
+                        let state = FlowState::initial(key.protocol(), flags);
+                        prop_assert_eq!(entry.state(), state);
+                        model.insert(
+                            k,
+                            ModelFlow {
+                                initiator: side,
+                                state,
+                                expires_at: now + T.for_state(state),
+                                home: (hash & mask) as usize,
+                            },
+                        );
+                    }
+                    Err(InsertError::AlreadyPresent) => prop_assert!(model.contains_key(&k)),
+                    Err(InsertError::TableFull) => {
+                        prop_assert!(!model.contains_key(&k));
+                        prop_assert!(model.len() >= CAPACITY);
+                    }
+                    Err(InsertError::ProbeLimit) => {
+                        prop_assert!(!model.contains_key(&k));
+                        // Only live flows homed within the window's reach
+                        // can fill it.
+                        let home = (hash & mask) as usize;
+                        let reach = PROBE_BUCKETS - 1;
+                        let neighbours = model
+                            .values()
+                            .filter(|f| {
+                                let ahead = (f.home + reach).wrapping_sub(home) % buckets;
+                                ahead <= 2 * reach
+                            })
+                            .count();
+                        prop_assert!(neighbours >= PROBE_BUCKETS * SLOTS_PER_BUCKET);
+                    }
+                }
+            }
+            Op::Lookup { key: k } => {
+                let key = keys[k];
+                let found = table.lookup(hash_of(&key), &key, now).map(|e| *e);
+                prop_assert_eq!(found.is_some(), model.contains_key(&k));
+                if let (Some(entry), Some(flow)) = (found, model.get(&k)) {
+                    prop_assert_eq!(entry.initiator(), flow.initiator);
+                    prop_assert_eq!(entry.state(), flow.state);
+                    prop_assert_eq!(entry.expires_at(), flow.expires_at);
+                }
+            }
+            Op::Update { key: k, high_side } => {
+                let side = if high_side { Side::High } else { Side::Low };
+                let key = keys[k];
+                let found = table.lookup(hash_of(&key), &key, now);
+                prop_assert_eq!(found.is_some(), model.contains_key(&k));
+                if let (Some(entry), Some(flow)) = (found, model.get_mut(&k)) {
+                    prop_assert_eq!(
+                        entry.update(side, TcpFlags::ACK, now, &T),
+                        FlowUpdate::Forward
+                    );
+                    if flow.state == FlowState::UdpOneWay && side != flow.initiator {
+                        flow.state = FlowState::UdpStream;
+                    }
+                    flow.expires_at = now + T.for_state(flow.state);
+                    prop_assert_eq!(entry.state(), flow.state);
+                    prop_assert_eq!(entry.expires_at(), flow.expires_at);
+                }
+            }
+            Op::Remove { key: k } => {
+                let key = keys[k];
+                prop_assert_eq!(
+                    table.remove(hash_of(&key), &key, now),
+                    model.remove(&k).is_some()
+                );
+            }
+            Op::Advance { seconds } => now += seconds,
+            Op::Sweep { buckets: n } => {
+                table.expire(now, n);
+            }
+        }
+        model.retain(|_, flow| now < flow.expires_at);
+        // Every live flow is still there (none evicted, none lost by
+        // probing), and the occupancy never undercounts.
+        prop_assert!(table.len() >= model.len());
+        prop_assert_eq!(table.available(), CAPACITY - table.len());
+        for (&k, flow) in &model {
+            let key = keys[k];
+            let entry = table.lookup(hash_of(&key), &key, now);
+            prop_assert!(entry.is_some(), "live flow {} lost", k);
+            prop_assert_eq!(entry.map(|e| e.initiator()), Some(flow.initiator));
+        }
+    }
+    // A full sweep leaves exactly the live flows.
+    table.expire(now, usize::MAX);
+    prop_assert_eq!(table.len(), model.len());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn flow_table_matches_a_hashmap_model(
+        ops in proptest::collection::vec(op(), 1..300),
+        crowding in 0u64..3,
+    ) {
+        run_model(&ops, crowding)?;
+    }
+}
