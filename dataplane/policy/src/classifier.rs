@@ -131,11 +131,10 @@ pub(crate) fn port_key_range(
     ports: PortSpec,
 ) -> Result<(u16, u16), &'static str> {
     match (protocol.port_kind(), ports) {
-        (PortKind::Ignored, _) => Ok((0, u16::MAX)),
+        (PortKind::Ignored, _) | (PortKind::IcmpTypeCode, PortSpec::Any) => Ok((0, u16::MAX)),
         (PortKind::Ports, PortSpec::Range { from, to }) if from <= to => Ok((from, to)),
         (PortKind::Ports, PortSpec::Range { .. }) => Err("port range has from > to"),
         (PortKind::Ports, _) => Err("tcp and udp need a port range"),
-        (PortKind::IcmpTypeCode, PortSpec::Any) => Ok((0, u16::MAX)),
         (PortKind::IcmpTypeCode, PortSpec::Icmp { icmp_type, code }) => match (icmp_type, code) {
             (None, None) => Ok((0, u16::MAX)),
             (None, Some(_)) => Err("an icmp type of -1 requires a code of -1"),

@@ -92,6 +92,7 @@ impl Direction {
     }
 
     /// The other direction.
+    #[must_use]
     pub fn reverse(self) -> Self {
         match self {
             Self::Ingress => Self::Egress,

@@ -1077,6 +1077,22 @@ impl PolicySnapshot {
                 .all(|id| topo.prefix_list_index.contains_key(id))
     }
 
+    /// Whether both snapshots hold the very same classifiers for `set`.
+    #[cfg(test)]
+    pub(crate) fn shares_classifiers_with(&self, other: &Self, set: SgSetIdx) -> bool {
+        let (a, b) = (
+            &self.classifiers[set.index()],
+            &other.classifiers[set.index()],
+        );
+        Arc::ptr_eq(&a[0], &b[0]) && Arc::ptr_eq(&a[1], &b[1])
+    }
+
+    /// Whether both snapshots share one topology (ENIs, routes, sets).
+    #[cfg(test)]
+    pub(crate) fn shares_topology_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.topology, &other.topology)
+    }
+
     /// The generation this snapshot was published as.
     pub fn generation(&self) -> u64 {
         self.generation
