@@ -233,7 +233,7 @@ fn a_colliding_flood_hits_the_probe_limit_without_touching_others() {
             }
         }
     }
-    // The window has 32 slots and the victim holds one of them.
+    // The window has 64 slots and the victim holds one of them.
     assert_eq!(refused, 11);
     assert_eq!(table.counters().insert_probe_limit, 11);
     assert!(table.lookup(victim_hash, &victim, 1).is_some());
@@ -341,7 +341,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..KEYS, any::<bool>()).prop_map(|(key, high_side)| Op::Insert { key, high_side }),
+        6 => (0..KEYS, any::<bool>()).prop_map(|(key, high_side)| Op::Insert { key, high_side }),
         2 => (0..KEYS).prop_map(|key| Op::Lookup { key }),
         2 => (0..KEYS, any::<bool>()).prop_map(|(key, high_side)| Op::Update { key, high_side }),
         1 => (0..KEYS).prop_map(|key| Op::Remove { key }),
@@ -350,8 +350,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-const KEYS: usize = 96;
-const CAPACITY: usize = 40; // 16 buckets, 128 slots: 48 TCP keys overfill it
+const KEYS: usize = 192;
+const CAPACITY: usize = 72; // 32 buckets, 256 slots: 96 TCP keys overfill it
 
 /// Key `i`: UDP, another protocol or (half of them) an established TCP
 /// flow, which outlives the test: enough of them to fill the table.
@@ -512,7 +512,7 @@ proptest! {
 
     #[test]
     fn flow_table_matches_a_hashmap_model(
-        ops in proptest::collection::vec(op(), 1..300),
+        ops in proptest::collection::vec(op(), 1..500),
         crowding in 0u64..3,
     ) {
         run_model(&ops, crowding)?;
