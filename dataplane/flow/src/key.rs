@@ -206,7 +206,10 @@ impl FlowKey {
     ) -> (Self, Side) {
         // A packet from an endpoint to itself gets `Side::Low` both ways; it
         // never crosses the router, so the ambiguity is harmless.
-        let source_is_low = (source, source_port) <= (destination, destination_port);
+        // Big-endian integers order like the byte arrays, in two compares
+        // instead of a byte-wise loop.
+        let source_is_low = (u128::from_be_bytes(source), source_port)
+            <= (u128::from_be_bytes(destination), destination_port);
         let (low_address, low_port, high_address, high_port, side) = if source_is_low {
             (
                 source,
@@ -265,6 +268,19 @@ impl FlowKey {
             AddressFamily::V6 => IpAddr::from(bytes),
         };
         (address, port)
+    }
+
+    /// The worker (of `workers`) that owns the flow with this hash.
+    ///
+    /// Uses hash bits 32..48, which the tables use for nothing: the bucket
+    /// index comes from the low bits, the slot hint from bits 48..51 and the
+    /// tag from the top byte. Picking the worker from the low bits instead
+    /// (`hash % workers`) would leave every worker's table using only
+    /// `1 / workers` of its buckets. Multiply-shift maps the 16 bits onto
+    /// `0..workers` without a division; the bias is below `workers / 65536`.
+    #[inline]
+    pub const fn worker_for_hash(hash: u64, workers: u16) -> u16 {
+        ((((hash >> 32) & 0xffff) * workers as u64) >> 16) as u16
     }
 
     /// [`Self::hash_seeded`] with [`DEFAULT_HASH_SEED`].
@@ -542,6 +558,45 @@ mod tests {
             })
             .collect();
         assert_uniform("sequential IPv6 keys", &v6);
+    }
+
+    #[test]
+    fn workers_share_flows_evenly_and_each_uses_every_bucket() {
+        const WORKERS: u16 = 3;
+        const BUCKETS: usize = 1 << 12;
+        let mut rng = TestRng(42);
+        let mut per_worker: Vec<Vec<u64>> = vec![Vec::new(); usize::from(WORKERS)];
+        for _ in 0..300_000 {
+            let a = rng.next();
+            let (key, _) = FlowKey::new_v4(
+                1,
+                (a as u32).to_be_bytes(),
+                [10, 0, 0, 1],
+                IPPROTO_TCP,
+                (a >> 32) as u16,
+                443,
+            );
+            let hash = key.hash();
+            let worker = FlowKey::worker_for_hash(hash, WORKERS);
+            per_worker[usize::from(worker)].push(hash);
+        }
+        for hashes in &per_worker {
+            assert!(
+                (95_000..105_000).contains(&hashes.len()),
+                "{}",
+                hashes.len()
+            );
+            // Within one worker, buckets are still evenly used.
+            let (chi, n) = chi_square(hashes.iter().map(|h| *h as usize & (BUCKETS - 1)), BUCKETS);
+            let dof = (BUCKETS - 1) as f64;
+            assert!(
+                chi < dof + 6.0 * (2.0 * dof).sqrt(),
+                "chi-square {chi} over {n} hashes"
+            );
+        }
+        assert_eq!(FlowKey::worker_for_hash(u64::MAX, 4), 3);
+        assert_eq!(FlowKey::worker_for_hash(0, 4), 0);
+        assert_eq!(FlowKey::worker_for_hash(u64::MAX, 1), 0);
     }
 
     #[test]
