@@ -51,7 +51,11 @@ fuzz_target!(|data: &[u8]| {
 
     let mut out = [0u8; 256];
     let mut copy = data.to_vec();
-    let _ = rewrite_macs(&mut copy, MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+    let _ = rewrite_macs(
+        &mut copy,
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        MacAddr([2, 0, 0, 0, 0, 2]),
+    );
     match info.l3 {
         L3Info::Arp(request) => {
             let _ = build_arp_reply(&request, info.vlan, MacAddr([2, 0, 0, 0, 0, 9]), &mut out);
@@ -65,24 +69,33 @@ fuzz_target!(|data: &[u8]| {
             let l4_bytes = &data[l4..];
             match (ip.l4, ip.src, ip.dst) {
                 (L4Info::Tcp { .. }, src, dst) => {
-                    let segment = tcp::Packet::new_checked(l4_bytes).expect("parse_frame checked it");
+                    let segment =
+                        tcp::Packet::new_checked(l4_bytes).expect("parse_frame checked it");
                     let _ = segment.verify_checksum(src, dst);
                     let _ = tcp::TcpRepr::parse(&segment);
                 }
                 (L4Info::Udp { .. }, src, dst) => {
-                    let datagram = udp::Packet::new_checked(l4_bytes).expect("parse_frame checked it");
+                    let datagram =
+                        udp::Packet::new_checked(l4_bytes).expect("parse_frame checked it");
                     let _ = datagram.verify_checksum(src, dst);
                     let _ = udp::UdpRepr::parse(&datagram);
                 }
                 (L4Info::Icmp { .. }, _, _) => {
-                    let message = icmpv4::Packet::new_checked(l4_bytes).expect("parse_frame checked it");
+                    let message =
+                        icmpv4::Packet::new_checked(l4_bytes).expect("parse_frame checked it");
                     let _ = message.verify_checksum();
                 }
-                (L4Info::Icmpv6 { .. } | L4Info::IcmpError { .. }, IpAddr::V6(src), IpAddr::V6(dst)) => {
-                    let message = icmpv6::Packet::new_checked(l4_bytes).expect("parse_frame checked it");
+                (
+                    L4Info::Icmpv6 { .. } | L4Info::IcmpError { .. },
+                    IpAddr::V6(src),
+                    IpAddr::V6(dst),
+                ) => {
+                    let message =
+                        icmpv6::Packet::new_checked(l4_bytes).expect("parse_frame checked it");
                     let _ = message.verify_checksum(src, dst);
                     let _ = icmpv6::Icmpv6Repr::parse(&message);
-                    let _ = build_neighbor_advertisement(&info, MacAddr([2, 0, 0, 0, 0, 9]), &mut out);
+                    let _ =
+                        build_neighbor_advertisement(&info, MacAddr([2, 0, 0, 0, 0, 9]), &mut out);
                 }
                 _ => {}
             }
