@@ -1,1 +1,31 @@
-//! The per-packet path: process() over parsed packets, flow tables and the compiled policy.
+//! palisade's packet path, sans-IO.
+//!
+//! [`Worker::process`] takes a burst of frames, the time and the policy
+//! snapshot of this burst, and returns a [`Verdict`] per frame: the whole
+//! of DESIGN.md's packet path except the I/O. The DPDK pipeline, pcap
+//! replay and the tests are adapters around it, so almost every test runs
+//! with no DPDK at all, deterministically.
+//!
+//! - [`buffer`]: what a frame must offer ([`PacketBuf`]); [`HeapPacket`].
+//! - [`process`]: the [`Worker`] and its two-pass burst loop.
+//! - [`verdict`]: [`Verdict`] and the one [`DropReason`] enum every counter uses.
+//! - [`counters`]: per-worker counters, summed on read.
+//!
+//! The pieces it stands on are their own crates: `palisade-wire` (parsing
+//! and editing frames), `palisade-flow` (connection tracking) and
+//! `palisade-policy` (the compiled policy and its publication).
+
+pub mod buffer;
+pub mod counters;
+pub mod process;
+pub mod verdict;
+
+pub use buffer::{HeapPacket, PacketBuf};
+pub use counters::WorkerCounters;
+pub use process::{MAX_BURST, Worker, WorkerConfig, WorkerError};
+pub use verdict::{DropReason, Verdict};
+
+// The crates `process()` is built from, re-exported for adapters and tests.
+pub use palisade_flow as flow;
+pub use palisade_policy as policy;
+pub use palisade_wire as wire;

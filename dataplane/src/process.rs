@@ -1,0 +1,762 @@
+//! `process()`: one worker core's packet path, sans-IO.
+//!
+//! A [`Worker`] owns one core's flow table, fragment table and counters. The
+//! pipeline (DPDK, pcap replay, tests) hands it a burst of frames, the time
+//! in seconds and the policy snapshot it loaded for this burst; it gets one
+//! [`Verdict`] per frame back, with forwarded frames already rewritten. No
+//! I/O, no clock, no lock, no allocation after [`Worker::new`].
+//!
+//! The burst is processed in two passes, VPP's habit: the first parses every
+//! frame, finds its ENIs and route, builds its flow key and prefetches the
+//! flow-table bucket; the second looks the flows up — by then the buckets
+//! are on their way into the cache — and decides. Per packet (DESIGN.md):
+//!
+//! 1. parse (malformed → drop);
+//! 2. ARP / neighbour solicitation for an address of the sender's subnet →
+//!    answered from the router MAC (proxy ARP: every packet goes through
+//!    the router, even within a subnet, so security groups always apply);
+//! 3. source ENI by (port, VLAN, source MAC), or the uplink; source check;
+//! 4. route to the destination ENI (same or peered VPC) or the uplink;
+//! 5. flow hit → NACL verdict (cached per direction and generation) → state
+//!    update → forward; miss → NACLs + egress SGs of the sender + ingress
+//!    SGs of the receiver → insert a tracked flow (unless untracked) →
+//!    forward;
+//! 6. L2 rewrite (router MAC → ENI MAC, VLAN tag of the output ENI), TTL /
+//!    hop-limit decrement with an incremental checksum update.
+//!
+//! Policy generations: a flow remembers the generation that last validated
+//! it. On a newer one, its NACL verdicts are recomputed (a NACL deny cuts a
+//! connection at once) but its security-group admission stands: tracked
+//! flows survive rule removal (SEMANTICS.md). Untracked flows have no entry
+//! at all: every packet is decided by the rules, so a rule change stops
+//! them at once.
+
+use core::net::IpAddr;
+
+use palisade_flow::{
+    CapacityError, FirstFragmentVerdict, FlowInit, FlowKey, FlowTable, FlowUpdate, FragmentError,
+    FragmentKey, FragmentTable, FragmentVerdict, InsertError, Seconds, Side, TcpFlags, Timeouts,
+};
+use palisade_policy::{
+    DenyReason, Direction as PolicyDirection, EniIdx, NaclPath, PacketFields, PolicySnapshot,
+    Route, Verdict as PolicyVerdict,
+};
+use palisade_wire::{
+    FrameInfo, IpInfo, L3Info, L4Info, MacAddr, build_arp_reply, build_neighbor_advertisement,
+    decrement_ttl, parse_frame, rewrite_macs,
+};
+
+use palisade_wire::arp::ArpOperation;
+
+use crate::buffer::PacketBuf;
+use crate::counters::WorkerCounters;
+use crate::verdict::{DropReason, Verdict};
+
+/// The most frames one pass handles; longer bursts are taken in chunks.
+pub const MAX_BURST: usize = 64;
+
+/// ICMPv6 types that stay on the link (MLD, router and neighbour
+/// discovery): never routed.
+const ICMPV6_LINK_LOCAL_TYPES: core::ops::RangeInclusive<u8> = 130..=137;
+const ICMPV6_MLDV2_REPORT: u8 = 143;
+const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
+
+/// Cached NACL verdict bits in [`palisade_flow::FlowEntry::verdict_flags`],
+/// valid for the flow's generation. "Forward" is the initiator's direction.
+mod nacl_bits {
+    pub const FORWARD_CHECKED: u8 = 1 << 0;
+    pub const FORWARD_ALLOWED: u8 = 1 << 1;
+    pub const REVERSE_CHECKED: u8 = 1 << 2;
+    pub const REVERSE_ALLOWED: u8 = 1 << 3;
+}
+
+/// Marks the uplink where a flow caches an ENI index.
+const UPLINK_ENDPOINT: u32 = u32::MAX;
+
+/// How a worker is sized. Fixed at start: nothing grows on the packet path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// The most connections tracked at once (the conntrack allowance).
+    pub max_flows: usize,
+    /// The most fragmented datagrams followed at once.
+    pub max_fragmented_datagrams: usize,
+    /// How long a fragmented datagram's verdict is remembered.
+    pub fragment_timeout: Seconds,
+    /// Flow-table buckets the expiry sweep visits per burst (8 flows each).
+    pub expiry_buckets_per_burst: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            max_flows: 1 << 20,
+            max_fragmented_datagrams: 4096,
+            fragment_timeout: palisade_flow::DEFAULT_FRAGMENT_TIMEOUT,
+            expiry_buckets_per_burst: 4,
+        }
+    }
+}
+
+/// Why a worker could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The flow table could not be sized as asked.
+    #[error("flow table: {0}")]
+    FlowTable(#[from] CapacityError),
+    /// The fragment table could not be sized as asked.
+    #[error("fragment table: {0}")]
+    FragmentTable(#[from] FragmentError),
+}
+
+/// One end of a routed packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Eni(EniIdx),
+    Uplink,
+}
+
+impl Endpoint {
+    fn cached(self) -> u32 {
+        match self {
+            Endpoint::Eni(e) => e.index() as u32,
+            Endpoint::Uplink => UPLINK_ENDPOINT,
+        }
+    }
+}
+
+/// What the first pass learnt about an IP packet that needs a flow decision.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    /// Position in the burst.
+    slot: usize,
+    info: FrameInfo,
+    ip: IpInfo,
+    src: Endpoint,
+    dst: Endpoint,
+    route: Route,
+    fields: PacketFields,
+    key: FlowKey,
+    side: Side,
+    hash: u64,
+    kind: PendingKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PendingKind {
+    /// A packet with its own L4 header (or none needed).
+    Flow,
+    /// An ICMP error: `key` is the quoted packet's flow.
+    IcmpError,
+    /// A non-first fragment: `key` is unused, the fragment table decides.
+    LaterFragment,
+}
+
+/// One core's packet path: its flow table, fragment table and counters.
+#[derive(Debug)]
+pub struct Worker {
+    flows: FlowTable,
+    fragments: FragmentTable,
+    counters: WorkerCounters,
+    config: WorkerConfig,
+    pending: Vec<Pending>,
+}
+
+impl Worker {
+    /// A worker with all its memory allocated up front.
+    pub fn new(config: WorkerConfig) -> Result<Self, WorkerError> {
+        Ok(Worker {
+            flows: FlowTable::with_capacity(config.max_flows)?,
+            fragments: FragmentTable::new(
+                config.max_fragmented_datagrams,
+                config.fragment_timeout,
+            )?,
+            counters: WorkerCounters::default(),
+            config,
+            pending: Vec::with_capacity(MAX_BURST),
+        })
+    }
+
+    /// This worker's counters (plain memory, read by the metrics scrape).
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.counters
+    }
+
+    /// This worker's flow table (occupancy, allowance, its own counters).
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// This worker's fragment table.
+    pub fn fragments(&self) -> &FragmentTable {
+        &self.fragments
+    }
+
+    /// Processes a burst: one verdict per frame in `verdicts` (which must be
+    /// at least as long as `burst`; extra entries are left alone). Frames
+    /// to forward or answer are rewritten in place.
+    pub fn process<P: PacketBuf>(
+        &mut self,
+        burst: &mut [P],
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+        verdicts: &mut [Verdict],
+    ) {
+        let n = burst.len().min(verdicts.len());
+        for start in (0..n).step_by(MAX_BURST) {
+            let end = (start + MAX_BURST).min(n);
+            self.process_chunk(
+                &mut burst[start..end],
+                now,
+                snapshot,
+                &mut verdicts[start..end],
+            );
+        }
+        self.flows.expire(now, self.config.expiry_buckets_per_burst);
+        self.fragments.expire(now, 1);
+    }
+
+    fn process_chunk<P: PacketBuf>(
+        &mut self,
+        burst: &mut [P],
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+        verdicts: &mut [Verdict],
+    ) {
+        self.pending.clear();
+        for (slot, (pkt, verdict)) in burst.iter_mut().zip(verdicts.iter_mut()).enumerate() {
+            self.counters.packets += 1;
+            self.counters.bytes += pkt.data().len() as u64;
+            match Self::prepare(slot, pkt, snapshot) {
+                Ok(Some(pending)) => {
+                    match pending.kind {
+                        PendingKind::LaterFragment => self.fragments.prefetch(pending.hash),
+                        PendingKind::Flow | PendingKind::IcmpError => {
+                            self.flows.prefetch(pending.hash);
+                        }
+                    }
+                    self.pending.push(pending);
+                    // Decided in the second pass.
+                    *verdict = Verdict::Drop(DropReason::Malformed);
+                }
+                Ok(None) => {
+                    self.counters.replied += 1;
+                    *verdict = Verdict::Reply {
+                        port: pkt.ingress_port(),
+                    };
+                }
+                Err(reason) => *verdict = self.drop(reason),
+            }
+        }
+        for i in 0..self.pending.len() {
+            let p = self.pending[i];
+            let decided = match p.kind {
+                PendingKind::Flow => self.decide_flow(&p, now, snapshot),
+                PendingKind::IcmpError => self.decide_related(&p, now, snapshot),
+                PendingKind::LaterFragment => self.decide_fragment(&p, now),
+            };
+            verdicts[p.slot] = match decided {
+                Ok(()) => match forward(&mut burst[p.slot], &p.info, p.dst, snapshot) {
+                    Ok(port) => {
+                        self.counters.forwarded += 1;
+                        Verdict::Forward { port }
+                    }
+                    Err(reason) => self.drop(reason),
+                },
+                Err(reason) => self.drop(reason),
+            };
+        }
+    }
+
+    fn drop(&mut self, reason: DropReason) -> Verdict {
+        self.counters.drops[reason.index()] += 1;
+        Verdict::Drop(reason)
+    }
+
+    /// First pass: parse, answer neighbour discovery, find the endpoints and
+    /// the route, build the flow key. `Ok(None)`: the frame was answered in
+    /// place.
+    fn prepare<P: PacketBuf>(
+        slot: usize,
+        pkt: &mut P,
+        snapshot: &PolicySnapshot,
+    ) -> Result<Option<Pending>, DropReason> {
+        let info = parse_frame(pkt.data()).map_err(|_| DropReason::Malformed)?;
+        let port = pkt.ingress_port();
+        let src = source_endpoint(snapshot, port, &info);
+        let ip = match info.l3 {
+            L3Info::Arp(arp) => {
+                let Some(Endpoint::Eni(eni)) = src else {
+                    return Err(DropReason::NeighborDiscoveryIgnored);
+                };
+                let e = snapshot.eni(eni);
+                let target = IpAddr::V4(arp.target_ip);
+                if arp.operation != ArpOperation::Request
+                    || !snapshot.subnet(e.subnet).contains(target)
+                    || e.owns_ip(target)
+                {
+                    return Err(DropReason::NeighborDiscoveryIgnored);
+                }
+                let mut reply = [0u8; 128];
+                let len =
+                    build_arp_reply(&arp, info.vlan, MacAddr(snapshot.router_mac()), &mut reply)
+                        .map_err(|_| DropReason::Malformed)?;
+                return write_reply(pkt, &reply[..len]).map(|()| None);
+            }
+            L3Info::Ipv4(ip) | L3Info::Ipv6(ip) => ip,
+        };
+        if let L4Info::Icmpv6 { ty, nd_target, .. } = ip.l4 {
+            if ICMPV6_LINK_LOCAL_TYPES.contains(&ty) || ty == ICMPV6_MLDV2_REPORT {
+                return answer_neighbor_solicitation(pkt, &info, ty, nd_target, src, snapshot)
+                    .map(|()| None);
+            }
+        }
+        if info.dst_mac.0 != snapshot.router_mac() {
+            return Err(DropReason::NotForRouter);
+        }
+        let src = src.ok_or(DropReason::UnknownSource)?;
+        let (route, src_vpc) = match src {
+            Endpoint::Eni(eni) => {
+                let e = snapshot.eni(eni);
+                if e.source_dest_check && !e.owns_ip(ip.src) {
+                    return Err(DropReason::Spoofed);
+                }
+                (snapshot.route(e.vpc, ip.dst), Some(e.vpc))
+            }
+            Endpoint::Uplink => (snapshot.route_from_uplink(ip.dst), None),
+        };
+        let dst = match route {
+            Route::Eni(e) => Endpoint::Eni(e),
+            Route::Uplink => Endpoint::Uplink,
+            Route::Gateway(_) => return Err(DropReason::ToRouter),
+            Route::Unreachable => return Err(DropReason::NoRoute),
+        };
+        // The flow's VPC scope must be the same from both ends: a flow
+        // between peered VPCs is keyed by the lower of the two.
+        let dst_vpc = match dst {
+            Endpoint::Eni(e) => Some(snapshot.eni(e).vpc),
+            Endpoint::Uplink => None,
+        };
+        let vpc = match (src_vpc, dst_vpc) {
+            (Some(a), Some(b)) => a.index().min(b.index()),
+            (Some(v), None) | (None, Some(v)) => v.index(),
+            (None, None) => return Err(DropReason::NoRoute),
+        } as u32;
+
+        let (kind, fields, key_tuple) = match ip.l4 {
+            L4Info::Tcp {
+                src_port, dst_port, ..
+            }
+            | L4Info::Udp { src_port, dst_port } => (
+                PendingKind::Flow,
+                PacketFields::l4(ip.src, ip.dst, ip.protocol, src_port, dst_port),
+                (ip.src, ip.dst, src_port, dst_port),
+            ),
+            L4Info::Icmp { ty, code, echo_id }
+            | L4Info::Icmpv6 {
+                ty, code, echo_id, ..
+            } => {
+                let id = echo_id.unwrap_or(0);
+                (
+                    PendingKind::Flow,
+                    PacketFields::icmp(ip.src, ip.dst, ip.protocol, ty, code),
+                    (ip.src, ip.dst, id, id),
+                )
+            }
+            L4Info::IcmpError { ty, code, quoted } => {
+                // The error travels back to the sender of the quoted packet.
+                if quoted.src != ip.dst {
+                    return Err(DropReason::IcmpErrorUnrelated);
+                }
+                let key = FlowKey::new(
+                    vpc,
+                    quoted.src,
+                    quoted.dst,
+                    quoted.protocol,
+                    quoted.src_port,
+                    quoted.dst_port,
+                )
+                .map_err(|_| DropReason::Malformed)?;
+                return Ok(Some(Pending {
+                    slot,
+                    info,
+                    ip,
+                    src,
+                    dst,
+                    route,
+                    fields: PacketFields::icmp(ip.src, ip.dst, ip.protocol, ty, code),
+                    hash: key.0.hash(),
+                    key: key.0,
+                    side: key.1,
+                    kind: PendingKind::IcmpError,
+                }));
+            }
+            L4Info::Other => (
+                PendingKind::Flow,
+                PacketFields::l4(ip.src, ip.dst, ip.protocol, 0, 0),
+                (ip.src, ip.dst, 0, 0),
+            ),
+            L4Info::NotFirstFragment => {
+                let (hash, _) = fragment_key(vpc, &ip)?;
+                let (key, side) = FlowKey::new(vpc, ip.src, ip.dst, ip.protocol, 0, 0)
+                    .map_err(|_| DropReason::Malformed)?;
+                return Ok(Some(Pending {
+                    slot,
+                    info,
+                    ip,
+                    src,
+                    dst,
+                    route,
+                    fields: PacketFields::l4(ip.src, ip.dst, ip.protocol, 0, 0),
+                    key,
+                    side,
+                    hash,
+                    kind: PendingKind::LaterFragment,
+                }));
+            }
+        };
+        let (src_ip, dst_ip, sport, dport) = key_tuple;
+        let (key, side) = FlowKey::new(vpc, src_ip, dst_ip, ip.protocol, sport, dport)
+            .map_err(|_| DropReason::Malformed)?;
+        Ok(Some(Pending {
+            slot,
+            info,
+            ip,
+            src,
+            dst,
+            route,
+            fields,
+            hash: key.hash(),
+            key,
+            side,
+            kind,
+        }))
+    }
+
+    /// Second pass for a packet with its own flow: hit or decide.
+    fn decide_flow(
+        &mut self,
+        p: &Pending,
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+    ) -> Result<(), DropReason> {
+        let generation = snapshot.generation() as u32;
+        let timeouts = flow_timeouts(snapshot, p.src, p.dst);
+        let flags = tcp_flags(&p.ip);
+        if let Some(entry) = self.flows.lookup(p.hash, &p.key, now) {
+            let from_initiator = entry.initiator() == p.side;
+            if entry.generation != generation {
+                // A newer policy: refresh what the flow caches for it. Its
+                // security-group admission stands (tracked flows survive
+                // rule changes); NACLs are re-checked below.
+                self.counters.revalidations += 1;
+                entry.generation = generation;
+                entry.verdict_flags = 0;
+                let (initiator, responder) = if from_initiator {
+                    (p.src, p.dst)
+                } else {
+                    (p.dst, p.src)
+                };
+                entry.initiator_eni = initiator.cached();
+                entry.responder_eni = responder.cached();
+            }
+            let (checked, allowed) = if from_initiator {
+                (nacl_bits::FORWARD_CHECKED, nacl_bits::FORWARD_ALLOWED)
+            } else {
+                (nacl_bits::REVERSE_CHECKED, nacl_bits::REVERSE_ALLOWED)
+            };
+            if entry.verdict_flags & checked == 0 {
+                let ok = nacl_allows(snapshot, p.src, p.route, &p.fields);
+                entry.verdict_flags |= checked | if ok { allowed } else { 0 };
+            }
+            if entry.verdict_flags & allowed == 0 {
+                return Err(DropReason::NaclDenied);
+            }
+            let update = entry.update(p.side, flags, now, &timeouts);
+            match update {
+                FlowUpdate::Forward => {
+                    self.counters.flow_hits += 1;
+                    self.follow_first_fragment(p, now, true);
+                    return Ok(());
+                }
+                FlowUpdate::Restart => {
+                    self.flows.remove(p.hash, &p.key, now);
+                }
+            }
+        }
+        let decision = match p.src {
+            Endpoint::Eni(src) => snapshot.decide(src, &p.fields),
+            Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields),
+        };
+        let result = match decision.verdict {
+            PolicyVerdict::Allow if decision.untracked => {
+                self.counters.untracked += 1;
+                Ok(())
+            }
+            PolicyVerdict::Allow => {
+                let init = FlowInit {
+                    initiator: p.side,
+                    tcp_flags: flags,
+                    tracked: true,
+                    generation,
+                    initiator_eni: p.src.cached(),
+                    responder_eni: p.dst.cached(),
+                    admitted_by: decision
+                        .ingress
+                        .or(decision.egress)
+                        .and_then(|m| m.rule)
+                        .map_or(u16::MAX, |r| r.group.index() as u16),
+                    verdict_flags: nacl_bits::FORWARD_CHECKED | nacl_bits::FORWARD_ALLOWED,
+                };
+                match self.flows.insert(p.hash, p.key, &init, now, &timeouts) {
+                    Ok(_) => {
+                        self.counters.new_flows += 1;
+                        Ok(())
+                    }
+                    Err(InsertError::TableFull | InsertError::ProbeLimit) => {
+                        Err(DropReason::ConntrackFull)
+                    }
+                    // Unreachable after a failed lookup, but harmless: the
+                    // flow exists, so the packet belongs to it.
+                    Err(InsertError::AlreadyPresent) => Ok(()),
+                }
+            }
+            PolicyVerdict::ToRouter => Err(DropReason::ToRouter),
+            PolicyVerdict::Deny(reason) => Err(deny_reason(reason)),
+        };
+        self.follow_first_fragment(p, now, result.is_ok());
+        result
+    }
+
+    /// The first fragment of a datagram records its verdict for the rest.
+    fn follow_first_fragment(&mut self, p: &Pending, now: Seconds, allowed: bool) {
+        let Some(fragment) = p.ip.fragment else {
+            return;
+        };
+        if fragment.offset != 0 || !fragment.more {
+            return;
+        }
+        let Ok((hash, key)) = fragment_key(p.key.vpc(), &p.ip) else {
+            return;
+        };
+        let verdict = if allowed {
+            FirstFragmentVerdict::Allow {
+                source_port: p.fields.src_port,
+                destination_port: p.fields.dst_port,
+            }
+        } else {
+            FirstFragmentVerdict::Deny
+        };
+        // A full fragment table only costs the later fragments (counted
+        // there as unknown): the first one's own verdict stands.
+        let _ = self.fragments.record_first(hash, key, verdict, now);
+    }
+
+    /// An ICMP error is allowed as related traffic of the flow it quotes.
+    fn decide_related(
+        &mut self,
+        p: &Pending,
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+    ) -> Result<(), DropReason> {
+        if self.flows.lookup(p.hash, &p.key, now).is_none() {
+            return Err(DropReason::IcmpErrorUnrelated);
+        }
+        if !nacl_allows(snapshot, p.src, p.route, &p.fields) {
+            return Err(DropReason::NaclDenied);
+        }
+        self.counters.related += 1;
+        Ok(())
+    }
+
+    /// A later fragment follows its datagram's first fragment.
+    fn decide_fragment(&mut self, p: &Pending, now: Seconds) -> Result<(), DropReason> {
+        let (hash, key) = fragment_key(p.key.vpc(), &p.ip)?;
+        match self.fragments.lookup(hash, &key, now) {
+            FragmentVerdict::Allow { .. } => Ok(()),
+            FragmentVerdict::Deny | FragmentVerdict::Unknown => Err(DropReason::FragmentUnknown),
+        }
+    }
+}
+
+/// The ENI (or the uplink) a frame comes from.
+fn source_endpoint(snapshot: &PolicySnapshot, port: u16, info: &FrameInfo) -> Option<Endpoint> {
+    if let Some(eni) = snapshot.eni_by_l2(port, info.vlan, info.src_mac.0) {
+        return Some(Endpoint::Eni(eni));
+    }
+    snapshot
+        .uplink()
+        .filter(|u| u.port == port && u.vlan == info.vlan && u.mac == info.src_mac.0)
+        .map(|_| Endpoint::Uplink)
+}
+
+/// Answers a neighbour solicitation for an address of the sender's subnet;
+/// every other link-local ICMPv6 message is ignored.
+fn answer_neighbor_solicitation<P: PacketBuf>(
+    pkt: &mut P,
+    info: &FrameInfo,
+    ty: u8,
+    target: Option<core::net::Ipv6Addr>,
+    src: Option<Endpoint>,
+    snapshot: &PolicySnapshot,
+) -> Result<(), DropReason> {
+    let (Some(Endpoint::Eni(eni)), ICMPV6_NEIGHBOR_SOLICIT, Some(target)) = (src, ty, target)
+    else {
+        return Err(DropReason::NeighborDiscoveryIgnored);
+    };
+    let e = snapshot.eni(eni);
+    let target = IpAddr::V6(target);
+    if !snapshot.subnet(e.subnet).contains(target) || e.owns_ip(target) {
+        return Err(DropReason::NeighborDiscoveryIgnored);
+    }
+    let mut reply = [0u8; 128];
+    let len = build_neighbor_advertisement(info, MacAddr(snapshot.router_mac()), &mut reply)
+        .map_err(|_| DropReason::Malformed)?;
+    write_reply(pkt, &reply[..len])
+}
+
+/// Replaces the frame with `reply`.
+fn write_reply<P: PacketBuf>(pkt: &mut P, reply: &[u8]) -> Result<(), DropReason> {
+    if !pkt.set_len(reply.len()) {
+        return Err(DropReason::NoHeadroom);
+    }
+    pkt.data_mut().copy_from_slice(reply);
+    Ok(())
+}
+
+/// Whether the NACLs on the packet's path allow it.
+fn nacl_allows(
+    snapshot: &PolicySnapshot,
+    src: Endpoint,
+    route: Route,
+    fields: &PacketFields,
+) -> bool {
+    let path: NaclPath = match (src, route) {
+        (Endpoint::Eni(s), route) => snapshot.nacl_path(s, route),
+        (Endpoint::Uplink, Route::Eni(d)) => snapshot.nacl_path_from_uplink(d),
+        (Endpoint::Uplink, _) => NaclPath::default(),
+    };
+    path.egress.is_none_or(|s| {
+        snapshot
+            .nacl_decide(s, PolicyDirection::Egress, fields)
+            .allow
+    }) && path.ingress.is_none_or(|s| {
+        snapshot
+            .nacl_decide(s, PolicyDirection::Ingress, fields)
+            .allow
+    })
+}
+
+/// The idle timeouts of a flow between two endpoints: the stricter of the
+/// two ENIs' settings (**palisade**: a flow ends when either side would
+/// forget it).
+fn flow_timeouts(snapshot: &PolicySnapshot, a: Endpoint, b: Endpoint) -> Timeouts {
+    let mut t: Option<(u32, u32, u32)> = None;
+    for end in [a, b] {
+        if let Endpoint::Eni(e) = end {
+            let c = snapshot.eni(e).timeouts;
+            t = Some(match t {
+                None => (c.tcp_established, c.udp_stream, c.udp),
+                Some((est, stream, oneway)) => (
+                    est.min(c.tcp_established),
+                    stream.min(c.udp_stream),
+                    oneway.min(c.udp),
+                ),
+            });
+        }
+    }
+    t.and_then(|(est, stream, oneway)| Timeouts::new(est, stream, oneway).ok())
+        .unwrap_or_default()
+}
+
+fn tcp_flags(ip: &IpInfo) -> TcpFlags {
+    match ip.l4 {
+        L4Info::Tcp { flags, .. } => TcpFlags(flags),
+        _ => TcpFlags::NONE,
+    }
+}
+
+fn fragment_key(vpc: u32, ip: &IpInfo) -> Result<(u64, FragmentKey), DropReason> {
+    let fragment = ip.fragment.ok_or(DropReason::Malformed)?;
+    let key = match (ip.src, ip.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            FragmentKey::new_v4(vpc, s.octets(), d.octets(), ip.protocol, fragment.id as u16)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            FragmentKey::new_v6(vpc, s.octets(), d.octets(), ip.protocol, fragment.id)
+        }
+        _ => return Err(DropReason::Malformed),
+    };
+    Ok((key.hash(), key))
+}
+
+fn deny_reason(reason: DenyReason) -> DropReason {
+    match reason {
+        DenyReason::UnknownSource => DropReason::UnknownSource,
+        DenyReason::SourceNotOwned => DropReason::Spoofed,
+        DenyReason::NoRoute => DropReason::NoRoute,
+        DenyReason::NaclEgress | DenyReason::NaclIngress => DropReason::NaclDenied,
+        DenyReason::SecurityGroupEgress => DropReason::EgressDenied,
+        DenyReason::SecurityGroupIngress => DropReason::IngressDenied,
+    }
+}
+
+/// Rewrites a frame for its next hop: TTL, VLAN tag, MACs. Returns the
+/// output port.
+fn forward<P: PacketBuf>(
+    pkt: &mut P,
+    info: &FrameInfo,
+    dst: Endpoint,
+    snapshot: &PolicySnapshot,
+) -> Result<u16, DropReason> {
+    let (port, vlan, mac) = match dst {
+        Endpoint::Eni(e) => {
+            let e = snapshot.eni(e);
+            (e.port, e.vlan, e.mac)
+        }
+        Endpoint::Uplink => {
+            let u = snapshot.uplink().ok_or(DropReason::NoRoute)?;
+            (u.port, u.vlan, u.mac)
+        }
+    };
+    decrement_ttl(pkt.data_mut(), info).map_err(|_| DropReason::TtlExpired)?;
+    retag(pkt, info.vlan, vlan)?;
+    rewrite_macs(pkt.data_mut(), MacAddr(mac), MacAddr(snapshot.router_mac()))
+        .map_err(|_| DropReason::Malformed)?;
+    Ok(port)
+}
+
+const TPID_8021Q: [u8; 2] = [0x81, 0x00];
+
+/// Gives the frame the output VLAN tag (or none), keeping the priority bits
+/// of an existing tag.
+fn retag<P: PacketBuf>(pkt: &mut P, from: Option<u16>, to: Option<u16>) -> Result<(), DropReason> {
+    match (from, to) {
+        (None, None) => Ok(()),
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(_), Some(vid)) => {
+            let data = pkt.data_mut();
+            let tci = u16::from_be_bytes([data[14], data[15]]);
+            let tci = (tci & 0xf000) | (vid & 0x0fff);
+            data[14..16].copy_from_slice(&tci.to_be_bytes());
+            Ok(())
+        }
+        (Some(_), None) => {
+            pkt.data_mut().copy_within(0..12, 4);
+            if pkt.adj(4) {
+                Ok(())
+            } else {
+                Err(DropReason::Malformed)
+            }
+        }
+        (None, Some(vid)) => {
+            if !pkt.prepend(4) {
+                return Err(DropReason::NoHeadroom);
+            }
+            let data = pkt.data_mut();
+            data.copy_within(4..16, 0);
+            data[12..14].copy_from_slice(&TPID_8021Q);
+            data[14..16].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+            Ok(())
+        }
+    }
+}
