@@ -20,7 +20,7 @@
 //! same key (the sender's IP id wrapped) replaces the record.
 //!
 //! The table is the flow table's little sibling: fixed capacity, the same
-//! bounded-probing [`BucketIndex`], an incremental sweep, lookups that treat
+//! bounded-probing bucket index, an incremental sweep, lookups that treat
 //! expired records as absent.
 
 use thiserror::Error;

@@ -32,7 +32,11 @@
 //! looks up any more. Worst-case lag between expiry and reclamation:
 //! `bucket_count() / max_buckets` calls. Until reclaimed, an expired entry
 //! still counts in `len()` (so against the allowance) — e.g. 2^18 buckets
-//! (1 M flows) swept 64 per burst are fully swept every 4096 bursts.
+//! (1 M flows) swept 64 per burst are fully swept every 4096 bursts. The
+//! sweep is memory-bound (it reads every occupied entry of the buckets it
+//! visits), so a small `max_buckets` is enough: pick it so that a full cycle
+//! takes about the shortest idle timeout (30 s) at the expected call rate,
+//! and call it on idle polls too, so that a quiet core still sweeps.
 
 use thiserror::Error;
 
