@@ -10,6 +10,9 @@
 //! - [`process`]: the [`Worker`] and its two-pass burst loop.
 //! - [`verdict`]: [`Verdict`] and the one [`DropReason`] enum every counter uses.
 //! - [`counters`]: per-worker counters, summed on read.
+//! - [`reference`]: the same semantics as plain code, the oracle of the
+//!   differential tests.
+//! - [`testkit`]: frames and the demo world for tests, benches and fuzzing.
 //!
 //! The pieces it stands on are their own crates: `palisade-wire` (parsing
 //! and editing frames), `palisade-flow` (connection tracking) and
@@ -18,6 +21,8 @@
 pub mod buffer;
 pub mod counters;
 pub mod process;
+pub mod reference;
+pub mod testkit;
 pub mod verdict;
 
 pub use buffer::{HeapPacket, PacketBuf};

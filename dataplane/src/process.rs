@@ -330,17 +330,17 @@ impl Worker {
             Route::Gateway(_) => return Err(DropReason::ToRouter),
             Route::Unreachable => return Err(DropReason::NoRoute),
         };
-        // The flow's VPC scope must be the same from both ends: a flow
-        // between peered VPCs is keyed by the lower of the two.
+        // The flow's scope must be the same seen from both ends: the pair
+        // of VPCs it joins (one VPC twice within a VPC or to the uplink).
         let dst_vpc = match dst {
             Endpoint::Eni(e) => Some(snapshot.eni(e).vpc),
             Endpoint::Uplink => None,
         };
         let vpc = match (src_vpc, dst_vpc) {
-            (Some(a), Some(b)) => a.index().min(b.index()),
-            (Some(v), None) | (None, Some(v)) => v.index(),
+            (Some(a), Some(b)) => flow_scope(a.index(), b.index()),
+            (Some(v), None) | (None, Some(v)) => flow_scope(v.index(), v.index()),
             (None, None) => return Err(DropReason::NoRoute),
-        } as u32;
+        };
 
         let (kind, fields, key_tuple) = match ip.l4 {
             L4Info::Tcp {
@@ -487,8 +487,11 @@ impl Worker {
             Endpoint::Eni(src) => snapshot.decide(src, &p.fields),
             Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields),
         };
+        let untracked = decision.untracked
+            || (decision.verdict == PolicyVerdict::Allow
+                && reply_of_untracked(snapshot, p, &decision));
         let result = match decision.verdict {
-            PolicyVerdict::Allow if decision.untracked => {
+            PolicyVerdict::Allow if untracked => {
                 self.counters.untracked += 1;
                 Ok(())
             }
@@ -576,6 +579,52 @@ impl Worker {
             FragmentVerdict::Deny | FragmentVerdict::Unknown => Err(DropReason::FragmentUnknown),
         }
     }
+}
+
+/// The flow-key scope of a flow between two VPCs (the same one twice for a
+/// flow inside a VPC): both ends compute the same value. Indices past
+/// 65,535 share scopes, which only matters for overlapping address blocks.
+fn flow_scope(a: usize, b: usize) -> u32 {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    (lo as u32 & 0xffff) | ((hi as u32 & 0xffff) << 16)
+}
+
+/// Whether an allowed packet that would open a tracked flow is in fact the
+/// reply of an untracked one: the same packet the other way round is
+/// allowed and untracked.
+///
+/// **palisade**: an untracked flow leaves no state, so its replies look like
+/// new flows from the responder, which the responder's side may well
+/// track (a web server's egress allows everything out, but its ingress does
+/// not let every port back in). Were such a reply tracked, the flow would
+/// outlive a rule change that SEMANTICS.md says stops it at once. So a
+/// packet whose reverse is an untracked flow is treated as untracked too;
+/// while the rules stand it is allowed either way, and the rules alone
+/// decide it once they change. Only flows with an untracked side pay for
+/// the second decision.
+fn reply_of_untracked(
+    snapshot: &PolicySnapshot,
+    p: &Pending,
+    decision: &palisade_policy::FlowDecision,
+) -> bool {
+    let some_side_untracked = decision.egress.is_some_and(|m| m.untracked)
+        || decision.ingress.is_some_and(|m| m.untracked);
+    if !some_side_untracked {
+        return false;
+    }
+    let f = &p.fields;
+    let reverse = PacketFields {
+        src: f.dst,
+        dst: f.src,
+        src_port: f.dst_port,
+        dst_port: f.src_port,
+        ..*f
+    };
+    let back = match p.dst {
+        Endpoint::Eni(e) => snapshot.decide(e, &reverse),
+        Endpoint::Uplink => snapshot.decide_from_uplink(&reverse),
+    };
+    back.verdict == PolicyVerdict::Allow && back.untracked
 }
 
 /// The ENI (or the uplink) a frame comes from.
