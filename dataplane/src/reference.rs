@@ -337,11 +337,7 @@ fn decide(
 }
 
 /// The route back from `receiver` to `sender`.
-fn reverse_route(
-    spec: &PolicySpec,
-    sender: Option<&EniSpec>,
-    receiver: Option<&EniSpec>,
-) -> RefRoute {
+fn reverse_route(sender: Option<&EniSpec>, receiver: Option<&EniSpec>) -> RefRoute {
     match (sender, receiver) {
         (Some(s), _) => RefRoute::Eni(s.id.clone()),
         (None, Some(_)) => RefRoute::Uplink,
