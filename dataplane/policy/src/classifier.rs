@@ -5,12 +5,12 @@
 //! receiver's. Its answer is a bitmap of the groups of the set that allow
 //! the packet.
 //!
-//! # Design: bit-vector intersection (Lakshman & Stiliadis)
+//! # Design: bit-vector intersection (Lakshman & Stiliadis), per group, merged per set
 //!
-//! Every rule of every group of the set gets one bit, ordered by (group,
-//! rule), so group *i* owns a contiguous run of bits. Each packet field is
-//! looked up in its own table, which maps the field's value to the bit vector
-//! of rules whose condition on that field holds:
+//! Every rule of a group gets one bit of a small bit vector (60 rules: one
+//! `u64` word). Each packet field is looked up in its own table, which maps
+//! the field's value to the bit vector of rules whose condition on that
+//! field holds:
 //!
 //! * protocol: a 256-entry byte table to an equivalence class, then a row;
 //! * port key ([`PacketFields::port_key`]: dst port, or ICMP type/code): the
@@ -21,17 +21,24 @@
 //!   remote ENI is a member of.
 //!
 //! The packet matches rule *r* iff bit *r* is set in
-//! `protocol & port & (address | peers)`. That AND is streamed word by word,
-//! and as soon as a group has one matching rule the rest of its bits are
-//! skipped; the lowest matching bit is the rule reported for logs. For 1,000
-//! rules that is 16 words and two binary searches of ~11 steps: no
-//! allocation, no branch per rule, and cost grows with the number of words,
-//! not with the rule count times the field count.
+//! `protocol & port & (address | peers)`.
 //!
-//! Tables are built in O(boundaries × words) by a sweep over sorted range
-//! endpoints, and adjacent identical rows are merged.
+//! These field tables are built once per group and direction, and shared
+//! by every snapshot until the group's rules change. A set's classifier is
+//! the **merge** of its groups' tables: the union of their interval
+//! boundaries, each set row the concatenation of the groups' rows — so
+//! every group owns whole words, a group allows ⇔ one of its words is
+//! non-zero, and the lowest set bit names the rule. Merging needs no sort of
+//! rules and no per-rule work, which keeps a full compile and an incremental
+//! one cheap; a one-group set simply shares its group's tables.
+//!
+//! Per packet: one protocol load, one binary search on the port boundaries,
+//! one on the address boundaries (~11 steps each for 1,000 rules), then an
+//! AND over the set's words (16 for 16 groups × 60 rules). No allocation, no
+//! branch per rule.
 
 use core::net::IpAddr;
+use std::sync::Arc;
 
 use crate::packet::{Direction, PacketFields};
 use crate::snapshot::{RuleRef, SgIdx};
@@ -65,15 +72,6 @@ impl SgMatch {
     }
 }
 
-/// Per-rule data the classifier needs after the bit intersection.
-#[derive(Debug, Clone, Copy)]
-struct RuleMeta {
-    /// Position of the rule's group in the set (the bit of the bitmap).
-    group_pos: u8,
-    /// Which rule to report.
-    rule: RuleRef,
-}
-
 /// What a resolved rule accepts as the remote end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RemoteMatch {
@@ -93,8 +91,6 @@ pub(crate) enum RemoteMatch {
 /// Plain `Copy` data so that resolving 150,000 rules allocates nothing per rule.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ResolvedRule {
-    /// Which rule of which group.
-    pub rule: RuleRef,
     /// `None` for all protocols.
     pub protocol: Option<u8>,
     /// Inclusive range of [`PacketFields::port_key`] values it accepts.
@@ -208,16 +204,16 @@ impl<K: IntervalKey> IntervalTable<K> {
     /// give several ranges, even overlapping ones (a prefix list), so
     /// membership is counted rather than toggled.
     fn build(ranges: &[(usize, K, K)], rule_count: usize, words: usize) -> Self {
-        // Events: (position, +1 / -1, bit). Removals sort before additions at
-        // one position so a rule ending and restarting there stays counted.
-        let mut events: Vec<(K, bool, usize)> = Vec::with_capacity(ranges.len() * 2);
+        // Events (position, bit, add?). All events of one position are
+        // applied before its row is emitted, so their order does not matter.
+        let mut events: Vec<(K, usize, bool)> = Vec::with_capacity(ranges.len() * 2);
         for &(bit, first, last) in ranges {
-            events.push((first, true, bit));
+            events.push((first, bit, true));
             if let Some(after) = last.succ() {
-                events.push((after, false, bit));
+                events.push((after, bit, false));
             }
         }
-        events.sort_unstable();
+        events.sort_unstable_by_key(|e| e.0);
 
         let mut counts = vec![0u32; rule_count];
         let mut current = vec![0u64; words];
@@ -226,33 +222,75 @@ impl<K: IntervalKey> IntervalTable<K> {
         let mut i = 0;
         while i < events.len() {
             let pos = events[i].0;
-            while i < events.len() && events[i].0 == pos {
-                let (_, add, bit) = events[i];
+            let mut flipped = false;
+            while let Some(&(at, bit, add)) = events.get(i) {
+                if at != pos {
+                    break;
+                }
                 if add {
                     counts[bit] += 1;
                     if counts[bit] == 1 {
                         current[bit / 64] |= 1 << (bit % 64);
+                        flipped = true;
                     }
                 } else {
                     counts[bit] -= 1;
                     if counts[bit] == 0 {
                         current[bit / 64] &= !(1 << (bit % 64));
+                        flipped = true;
                     }
                 }
                 i += 1;
             }
-            let last_row = &rows[rows.len() - words..];
-            if last_row == current.as_slice() {
+            // A bit may flip on and off at one position: compare only then.
+            if !flipped || rows[rows.len() - words..] == current[..] {
                 continue;
             }
-            if *starts.last().unwrap_or(&K::default()) == pos {
-                // Only possible for the very first interval at the minimum key.
-                let len = rows.len();
-                rows[len - words..].copy_from_slice(&current);
+            if pos == K::default() {
+                rows.copy_from_slice(&current);
             } else {
                 starts.push(pos);
                 rows.extend_from_slice(&current);
             }
+        }
+        Self {
+            starts: starts.into_boxed_slice(),
+            rows: rows.into_boxed_slice(),
+        }
+    }
+
+    /// Merges the tables of several groups: the union of their boundaries;
+    /// at each, the concatenation of every part's current row.
+    fn merge(parts: &[(&Self, usize)], words: usize) -> Self {
+        let mut starts: Vec<K> = parts
+            .iter()
+            .flat_map(|(t, _)| t.starts.iter().copied())
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        let mut rows = vec![0u64; starts.len() * words];
+        let mut offset = 0;
+        // Column by column: each part walks its own boundaries once and
+        // copies its current row into every set row up to its next boundary.
+        for (table, part_words) in parts {
+            let part_words = *part_words;
+            if part_words == 0 {
+                continue;
+            }
+            let mut at = 0;
+            for (i, &start) in starts.iter().enumerate() {
+                while table.starts.get(at + 1).is_some_and(|&s| s <= start) {
+                    at += 1;
+                }
+                let src = &table.rows[at * part_words..(at + 1) * part_words];
+                let dst = &mut rows[i * words + offset..i * words + offset + part_words];
+                if part_words == 1 {
+                    dst[0] = src[0];
+                } else {
+                    dst.copy_from_slice(src);
+                }
+            }
+            offset += part_words;
         }
         Self {
             starts: starts.into_boxed_slice(),
@@ -274,17 +312,18 @@ impl<K: IntervalKey> IntervalTable<K> {
     }
 }
 
-/// The compiled classifier of one SG set in one direction.
-#[derive(Debug, Clone)]
-pub struct SetClassifier {
-    direction: Direction,
-    /// Words per row: `ceil(rules / 64)`.
+/// The per-field lookup tables of one group (or, merged, of one set) in one
+/// direction; see the module docs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldTables {
+    /// Words per row.
     words: usize,
-    rules: Box<[RuleMeta]>,
-    /// Group position `g` owns bits `group_start[g]..group_start[g+1]`.
-    group_start: Box<[usize]>,
-    /// Protocol number → row index in `proto_rows`.
-    proto_class: Box<[u8; 256]>,
+    /// Protocol numbers some rule names, sorted; class `i + 1` is `named[i]`,
+    /// class 0 every other number.
+    named_protocols: Box<[u8]>,
+    /// Protocol number → class.
+    proto_class: Box<[u8]>,
+    /// One row per class.
     proto_rows: Box<[u64]>,
     ports: IntervalTable<u16>,
     v4: IntervalTable<u32>,
@@ -292,47 +331,83 @@ pub struct SetClassifier {
     /// Referenced live peer groups, sorted, and one row each.
     peer_groups: Box<[SgIdx]>,
     peer_rows: Box<[u64]>,
+    /// `peer_groups` as a bitmap with rank, so that finding the row of each of
+    /// the remote ENI's (up to 16) groups is O(1), not a binary search.
+    peer_index: PeerIndex,
     /// Rules whose peer is exactly `0.0.0.0/0` / `::/0`.
     any_v4_rows: Box<[u64]>,
     any_v6_rows: Box<[u64]>,
-    reverse_open: ReverseOpen,
 }
 
-impl SetClassifier {
-    /// Builds the classifier. `groups[g]` are the resolved rules of the set's
-    /// `g`-th group in this direction; `reverse_open` comes from the other
-    /// direction's rules of the same set.
-    pub(crate) fn build(
-        direction: Direction,
-        groups: &[&[ResolvedRule]],
-        prefix_lists: &[PrefixRanges],
-        reverse_open: ReverseOpen,
-    ) -> Self {
-        let rule_count: usize = groups.iter().map(|g| g.len()).sum();
-        let words = rule_count.div_ceil(64).max(1);
-        let mut rules = Vec::with_capacity(rule_count);
-        let mut group_start = Vec::with_capacity(groups.len() + 1);
-        for (pos, group) in groups.iter().enumerate() {
-            group_start.push(rules.len());
-            for r in *group {
-                rules.push((pos as u8, r));
-            }
-        }
-        group_start.push(rules.len());
+/// A rank bitmap over group indices: membership and position in O(1).
+#[derive(Debug, Clone, Default)]
+struct PeerIndex {
+    /// The group index of bit 0 of `bits[0]`.
+    base: usize,
+    bits: Box<[u64]>,
+    /// Set bits in `bits[..i]`.
+    rank: Box<[u32]>,
+}
 
+impl PeerIndex {
+    /// Indexes sorted, deduplicated groups; its footprint is the span of the
+    /// referenced indices / 8 bytes (≤ 320 bytes for 2,500 groups).
+    fn new(sorted: &[SgIdx]) -> Self {
+        let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+            return Self::default();
+        };
+        let base = first.index() / 64 * 64;
+        let mut bits = vec![0u64; (last.index() - base) / 64 + 1];
+        for g in sorted {
+            let rel = g.index() - base;
+            bits[rel / 64] |= 1 << (rel % 64);
+        }
+        let mut rank = Vec::with_capacity(bits.len());
+        let mut total = 0;
+        for w in &bits {
+            rank.push(total);
+            total += w.count_ones();
+        }
+        Self {
+            base,
+            bits: bits.into_boxed_slice(),
+            rank: rank.into_boxed_slice(),
+        }
+    }
+
+    /// The position of `g` in the sorted list, if present.
+    #[inline]
+    fn position(&self, g: SgIdx) -> Option<usize> {
+        let rel = g.index().checked_sub(self.base)?;
+        let word = *self.bits.get(rel / 64)?;
+        let bit = 1u64 << (rel % 64);
+        if word & bit == 0 {
+            return None;
+        }
+        Some(*self.rank.get(rel / 64)? as usize + (word & (bit - 1)).count_ones() as usize)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        size_of_val(&*self.bits) + size_of_val(&*self.rank)
+    }
+}
+
+impl FieldTables {
+    /// Builds the tables of one group's rules in one direction; bit `i` is
+    /// `rules[i]`.
+    pub(crate) fn build(rules: &[ResolvedRule], prefix_lists: &[PrefixRanges]) -> Self {
+        let words = rules.len().div_ceil(64);
         let set_bit = |row: &mut [u64], bit: usize| row[bit / 64] |= 1 << (bit % 64);
 
-        // Protocol classes: one per protocol number named by a rule, plus
-        // one shared by every other number.
-        let mut proto_class = Box::new([0u8; 256]);
-        let mut named: Vec<u8> = rules.iter().filter_map(|(_, r)| r.protocol).collect();
+        let mut named: Vec<u8> = rules.iter().filter_map(|r| r.protocol).collect();
         named.sort_unstable();
         named.dedup();
-        let mut proto_rows = vec![0u64; (named.len() + 1) * words];
+        let mut proto_class = vec![0u8; 256];
         for (class, &n) in named.iter().enumerate() {
             proto_class[usize::from(n)] = (class + 1) as u8;
         }
-        for (bit, (_, r)) in rules.iter().enumerate() {
+        let mut proto_rows = vec![0u64; (named.len() + 1) * words];
+        for (bit, r) in rules.iter().enumerate() {
             match r.protocol {
                 None => {
                     for class in 0..=named.len() {
@@ -349,11 +424,14 @@ impl SetClassifier {
         let port_ranges: Vec<_> = rules
             .iter()
             .enumerate()
-            .map(|(bit, (_, r))| (bit, r.key_range.0, r.key_range.1))
+            .map(|(bit, r)| (bit, r.key_range.0, r.key_range.1))
             .collect();
         let mut v4_ranges = Vec::new();
         let mut v6_ranges = Vec::new();
-        for (bit, (_, r)) in rules.iter().enumerate() {
+        let mut peer_groups: Vec<SgIdx> = Vec::new();
+        let mut any_v4_rows = vec![0u64; words];
+        let mut any_v6_rows = vec![0u64; words];
+        for (bit, r) in rules.iter().enumerate() {
             match r.remote {
                 RemoteMatch::V4(a, b) => v4_ranges.push((bit, a, b)),
                 RemoteMatch::V6(a, b) => v6_ranges.push((bit, a, b)),
@@ -363,25 +441,8 @@ impl SetClassifier {
                         v6_ranges.extend(list.v6.iter().map(|&(a, b)| (bit, a, b)));
                     }
                 }
-                RemoteMatch::Group(_) | RemoteMatch::Nothing => {}
-            }
-        }
-
-        let peer_of = |r: &ResolvedRule| match r.remote {
-            RemoteMatch::Group(g) => Some(g),
-            _ => None,
-        };
-        let mut peer_groups: Vec<SgIdx> = rules.iter().filter_map(|(_, r)| peer_of(r)).collect();
-        peer_groups.sort_unstable();
-        peer_groups.dedup();
-        let mut peer_rows = vec![0u64; peer_groups.len() * words];
-        let mut any_v4_rows = vec![0u64; words];
-        let mut any_v6_rows = vec![0u64; words];
-        for (bit, (_, r)) in rules.iter().enumerate() {
-            if let Some(g) = peer_of(r) {
-                if let Ok(i) = peer_groups.binary_search(&g) {
-                    set_bit(&mut peer_rows[i * words..(i + 1) * words], bit);
-                }
+                RemoteMatch::Group(g) => peer_groups.push(g),
+                RemoteMatch::Nothing => {}
             }
             if r.any_v4() {
                 set_bit(&mut any_v4_rows, bit);
@@ -390,27 +451,171 @@ impl SetClassifier {
                 set_bit(&mut any_v6_rows, bit);
             }
         }
+        peer_groups.sort_unstable();
+        peer_groups.dedup();
+        let mut peer_rows = vec![0u64; peer_groups.len() * words];
+        for (bit, r) in rules.iter().enumerate() {
+            if let RemoteMatch::Group(g) = r.remote {
+                if let Ok(i) = peer_groups.binary_search(&g) {
+                    set_bit(&mut peer_rows[i * words..(i + 1) * words], bit);
+                }
+            }
+        }
 
         Self {
-            direction,
             words,
-            rules: rules
-                .iter()
-                .map(|(g, r)| RuleMeta {
-                    group_pos: *g,
-                    rule: r.rule,
-                })
-                .collect(),
-            group_start: group_start.into_boxed_slice(),
-            proto_class,
+            named_protocols: named.into_boxed_slice(),
+            proto_class: proto_class.into_boxed_slice(),
             proto_rows: proto_rows.into_boxed_slice(),
-            ports: IntervalTable::build(&port_ranges, rule_count, words),
-            v4: IntervalTable::build(&v4_ranges, rule_count, words),
-            v6: IntervalTable::build(&v6_ranges, rule_count, words),
+            peer_index: PeerIndex::new(&peer_groups),
+            ports: IntervalTable::build(&port_ranges, rules.len(), words),
+            v4: IntervalTable::build(&v4_ranges, rules.len(), words),
+            v6: IntervalTable::build(&v6_ranges, rules.len(), words),
             peer_groups: peer_groups.into_boxed_slice(),
             peer_rows: peer_rows.into_boxed_slice(),
             any_v4_rows: any_v4_rows.into_boxed_slice(),
             any_v6_rows: any_v6_rows.into_boxed_slice(),
+        }
+    }
+
+    /// Concatenates several groups' tables into one set's tables, part `i`
+    /// owning the words after parts `0..i`.
+    fn merge(parts: &[&Self]) -> Self {
+        let words: usize = parts.iter().map(|p| p.words).sum();
+
+        let mut named: Vec<u8> = parts
+            .iter()
+            .flat_map(|p| p.named_protocols.iter().copied())
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut proto_class = vec![0u8; 256];
+        for (class, &n) in named.iter().enumerate() {
+            proto_class[usize::from(n)] = (class + 1) as u8;
+        }
+        let mut proto_rows = Vec::with_capacity((named.len() + 1) * words);
+        // Class 0 ("any other protocol") is every part's class 0; a named
+        // class is each part's class for that number (its 0 if it names it not).
+        for protocol in core::iter::once(None).chain(named.iter().copied().map(Some)) {
+            for p in parts {
+                let class = protocol.map_or(0, |n| usize::from(p.proto_class[usize::from(n)]));
+                proto_rows.extend_from_slice(&p.proto_rows[class * p.words..(class + 1) * p.words]);
+            }
+        }
+
+        let mut peer_groups: Vec<SgIdx> = parts
+            .iter()
+            .flat_map(|p| p.peer_groups.iter().copied())
+            .collect();
+        peer_groups.sort_unstable();
+        peer_groups.dedup();
+        let mut peer_rows = Vec::with_capacity(peer_groups.len() * words);
+        for g in &peer_groups {
+            for p in parts {
+                match p.peer_groups.binary_search(g) {
+                    Ok(i) => {
+                        peer_rows.extend_from_slice(&p.peer_rows[i * p.words..(i + 1) * p.words]);
+                    }
+                    Err(_) => peer_rows.extend(core::iter::repeat_n(0, p.words)),
+                }
+            }
+        }
+
+        let concat = |rows: fn(&Self) -> &[u64]| -> Box<[u64]> {
+            parts.iter().flat_map(|p| rows(p).iter().copied()).collect()
+        };
+        let ports: Vec<_> = parts.iter().map(|p| (&p.ports, p.words)).collect();
+        let v4: Vec<_> = parts.iter().map(|p| (&p.v4, p.words)).collect();
+        let v6: Vec<_> = parts.iter().map(|p| (&p.v6, p.words)).collect();
+        Self {
+            words,
+            named_protocols: named.into_boxed_slice(),
+            proto_class: proto_class.into_boxed_slice(),
+            proto_rows: proto_rows.into_boxed_slice(),
+            peer_index: PeerIndex::new(&peer_groups),
+            ports: IntervalTable::merge(&ports, words),
+            v4: IntervalTable::merge(&v4, words),
+            v6: IntervalTable::merge(&v6, words),
+            peer_groups: peer_groups.into_boxed_slice(),
+            peer_rows: peer_rows.into_boxed_slice(),
+            any_v4_rows: concat(|p| &p.any_v4_rows),
+            any_v6_rows: concat(|p| &p.any_v6_rows),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        size_of_val(&*self.named_protocols)
+            + size_of_val(&*self.proto_class)
+            + size_of_val(&*self.proto_rows)
+            + self.ports.heap_bytes()
+            + self.v4.heap_bytes()
+            + self.v6.heap_bytes()
+            + size_of_val(&*self.peer_groups)
+            + size_of_val(&*self.peer_rows)
+            + self.peer_index.heap_bytes()
+            + size_of_val(&*self.any_v4_rows)
+            + size_of_val(&*self.any_v6_rows)
+    }
+}
+
+/// One group's compiled rules in one direction, as a set classifier takes it.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupPart {
+    /// Which group.
+    pub group: SgIdx,
+    /// Its tables (shared with every set containing the group).
+    pub tables: Arc<FieldTables>,
+    /// Its rules in the *other* direction allow all ports of tcp/udp to/from
+    /// `0.0.0.0/0` / `::/0`.
+    pub reverse_open: ReverseOpen,
+}
+
+/// The compiled classifier of one SG set in one direction.
+#[derive(Debug, Clone)]
+pub struct SetClassifier {
+    direction: Direction,
+    tables: Arc<FieldTables>,
+    /// The set's groups, in bit order.
+    members: Box<[SgIdx]>,
+    /// Word → position of the group owning it.
+    word_group: Box<[u8]>,
+    /// Position → its first word.
+    group_first_word: Box<[usize]>,
+    /// Rule count, for reports.
+    rule_count: usize,
+    reverse_open: ReverseOpen,
+}
+
+impl SetClassifier {
+    /// Builds the classifier of a set from its groups' parts (in bit order).
+    pub(crate) fn build(direction: Direction, parts: &[GroupPart], rule_count: usize) -> Self {
+        let tables = if let [only] = parts {
+            Arc::clone(&only.tables)
+        } else {
+            let refs: Vec<&FieldTables> = parts.iter().map(|p| &*p.tables).collect();
+            Arc::new(FieldTables::merge(&refs))
+        };
+        let mut word_group = Vec::with_capacity(tables.words);
+        let mut group_first_word = Vec::with_capacity(parts.len());
+        let mut reverse_open = [[false; 2]; 2];
+        for (pos, part) in parts.iter().enumerate() {
+            group_first_word.push(word_group.len());
+            word_group.extend(core::iter::repeat_n(pos as u8, part.tables.words));
+            for (open, part_open) in reverse_open
+                .iter_mut()
+                .flatten()
+                .zip(part.reverse_open.iter().flatten())
+            {
+                *open |= *part_open;
+            }
+        }
+        Self {
+            direction,
+            tables,
+            members: parts.iter().map(|p| p.group).collect(),
+            word_group: word_group.into_boxed_slice(),
+            group_first_word: group_first_word.into_boxed_slice(),
+            rule_count,
             reverse_open,
         }
     }
@@ -420,24 +625,21 @@ impl SetClassifier {
         self.direction
     }
 
-    /// How many rules (bits) it holds.
+    /// How many rules it holds.
     pub fn rule_count(&self) -> usize {
-        self.rules.len()
+        self.rule_count
     }
 
-    /// Heap memory held by its tables, for sizing reports.
+    /// Heap memory held by its tables (shared tables counted in full).
     pub fn heap_bytes(&self) -> usize {
-        size_of_val(&*self.rules)
-            + size_of_val(&*self.group_start)
-            + 256
-            + size_of_val(&*self.proto_rows)
-            + self.ports.heap_bytes()
-            + self.v4.heap_bytes()
-            + self.v6.heap_bytes()
-            + size_of_val(&*self.peer_groups)
-            + size_of_val(&*self.peer_rows)
-            + size_of_val(&*self.any_v4_rows)
-            + size_of_val(&*self.any_v6_rows)
+        self.tables.heap_bytes()
+            + size_of_val(&*self.word_group)
+            + size_of_val(&*self.group_first_word)
+    }
+
+    /// Whether its tables are its single group's own (not a merged copy).
+    pub fn shares_group_tables(&self) -> bool {
+        self.members.len() == 1
     }
 
     /// Classifies one packet. `remote_groups` are the groups of the remote
@@ -445,32 +647,32 @@ impl SetClassifier {
     /// external or does not own the remote address. Allocation-free.
     #[inline]
     pub(crate) fn classify(&self, pkt: &PacketFields, remote_groups: &[SgIdx]) -> SgMatch {
-        let words = self.words;
-        let class = usize::from(self.proto_class[usize::from(pkt.protocol)]);
-        let proto_row = self
+        let t = &*self.tables;
+        let words = t.words;
+        let class = usize::from(
+            t.proto_class
+                .get(usize::from(pkt.protocol))
+                .copied()
+                .unwrap_or(0),
+        );
+        let proto_row = t
             .proto_rows
             .get(class * words..(class + 1) * words)
             .unwrap_or(&[]);
-        let port_row = self.ports.row(pkt.port_key(), words);
-        let remote = self.direction.remote_addr(pkt);
-        let (addr_row, any_row, family) = match remote {
-            IpAddr::V4(a) => (self.v4.row(u32::from(a), words), &*self.any_v4_rows, 0),
-            IpAddr::V6(a) => (self.v6.row(u128::from(a), words), &*self.any_v6_rows, 1),
+        let port_row = t.ports.row(pkt.port_key(), words);
+        let (addr_row, any_row, family) = match self.direction.remote_addr(pkt) {
+            IpAddr::V4(a) => (t.v4.row(u32::from(a), words), &*t.any_v4_rows, 0),
+            IpAddr::V6(a) => (t.v6.row(u128::from(a), words), &*t.any_v6_rows, 1),
         };
 
         // Rows of the live peer groups the remote ENI belongs to.
         let mut peer_rows: [&[u64]; MAX_GROUPS_PER_ENI] = [&[]; MAX_GROUPS_PER_ENI];
         let mut peer_count = 0;
-        if !self.peer_groups.is_empty() {
-            for g in remote_groups {
-                if peer_count == MAX_GROUPS_PER_ENI {
-                    break;
-                }
-                if let Ok(i) = self.peer_groups.binary_search(g) {
-                    peer_rows[peer_count] = self
-                        .peer_rows
-                        .get(i * words..(i + 1) * words)
-                        .unwrap_or(&[]);
+        if !t.peer_groups.is_empty() {
+            for g in remote_groups.iter().take(MAX_GROUPS_PER_ENI) {
+                if let Some(i) = t.peer_index.position(*g) {
+                    peer_rows[peer_count] =
+                        t.peer_rows.get(i * words..(i + 1) * words).unwrap_or(&[]);
                     peer_count += 1;
                 }
             }
@@ -478,9 +680,8 @@ impl SetClassifier {
         let peer_rows = &peer_rows[..peer_count];
 
         let mut groups = 0u32;
-        let mut first: Option<usize> = None;
+        let mut first: Option<(usize, u32)> = None;
         let mut any_peer_hit = false;
-        let mut skip_until = 0usize;
         let lanes = proto_row.iter().zip(port_row).zip(addr_row).zip(any_row);
         for (w, (((&p, &q), &a), &any)) in lanes.enumerate() {
             let mut hits = p & q;
@@ -492,24 +693,10 @@ impl SetClassifier {
                 addr |= row.get(w).copied().unwrap_or(0);
             }
             hits &= addr;
-            any_peer_hit |= hits & any != 0;
-            let base = w * 64;
-            if skip_until > base {
-                let skip = skip_until - base;
-                hits &= if skip >= 64 { 0 } else { u64::MAX << skip };
-            }
-            while hits != 0 {
-                let bit = base + hits.trailing_zeros() as usize;
-                let Some(meta) = self.rules.get(bit) else {
-                    break;
-                };
-                let pos = usize::from(meta.group_pos);
-                groups |= 1 << pos;
-                first.get_or_insert(bit);
-                let end = self.group_start.get(pos + 1).copied().unwrap_or(usize::MAX);
-                skip_until = end;
-                let skip = end.saturating_sub(base);
-                hits &= if skip >= 64 { 0 } else { u64::MAX << skip };
+            if hits != 0 {
+                any_peer_hit |= hits & any != 0;
+                groups |= 1 << self.word_group.get(w).copied().unwrap_or(0);
+                first.get_or_insert((w, hits.trailing_zeros()));
             }
         }
 
@@ -518,12 +705,21 @@ impl SetClassifier {
             Protocol::UDP => Some(1),
             _ => None,
         };
-        let untracked = any_peer_hit && proto_index.is_some_and(|p| self.reverse_open[p][family]);
         SgMatch {
             groups,
-            rule: first.and_then(|bit| self.rules.get(bit)).map(|m| m.rule),
-            untracked,
+            rule: first.and_then(|(w, bit)| self.rule_at(w, bit)),
+            untracked: any_peer_hit && proto_index.is_some_and(|p| self.reverse_open[p][family]),
         }
+    }
+
+    fn rule_at(&self, word: usize, bit: u32) -> Option<RuleRef> {
+        let pos = usize::from(*self.word_group.get(word)?);
+        let first = *self.group_first_word.get(pos)?;
+        Some(RuleRef {
+            group: *self.members.get(pos)?,
+            direction: self.direction,
+            index: ((word - first) * 64) as u32 + bit,
+        })
     }
 }
 
@@ -586,6 +782,23 @@ mod tests {
         assert_eq!(at(20), 0b11);
         assert_eq!(at(21), 0b10);
         assert_eq!(at(u16::MAX), 0b10);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn peer_index_agrees_with_binary_search(
+            mut groups in proptest::collection::vec(0usize..5000, 0..40),
+            probes in proptest::collection::vec(0usize..5200, 1..40),
+        ) {
+            groups.sort_unstable();
+            groups.dedup();
+            let sorted: Vec<SgIdx> = groups.iter().map(|&g| SgIdx::for_test(g)).collect();
+            let index = PeerIndex::new(&sorted);
+            for p in probes.into_iter().chain(groups.iter().copied()) {
+                let g = SgIdx::for_test(p);
+                proptest::prop_assert_eq!(index.position(g), sorted.binary_search(&g).ok());
+            }
+        }
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl PolicySnapshot {
                 .filter(|(i, _)| m.groups & (1 << i) != 0)
                 .map(|(_, &g)| self.group_id(g).clone())
                 .collect(),
-            rule: m.rule.and_then(|r| self.rule_id(r)).cloned(),
+            rule: m.rule.and_then(|r| self.rule_id(r)).map(SgRuleId::from),
             untracked: m.untracked,
         }
     }

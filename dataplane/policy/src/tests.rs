@@ -352,10 +352,7 @@ fn group_peers_match_members_in_same_or_peered_vpc_and_stale_ones_nothing() {
         Remote::Eni(web),
     );
     assert_eq!(m.groups, 1);
-    assert_eq!(
-        snap.rule_id(m.rule.unwrap()).unwrap().as_str(),
-        "sgr-db-from-web"
-    );
+    assert_eq!(snap.rule_id(m.rule.unwrap()).unwrap(), "sgr-db-from-web");
     // Same address, but not presented as the member ENI: no group match.
     let m = snap.classify(
         db_set,
@@ -379,10 +376,7 @@ fn group_peers_match_members_in_same_or_peered_vpc_and_stale_ones_nothing() {
         &tcp("10.1.1.10", "10.0.2.10", 5432),
         Remote::Eni(peer),
     );
-    assert_eq!(
-        snap.rule_id(m.rule.unwrap()).unwrap().as_str(),
-        "sgr-db-from-peer"
-    );
+    assert_eq!(snap.rule_id(m.rule.unwrap()).unwrap(), "sgr-db-from-peer");
     // Wrong port.
     let m = snap.classify(
         db_set,
@@ -1052,7 +1046,7 @@ fn random_packets(rng: &mut Rng, spec: &PolicySpec, count: usize) -> Vec<(EniId,
 fn to_ref_match(snap: &PolicySnapshot, m: SgMatch) -> RefSgMatch {
     RefSgMatch {
         groups: m.groups,
-        rule: m.rule.and_then(|r| snap.rule_id(r)).cloned(),
+        rule: m.rule.and_then(|r| snap.rule_id(r)).map(SgRuleId::from),
         untracked: m.untracked,
     }
 }
