@@ -464,12 +464,22 @@ impl Worker {
             } else {
                 (nacl_bits::REVERSE_CHECKED, nacl_bits::REVERSE_ALLOWED)
             };
-            if entry.verdict_flags & checked == 0 {
-                let ok = nacl_allows(snapshot, p.src, p.route, &p.fields);
-                entry.verdict_flags |= checked | if ok { allowed } else { 0 };
-            }
-            if entry.verdict_flags & allowed == 0 {
-                return Err(DropReason::NaclDenied);
+            // A direction's NACL verdict depends only on fields that are
+            // constant along it, except ICMP's type and code (an echo flow
+            // may carry requests and replies both ways): ICMP is checked
+            // every packet, the rest once per direction and generation.
+            if is_icmp(p.ip.protocol) {
+                if !nacl_allows(snapshot, p.src, p.route, &p.fields) {
+                    return Err(DropReason::NaclDenied);
+                }
+            } else {
+                if entry.verdict_flags & checked == 0 {
+                    let ok = nacl_allows(snapshot, p.src, p.route, &p.fields);
+                    entry.verdict_flags |= checked | if ok { allowed } else { 0 };
+                }
+                if entry.verdict_flags & allowed == 0 {
+                    return Err(DropReason::NaclDenied);
+                }
             }
             let update = entry.update(p.side, flags, now, &timeouts);
             match update {
@@ -715,6 +725,10 @@ fn flow_timeouts(snapshot: &PolicySnapshot, a: Endpoint, b: Endpoint) -> Timeout
     }
     t.and_then(|(est, stream, oneway)| Timeouts::new(est, stream, oneway).ok())
         .unwrap_or_default()
+}
+
+fn is_icmp(protocol: u8) -> bool {
+    protocol == palisade_flow::IPPROTO_ICMP || protocol == palisade_flow::IPPROTO_ICMPV6
 }
 
 fn tcp_flags(ip: &IpInfo) -> TcpFlags {

@@ -498,17 +498,27 @@ fn subnet_contains(spec: &PolicySpec, e: &EniSpec, addr: IpAddr) -> bool {
 }
 
 fn timeouts_of(a: Option<&EniSpec>, b: Option<&EniSpec>) -> Timeouts {
-    let mut t = Timeouts {
-        tcp_established: 432_000,
-        udp_stream: 180,
-        udp: 30,
-    };
-    for e in [a, b].into_iter().flatten() {
-        t.tcp_established = t.tcp_established.min(e.timeouts.tcp_established);
-        t.udp_stream = t.udp_stream.min(e.timeouts.udp_stream);
-        t.udp = t.udp.min(e.timeouts.udp);
+    let ends: Vec<&EniSpec> = [a, b].into_iter().flatten().collect();
+    if ends.is_empty() {
+        return Timeouts {
+            tcp_established: 432_000,
+            udp_stream: 180,
+            udp: 30,
+        };
     }
-    t
+    Timeouts {
+        tcp_established: ends
+            .iter()
+            .map(|e| e.timeouts.tcp_established)
+            .min()
+            .unwrap_or(0),
+        udp_stream: ends
+            .iter()
+            .map(|e| e.timeouts.udp_stream)
+            .min()
+            .unwrap_or(0),
+        udp: ends.iter().map(|e| e.timeouts.udp).min().unwrap_or(0),
+    }
 }
 
 /// The frame as it leaves toward `receiver` (or the uplink): new MACs, the
