@@ -688,7 +688,9 @@ fn run(seed: u64, events: &[Event]) -> Result<usize, TestCaseError> {
     };
     for e in events {
         match *e {
-            Event::Send(a, b, c, d, f) => h.send_event(a, b, c, d, f)?,
+            Event::Send(who, to, proto, ports, flag) => {
+                h.send_event(who, to, proto, ports, flag)?
+            }
             Event::Reply(n, f) => h.reply_event(n, f)?,
             Event::Error(n) => h.error_event(n)?,
             Event::Fragment(n, first) => h.fragment_event(n, first)?,
