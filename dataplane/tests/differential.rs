@@ -689,7 +689,7 @@ fn run(seed: u64, events: &[Event]) -> Result<usize, TestCaseError> {
     for e in events {
         match *e {
             Event::Send(who, to, proto, ports, flag) => {
-                h.send_event(who, to, proto, ports, flag)?
+                h.send_event(who, to, proto, ports, flag)?;
             }
             Event::Reply(n, f) => h.reply_event(n, f)?,
             Event::Error(n) => h.error_event(n)?,
