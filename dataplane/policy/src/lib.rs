@@ -28,6 +28,7 @@
 //! property tests of this crate hold the snapshot to it.
 
 mod cell;
+mod chunked;
 mod cidr;
 mod classifier;
 mod explain;

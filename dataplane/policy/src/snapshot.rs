@@ -24,6 +24,7 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use crate::chunked::ChunkedVec;
 use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::classifier::{
     FieldTables, GroupPart, MAX_GROUPS_PER_ENI, PrefixRanges, RemoteMatch, ResolvedRule,
@@ -527,10 +528,10 @@ pub struct PolicySnapshot {
     router_mac: [u8; 6],
     uplink: Option<UplinkSpec>,
     topology: Arc<Topology>,
-    groups: Arc<[Arc<CompiledGroup>]>,
+    groups: ChunkedVec<Arc<CompiledGroup>>,
     prefix_lists: Arc<[PrefixRanges]>,
     /// Per SG set, `[ingress, egress]`.
-    classifiers: Arc<[[Arc<SetClassifier>; 2]]>,
+    classifiers: ChunkedVec<[Arc<SetClassifier>; 2]>,
     nacls: Arc<[Arc<CompiledNacl>]>,
 }
 
@@ -662,7 +663,10 @@ fn compile_group(
 }
 
 /// Builds both directions' classifiers of one SG set from its groups' parts.
-fn compile_set(members: &[SgIdx], groups: &[Arc<CompiledGroup>]) -> [Arc<SetClassifier>; 2] {
+fn compile_set(
+    members: &[SgIdx],
+    groups: &ChunkedVec<Arc<CompiledGroup>>,
+) -> [Arc<SetClassifier>; 2] {
     Direction::BOTH.map(|dir| {
         let parts: Vec<GroupPart> = members
             .iter()
@@ -961,17 +965,19 @@ impl PolicySnapshot {
 
         let prefix_lists: Arc<[PrefixRanges]> =
             spec.prefix_lists.iter().map(prefix_ranges).collect();
-        let groups: Arc<[Arc<CompiledGroup>]> = spec
-            .security_groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| compile_group(g, SgIdx::new(i), &topo, &prefix_lists).map(Arc::new))
-            .collect::<Result<_, _>>()?;
-        let classifiers = topo
-            .sets
-            .iter()
-            .map(|members| compile_set(members, &groups))
-            .collect();
+        let groups = ChunkedVec::from_vec(
+            spec.security_groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| compile_group(g, SgIdx::new(i), &topo, &prefix_lists).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        let classifiers = ChunkedVec::from_vec(
+            topo.sets
+                .iter()
+                .map(|members| compile_set(members, &groups))
+                .collect(),
+        );
 
         Ok(Self {
             generation,
@@ -1022,15 +1028,12 @@ impl PolicySnapshot {
         changed_groups.sort_unstable();
         changed_groups.dedup();
 
-        let mut groups: Vec<Arc<CompiledGroup>> = self.groups.to_vec();
+        let mut recompiled = Vec::with_capacity(changed_groups.len());
         for &g in &changed_groups {
-            groups[g.index()] = Arc::new(compile_group(
-                &spec.security_groups[g.index()],
-                g,
-                topo,
-                &prefix_lists,
-            )?);
+            let group = compile_group(&spec.security_groups[g.index()], g, topo, &prefix_lists)?;
+            recompiled.push((g.index(), Arc::new(group)));
         }
+        let groups = self.groups.with_replaced(recompiled);
 
         let mut nacls: Vec<Arc<CompiledNacl>> = self.nacls.to_vec();
         for id in &hint.nacls {
@@ -1044,22 +1047,19 @@ impl PolicySnapshot {
             .collect();
         affected.sort_unstable();
         affected.dedup();
-        let classifiers = if affected.is_empty() {
-            Arc::clone(&self.classifiers)
-        } else {
-            let mut classifiers = self.classifiers.to_vec();
-            for s in affected {
-                classifiers[s.index()] = compile_set(&topo.sets[s.index()], &groups);
-            }
-            classifiers.into()
-        };
+        let classifiers = self.classifiers.with_replaced(
+            affected
+                .into_iter()
+                .map(|s| (s.index(), compile_set(&topo.sets[s.index()], &groups)))
+                .collect(),
+        );
 
         Ok(Self {
             generation,
             router_mac: self.router_mac,
             uplink: self.uplink,
             topology: Arc::clone(&self.topology),
-            groups: groups.into(),
+            groups,
             prefix_lists,
             classifiers,
             nacls: nacls.into(),
