@@ -24,7 +24,7 @@
 //! [`SgMatch::untracked`]. Toward the uplink only `a`'s side exists
 //! (`Remote::External`); from the uplink only `b`'s.
 //!
-//! [`reference`] answers the same questions by plain loops over the spec; the
+//! [`reference`](mod@reference) answers the same questions by plain loops over the spec; the
 //! property tests of this crate hold the snapshot to it.
 
 mod cell;
