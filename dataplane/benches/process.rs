@@ -1,0 +1,759 @@
+//! `Worker::process()` end to end: what one core does per packet.
+//!
+//! Frames are pre-built `HeapPacket`s (78-byte IPv4/TCP, untagged, all on
+//! port 0); `process()` rewrites them in place (MACs, TTL), so before each
+//! burst they are reset by copying 32 pristine frames in from a flat array
+//! walked in order — as a NIC would have written them. That copy is part
+//! of every timed burst; `*/reset_only` times it alone so it can be
+//! subtracted. Throughput is per packet (`Throughput::Elements(32)`).
+//!
+//! - `established_1m/*`: a VPC of 400 ENIs, all in the default group (all
+//!   traffic from itself); 1,000,000 TCP connections opened beforehand
+//!   through `process()` itself (SYN, SYN-ACK, ACK) in a worker sized for
+//!   2^20 flows (2 M slots, 128 MiB: far beyond the caches); then bursts of
+//!   32 ACKs, each of a different connection, in an order unrelated to the
+//!   table's, from a random side of each. Every connection is hit once per
+//!   pass over all of them. `established_1k/*`: the same with 1,024
+//!   connections (same table size), so flows and frames stay in cache.
+//! - `new_flows/*`: a VPC of 10,000 ENIs in 50 subnets (half behind a
+//!   20-entry NACL); 64 senders and 64 receivers carry the same 16 groups of
+//!   63 ingress + 63 egress rules (1,008 rules per direction: tcp/udp ports
+//!   and ranges, icmp, other protocols, IPv4/IPv6 CIDRs, group peers). Each
+//!   burst is 32 SYNs of distinct new connections the rules allow, each one
+//!   inserted as a tracked flow. A pool of 2^18 such SYNs is replayed into
+//!   a worker sized for 2^20 flows; when the pool is used up the worker is
+//!   replaced outside the timing, so the table is between 0 and 25 % full.
+//!
+//! Every pass checks that the benchmark measured what it says (every ACK a
+//! flow hit, every SYN a new tracked flow, nothing dropped).
+//!
+//! Run: `cargo bench -p palisade-dataplane --bench process`.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use palisade_dataplane::policy::{
+    ConntrackTimeouts, EniIdx, EniSpec, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction, NaclEntry,
+    NaclSpec, PacketFields, Peer, PolicySnapshot, PolicySpec, PortSpec, Protocol,
+    SecurityGroupSpec, SgId, SgRule, SubnetSpec, Verdict as PolicyVerdict, VpcSpec,
+};
+use palisade_dataplane::testkit::{FrameSpec, Payload, ROUTER_MAC, demo_spec, flags, frame};
+use palisade_dataplane::{
+    DropReason, HeapPacket, PacketBuf, Verdict, Worker, WorkerConfig, WorkerCounters,
+};
+
+const BURST: usize = 32;
+const NOW: u32 = 1000;
+/// Ports a connection goes to; ≥ 1024 ones make reverse-tuple clashes
+/// possible, which is why flows are deduplicated on the unordered tuple.
+const SERVICE_PORTS: [u16; 5] = [80, 443, 5432, 6379, 8080];
+
+/// splitmix64: deterministic traffic without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn mac(i: usize) -> [u8; 6] {
+    [0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]
+}
+
+fn tcp_frame(from: &EniSpec, to: &EniSpec, sport: u16, dport: u16, tcp_flags: u8) -> Vec<u8> {
+    frame(&FrameSpec::new(
+        from.mac,
+        ROUTER_MAC,
+        from.private_ips[0],
+        to.private_ips[0],
+        Payload::Tcp {
+            src_port: sport,
+            dst_port: dport,
+            flags: tcp_flags,
+        },
+    ))
+}
+
+/// Frames of one length, back to back: the pristine copies bursts are
+/// reset from.
+struct FrameArray {
+    bytes: Vec<u8>,
+    frame_len: usize,
+}
+
+impl FrameArray {
+    fn new() -> Self {
+        FrameArray {
+            bytes: Vec::new(),
+            frame_len: 0,
+        }
+    }
+
+    fn push(&mut self, frame: &[u8]) {
+        if self.bytes.is_empty() {
+            self.frame_len = frame.len();
+        }
+        assert_eq!(frame.len(), self.frame_len, "all frames the same length");
+        self.bytes.extend_from_slice(frame);
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len() / self.frame_len.max(1)
+    }
+
+    fn bursts(&self) -> usize {
+        self.len() / BURST
+    }
+
+    fn burst(&self, i: usize) -> &[u8] {
+        let size = BURST * self.frame_len;
+        &self.bytes[i * size..(i + 1) * size]
+    }
+}
+
+/// A burst of packets, reset in place from pristine frames before each use.
+struct Burst {
+    packets: Vec<HeapPacket>,
+    verdicts: [Verdict; BURST],
+}
+
+impl Burst {
+    fn new(frame_len: usize) -> Self {
+        Burst {
+            packets: (0..BURST)
+                .map(|_| HeapPacket::new(0, &vec![0; frame_len]))
+                .collect(),
+            verdicts: [Verdict::Drop(DropReason::Malformed); BURST],
+        }
+    }
+
+    /// Copies 32 frames in. The frames keep their length through
+    /// `process()` (untagged in and out), so a copy restores them.
+    #[inline]
+    fn reset(&mut self, pristine: &[u8], frame_len: usize) {
+        for (pkt, src) in self
+            .packets
+            .iter_mut()
+            .zip(pristine.chunks_exact(frame_len))
+        {
+            pkt.data_mut().copy_from_slice(src);
+        }
+    }
+
+    fn run(&mut self, worker: &mut Worker, snapshot: &PolicySnapshot) {
+        worker.process(&mut self.packets, NOW, snapshot, &mut self.verdicts);
+    }
+}
+
+/// Runs every frame of `frames` through `worker` in bursts, returning how
+/// many were forwarded.
+fn run_all(
+    worker: &mut Worker,
+    snapshot: &PolicySnapshot,
+    frames: &FrameArray,
+    burst: &mut Burst,
+) -> usize {
+    let mut forwarded = 0;
+    for i in 0..frames.bursts() {
+        burst.reset(frames.burst(i), frames.frame_len);
+        burst.run(worker, snapshot);
+        forwarded += burst
+            .verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Forward { .. }))
+            .count();
+    }
+    forwarded
+}
+
+// ---------------------------------------------------------------------------
+// Established flows.
+
+const SMALL_VPC_ENIS: usize = 400;
+
+/// The demo world's VPC, subnets, groups and ACL with 400 ENIs, all in the
+/// `default` group ("all traffic from itself"), half in each subnet.
+fn small_vpc() -> PolicySpec {
+    let mut spec = demo_spec();
+    spec.enis = (0..SMALL_VPC_ENIS)
+        .map(|i| EniSpec {
+            id: format!("eni-{i:05}").as_str().into(),
+            subnet: if i % 2 == 0 { "subnet-a" } else { "subnet-b" }.into(),
+            port: 0,
+            vlan: None,
+            mac: mac(i),
+            private_ips: vec![IpAddr::V4(Ipv4Addr::new(
+                10,
+                0,
+                1 + (i % 2) as u8,
+                10 + (i / 2) as u8,
+            ))],
+            groups: vec![SgId::from("default")],
+            source_dest_check: true,
+            timeouts: ConntrackTimeouts::default(),
+        })
+        .collect();
+    spec
+}
+
+/// `count` distinct TCP connections between random pairs of ENIs:
+/// (client, server, client port, server port).
+fn connections(count: usize, seed: u64) -> Vec<(usize, usize, u16, u16)> {
+    let mut rng = Rng(seed);
+    let mut seen = HashSet::with_capacity(count);
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let a = rng.below(SMALL_VPC_ENIS);
+        let b = (a + 1 + rng.below(SMALL_VPC_ENIS - 1)) % SMALL_VPC_ENIS;
+        let sport = 1024 + rng.below(64512) as u16;
+        let dport = SERVICE_PORTS[rng.below(SERVICE_PORTS.len())];
+        let unordered = if (a, sport) < (b, dport) {
+            (a, sport, b, dport)
+        } else {
+            (b, dport, a, sport)
+        };
+        if seen.insert(unordered) {
+            out.push((a, b, sport, dport));
+        }
+    }
+    out
+}
+
+/// Opens every connection through `process()` (SYN, SYN-ACK, ACK, one
+/// burst of each per 32 connections) and returns the ones the table took.
+fn open(
+    worker: &mut Worker,
+    snapshot: &PolicySnapshot,
+    spec: &PolicySpec,
+    conns: &[(usize, usize, u16, u16)],
+) -> Vec<(usize, usize, u16, u16)> {
+    let mut opened = Vec::with_capacity(conns.len());
+    let mut verdicts = [Verdict::Drop(DropReason::Malformed); BURST];
+    for chunk in conns.chunks(BURST) {
+        let mut admitted = [true; BURST];
+        for (step, tcp_flags) in [flags::SYN, flags::SYN_ACK, flags::ACK]
+            .into_iter()
+            .enumerate()
+        {
+            let mut packets: Vec<HeapPacket> = chunk
+                .iter()
+                .map(|&(a, b, sport, dport)| {
+                    let (ea, eb) = (&spec.enis[a], &spec.enis[b]);
+                    let bytes = if step == 1 {
+                        tcp_frame(eb, ea, dport, sport, tcp_flags)
+                    } else {
+                        tcp_frame(ea, eb, sport, dport, tcp_flags)
+                    };
+                    HeapPacket::new(0, &bytes)
+                })
+                .collect();
+            worker.process(&mut packets, NOW, snapshot, &mut verdicts);
+            for (ok, v) in admitted.iter_mut().zip(&verdicts[..chunk.len()]) {
+                *ok &= matches!(v, Verdict::Forward { .. });
+            }
+        }
+        opened.extend(
+            chunk
+                .iter()
+                .zip(admitted)
+                .filter(|(_, ok)| *ok)
+                .map(|(c, _)| *c),
+        );
+    }
+    opened
+}
+
+fn established(c: &mut Criterion) {
+    let spec = small_vpc();
+    let snapshot = PolicySnapshot::compile(&spec, 1).expect("small VPC compiles");
+    for (name, count) in [("established_1m", 1_000_000), ("established_1k", 1024)] {
+        let mut worker = Worker::new(WorkerConfig {
+            max_flows: 1 << 20,
+            ..WorkerConfig::default()
+        })
+        .expect("worker");
+        let started = Instant::now();
+        let conns = connections(count, 0x5eed ^ count as u64);
+        let opened = open(&mut worker, &snapshot, &spec, &conns);
+        // The table probes a bounded window: a handful of a million random
+        // keys may be refused; they are left out of the traffic.
+        assert!(
+            opened.len() + count / 10_000 >= count,
+            "too many refused: {} of {count}",
+            count - opened.len()
+        );
+        let mut rng = Rng(0xac4);
+        let mut frames = FrameArray::new();
+        for &(a, b, sport, dport) in &opened {
+            let (ea, eb) = (&spec.enis[a], &spec.enis[b]);
+            let bytes = if rng.below(2) == 0 {
+                tcp_frame(ea, eb, sport, dport, flags::ACK)
+            } else {
+                tcp_frame(eb, ea, dport, sport, flags::ACK)
+            };
+            frames.push(&bytes);
+        }
+        let mut burst = Burst::new(frames.frame_len);
+        // One untimed pass: every frame must be a hit on its flow.
+        let before = worker.counters().clone();
+        let forwarded = run_all(&mut worker, &snapshot, &frames, &mut burst);
+        assert_eq!(forwarded, frames.bursts() * BURST, "every ACK forwarded");
+        check_hits_only(&before, worker.counters());
+        eprintln!(
+            "{name}: {} connections open ({} refused by the table), {} bursts, set up in {:.1?}",
+            opened.len(),
+            count - opened.len(),
+            frames.bursts(),
+            started.elapsed()
+        );
+
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements(BURST as u64));
+        let mut next = 0;
+        let before = worker.counters().clone();
+        group.bench_function("process_burst_32", |b| {
+            b.iter(|| {
+                burst.reset(frames.burst(next), frames.frame_len);
+                burst.run(&mut worker, &snapshot);
+                next = (next + 1) % frames.bursts();
+                black_box(&burst.verdicts);
+            });
+        });
+        group.bench_function("reset_only", |b| {
+            b.iter(|| {
+                burst.reset(frames.burst(next), frames.frame_len);
+                next = (next + 1) % frames.bursts();
+                black_box(&burst.packets);
+            });
+        });
+        group.finish();
+        check_hits_only(&before, worker.counters());
+    }
+}
+
+/// Between `before` and `after`, every packet was forwarded as a hit on a
+/// known flow.
+fn check_hits_only(before: &WorkerCounters, after: &WorkerCounters) {
+    let packets = after.packets - before.packets;
+    assert!(packets > 0);
+    assert_eq!(after.forwarded - before.forwarded, packets, "all forwarded");
+    assert_eq!(after.flow_hits - before.flow_hits, packets, "all flow hits");
+    assert_eq!(after.new_flows, before.new_flows, "no new flow");
+    assert_eq!(after.dropped_total(), before.dropped_total(), "no drop");
+}
+
+// ---------------------------------------------------------------------------
+// New flows.
+
+const ENIS: usize = 10_000;
+const SUBNETS: usize = 50;
+const BIG_GROUPS: usize = 16;
+const RULES_PER_DIRECTION: usize = 63;
+const TYPICAL_GROUPS: usize = 200;
+/// Senders are ENIs `0..ENDS`, receivers `ENDS..2 * ENDS`; all carry the 16
+/// big groups.
+const ENDS: usize = 64;
+const POOL: usize = 1 << 18;
+const TCP_BASES: [u16; 8] = [22, 80, 443, 3306, 5432, 6379, 8080, 9000];
+
+fn eni_v4(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, (i % SUBNETS + 1) as u8, (10 + i / SUBNETS) as u8)
+}
+
+fn eni_v6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0xfd00,
+        0,
+        0,
+        (i % SUBNETS + 1) as u16,
+        0,
+        0,
+        0,
+        (10 + i / SUBNETS) as u16,
+    )
+}
+
+fn big_group(g: usize) -> SgId {
+    format!("sg-big-{g:02}").as_str().into()
+}
+
+fn typical_group(g: usize) -> SgId {
+    format!("sg-typ-{g:03}").as_str().into()
+}
+
+/// A rule of a big group. No rule allows 0.0.0.0/0 or ::/0, so no flow of
+/// the benchmark is untracked.
+fn random_rule(rng: &mut Rng, id: &str) -> SgRule {
+    let (protocol, ports) = match rng.below(20) {
+        0..=9 => {
+            let from = TCP_BASES[rng.below(TCP_BASES.len())] + rng.below(50) as u16;
+            let to = if rng.below(3) == 0 {
+                from + rng.below(2000) as u16
+            } else {
+                from
+            };
+            (Protocol::Tcp, PortSpec::Range { from, to })
+        }
+        10..=13 => {
+            let from = [53, 123, 161, 514, 4789][rng.below(5)] + rng.below(20) as u16;
+            (
+                Protocol::Udp,
+                PortSpec::Range {
+                    from,
+                    to: from + rng.below(4) as u16,
+                },
+            )
+        }
+        14 | 15 => (
+            Protocol::Icmp,
+            PortSpec::Icmp {
+                icmp_type: Some([0, 3, 8, 11][rng.below(4)]),
+                code: None,
+            },
+        ),
+        16 => (Protocol::Icmpv6, PortSpec::Any),
+        17 => (Protocol::Number(47), PortSpec::Any),
+        _ => (Protocol::All, PortSpec::Any),
+    };
+    let peer = match rng.below(20) {
+        0..=5 => Peer::Cidr4(Ipv4Cidr::truncating(
+            Ipv4Addr::from(rng.next() as u32 & 0x0000_ffff | 0x0a00_0000),
+            16 + rng.below(17) as u8,
+        )),
+        6..=8 => Peer::Cidr4(Ipv4Cidr::truncating(
+            Ipv4Addr::from(rng.next() as u32),
+            8 + rng.below(25) as u8,
+        )),
+        9 | 10 => Peer::Cidr6(Ipv6Cidr::truncating(
+            Ipv6Addr::from(u128::from(rng.next()) | 0xfd00 << 112),
+            48 + rng.below(81) as u8,
+        )),
+        11..=15 => Peer::Group(big_group(rng.below(BIG_GROUPS))),
+        _ => Peer::Group(typical_group(rng.below(TYPICAL_GROUPS))),
+    };
+    SgRule {
+        id: id.into(),
+        protocol,
+        ports,
+        peer,
+        description: String::new(),
+    }
+}
+
+fn nacl_entry(rule_number: u16, egress: bool, cidr: IpCidr, action: NaclAction) -> NaclEntry {
+    NaclEntry {
+        rule_number,
+        egress,
+        protocol: Protocol::All,
+        cidr,
+        ports: PortSpec::Any,
+        action,
+    }
+}
+
+fn big_vpc() -> PolicySpec {
+    let mut rng = Rng(42);
+    let mut spec = PolicySpec {
+        router_mac: ROUTER_MAC,
+        vpcs: vec![VpcSpec {
+            id: "vpc-big".into(),
+            ipv4_cidr: "10.0.0.0/16".parse().expect("valid CIDR"),
+            ipv6_cidr: Some("fd00::/48".parse().expect("valid CIDR")),
+        }],
+        ..PolicySpec::default()
+    };
+    let any4: IpCidr = "0.0.0.0/0".parse().expect("valid CIDR");
+    let any6: IpCidr = "::/0".parse().expect("valid CIDR");
+    let allow_all = vec![
+        nacl_entry(100, false, any4, NaclAction::Allow),
+        nacl_entry(100, true, any4, NaclAction::Allow),
+        nacl_entry(101, false, any6, NaclAction::Allow),
+        nacl_entry(101, true, any6, NaclAction::Allow),
+    ];
+    let mut twenty = allow_all.clone();
+    for n in 1..=16u16 {
+        let cidr = IpCidr::V4(Ipv4Cidr::truncating(
+            Ipv4Addr::new(192, 168, n as u8, 0),
+            24,
+        ));
+        twenty.push(NaclEntry {
+            protocol: Protocol::Tcp,
+            ports: PortSpec::Range { from: 1, to: 1023 },
+            ..nacl_entry(n * 5, n % 2 == 0, cidr, NaclAction::Deny)
+        });
+    }
+    spec.nacls = vec![
+        NaclSpec {
+            id: "acl-default".into(),
+            vpc: "vpc-big".into(),
+            entries: allow_all,
+        },
+        NaclSpec {
+            id: "acl-twenty".into(),
+            vpc: "vpc-big".into(),
+            entries: twenty,
+        },
+    ];
+    spec.subnets = (1..=SUBNETS)
+        .map(|s| SubnetSpec {
+            id: format!("subnet-{s:03}").as_str().into(),
+            vpc: "vpc-big".into(),
+            ipv4_cidr: Ipv4Cidr::new(Ipv4Addr::new(10, 0, s as u8, 0), 24).expect("valid"),
+            ipv6_cidr: Some(
+                Ipv6Cidr::new(Ipv6Addr::new(0xfd00, 0, 0, s as u16, 0, 0, 0, 0), 64)
+                    .expect("valid"),
+            ),
+            nacl: if s % 2 == 0 {
+                "acl-twenty"
+            } else {
+                "acl-default"
+            }
+            .into(),
+        })
+        .collect();
+    for g in 0..BIG_GROUPS {
+        let mut rules = |dir: &str| {
+            (0..RULES_PER_DIRECTION)
+                .map(|r| random_rule(&mut rng, &format!("sgr-big{g:02}{dir}{r:02}")))
+                .collect::<Vec<_>>()
+        };
+        let ingress = rules("i");
+        let egress = rules("e");
+        spec.security_groups.push(SecurityGroupSpec {
+            id: big_group(g),
+            vpc: "vpc-big".into(),
+            ingress,
+            egress,
+        });
+    }
+    for g in 0..TYPICAL_GROUPS {
+        let rule = |n: usize, protocol, ports, peer| SgRule {
+            id: format!("sgr-typ{g:03}-{n}").as_str().into(),
+            protocol,
+            ports,
+            peer,
+            description: String::new(),
+        };
+        let port = TCP_BASES[g % TCP_BASES.len()];
+        spec.security_groups.push(SecurityGroupSpec {
+            id: typical_group(g),
+            vpc: "vpc-big".into(),
+            ingress: vec![
+                rule(
+                    0,
+                    Protocol::Tcp,
+                    PortSpec::Range {
+                        from: port,
+                        to: port,
+                    },
+                    Peer::Cidr4("10.0.0.0/16".parse().expect("valid CIDR")),
+                ),
+                rule(
+                    1,
+                    Protocol::All,
+                    PortSpec::Any,
+                    Peer::Group(typical_group(g)),
+                ),
+                rule(
+                    2,
+                    Protocol::Tcp,
+                    PortSpec::Range { from: 22, to: 22 },
+                    Peer::Group(big_group(g % BIG_GROUPS)),
+                ),
+            ],
+            egress: vec![rule(
+                3,
+                Protocol::All,
+                PortSpec::Any,
+                Peer::Cidr4(Ipv4Cidr::ANY),
+            )],
+        });
+    }
+    spec.enis = (0..ENIS)
+        .map(|i| EniSpec {
+            id: format!("eni-{i:05}").as_str().into(),
+            subnet: format!("subnet-{:03}", i % SUBNETS + 1).as_str().into(),
+            port: 0,
+            vlan: None,
+            mac: mac(i),
+            private_ips: vec![IpAddr::V4(eni_v4(i)), IpAddr::V6(eni_v6(i))],
+            groups: if i < 2 * ENDS {
+                (0..BIG_GROUPS).map(big_group).collect()
+            } else {
+                let mut groups: Vec<SgId> = (0..=rng.below(3))
+                    .map(|_| typical_group(rng.below(TYPICAL_GROUPS)))
+                    .collect();
+                groups.sort();
+                groups.dedup();
+                groups
+            },
+            source_dest_check: true,
+            timeouts: ConntrackTimeouts::default(),
+        })
+        .collect();
+    spec
+}
+
+/// `POOL` SYNs of distinct connections from a sender to a receiver that
+/// the rules allow (and track), in random order.
+fn allowed_syns(spec: &PolicySpec, snapshot: &PolicySnapshot) -> FrameArray {
+    let idx: Vec<EniIdx> = (0..2 * ENDS)
+        .map(|i| snapshot.eni_by_id(&spec.enis[i].id).expect("ENI compiled"))
+        .collect();
+    let mut rng = Rng(0x5a5a);
+    let mut seen = HashSet::with_capacity(POOL);
+    let mut frames = FrameArray::new();
+    let mut tried = 0usize;
+    while frames.len() < POOL {
+        tried += 1;
+        let s = rng.below(ENDS);
+        let r = ENDS + rng.below(ENDS);
+        let sport = 1024 + rng.below(64512) as u16;
+        let dport = TCP_BASES[rng.below(TCP_BASES.len())] + rng.below(60) as u16;
+        let fields = PacketFields::l4(
+            IpAddr::V4(eni_v4(s)),
+            IpAddr::V4(eni_v4(r)),
+            Protocol::TCP,
+            sport,
+            dport,
+        );
+        let decision = snapshot.decide(idx[s], &fields);
+        if decision.verdict != PolicyVerdict::Allow || decision.untracked {
+            continue;
+        }
+        if seen.insert((s, r, sport, dport)) {
+            frames.push(&tcp_frame(
+                &spec.enis[s],
+                &spec.enis[r],
+                sport,
+                dport,
+                flags::SYN,
+            ));
+        }
+    }
+    eprintln!(
+        "new_flows: {POOL} allowed SYNs from {tried} candidates ({:.0} % of random sender→receiver tcp packets allowed)",
+        100.0 * POOL as f64 / tried as f64
+    );
+    frames
+}
+
+fn new_flow_worker() -> Worker {
+    Worker::new(WorkerConfig {
+        max_flows: 1 << 20,
+        ..WorkerConfig::default()
+    })
+    .expect("worker")
+}
+
+/// Every SYN of one pass over the pool opened a tracked flow.
+fn check_all_new(counters: &WorkerCounters, packets: usize) {
+    assert_eq!(counters.packets, packets as u64);
+    assert_eq!(counters.forwarded, packets as u64, "all forwarded");
+    assert_eq!(counters.new_flows, packets as u64, "all new tracked flows");
+    assert_eq!(counters.untracked, 0);
+    assert_eq!(counters.dropped_total(), 0, "no drop");
+}
+
+fn new_flows(c: &mut Criterion) {
+    let started = Instant::now();
+    let spec = big_vpc();
+    let snapshot = PolicySnapshot::compile(&spec, 1).expect("big VPC compiles");
+    let sender = snapshot.eni_by_id(&spec.enis[0].id).expect("sender");
+    let receiver = snapshot.eni_by_id(&spec.enis[ENDS].id).expect("receiver");
+    let rules = |eni: EniIdx, dir| {
+        snapshot
+            .classifier(snapshot.eni(eni).sg_set, dir)
+            .map_or(0, palisade_dataplane::policy::SetClassifier::rule_count)
+    };
+    eprintln!(
+        "new_flows: {} ENIs, {} groups; sender egress {} rules, receiver ingress {} rules; compiled in {:.1?}",
+        spec.enis.len(),
+        spec.security_groups.len(),
+        rules(sender, palisade_dataplane::policy::Direction::Egress),
+        rules(receiver, palisade_dataplane::policy::Direction::Ingress),
+        started.elapsed()
+    );
+    let frames = allowed_syns(&spec, &snapshot);
+    let mut burst = Burst::new(frames.frame_len);
+    let mut worker = new_flow_worker();
+    // One untimed pass, checked.
+    let forwarded = run_all(&mut worker, &snapshot, &frames, &mut burst);
+    assert_eq!(forwarded, POOL);
+    check_all_new(worker.counters(), POOL);
+    worker = new_flow_worker();
+
+    let mut group = c.benchmark_group("new_flows");
+    group.throughput(Throughput::Elements(BURST as u64));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(6));
+    let mut next = 0;
+    let mut rounds = 0;
+    group.bench_function("process_burst_32_syn_1000_rules", |b| {
+        b.iter_custom(|iterations| {
+            let mut elapsed = Duration::ZERO;
+            let mut left = iterations;
+            while left > 0 {
+                if next == frames.bursts() {
+                    // Pool used up: check, then a fresh table (untimed).
+                    check_all_new(worker.counters(), POOL);
+                    worker = new_flow_worker();
+                    next = 0;
+                    rounds += 1;
+                }
+                let chunk = left.min((frames.bursts() - next) as u64);
+                let start = Instant::now();
+                for _ in 0..chunk {
+                    burst.reset(frames.burst(next), frames.frame_len);
+                    burst.run(&mut worker, &snapshot);
+                    next += 1;
+                    black_box(&burst.verdicts);
+                }
+                elapsed += start.elapsed();
+                left -= chunk;
+            }
+            elapsed
+        });
+    });
+    group.bench_function("reset_only", |b| {
+        let mut next = 0;
+        b.iter(|| {
+            burst.reset(frames.burst(next), frames.frame_len);
+            next = (next + 1) % frames.bursts();
+            black_box(&burst.packets);
+        });
+    });
+    group.finish();
+    let partial = worker.counters();
+    assert_eq!(partial.new_flows, partial.packets, "all new tracked flows");
+    assert_eq!(partial.dropped_total(), 0);
+    eprintln!(
+        "new_flows: {rounds} full passes over the pool checked, plus {} SYNs",
+        partial.packets
+    );
+}
+
+fn config() -> Criterion {
+    // Two shared cores: short, steady runs.
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = established, new_flows
+}
+criterion_main!(benches);
