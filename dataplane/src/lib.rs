@@ -26,7 +26,7 @@ pub mod testkit;
 pub mod verdict;
 
 pub use buffer::{HeapPacket, PacketBuf};
-pub use counters::WorkerCounters;
+pub use counters::{FlowGauges, SharedCounters, WorkerCounters};
 pub use process::{MAX_BURST, Worker, WorkerConfig, WorkerError};
 pub use verdict::{DropReason, Verdict};
 

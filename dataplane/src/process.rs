@@ -186,6 +186,17 @@ impl Worker {
         &self.flows
     }
 
+    /// The flow table's state, for [`crate::SharedCounters::publish`].
+    pub fn flow_gauges(&self) -> crate::counters::FlowGauges {
+        let c = self.flows.counters();
+        crate::counters::FlowGauges {
+            flows: self.flows.len() as u64,
+            capacity: self.flows.capacity() as u64,
+            available: self.flows.available() as u64,
+            refused: c.insert_table_full + c.insert_probe_limit,
+        }
+    }
+
     /// This worker's fragment table.
     pub fn fragments(&self) -> &FragmentTable {
         &self.fragments
