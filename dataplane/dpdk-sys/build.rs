@@ -6,29 +6,50 @@
 //! inline bodies depend on them, and the `pkg-config` crate would drop the
 //! ones it does not understand.
 //!
-//! # Shared or static DPDK
+//! # Static or shared DPDK
 //!
-//! The default links the system's shared DPDK (`pkg-config --libs libdpdk`).
-//! Debian's shared EAL loads every PMD, bus and mempool driver as a plugin
-//! from its driver directory (`RTE_EAL_PMD_PATH`,
-//! `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`), so every vdev the profiles
-//! use (net_pcap, net_null, net_tap, net_ring, net_memif) and virtio are
-//! found with no extra `-d` flag.
+//! The default links DPDK's static archives. Drivers register themselves
+//! from ELF constructors that nothing references, so they must be linked
+//! `+whole-archive` or the linker drops them and `--vdev` fails with "no
+//! driver". Linking all 150-odd of Debian's drivers statically drags in
+//! rdma-core, IPsec-MB, ISA-L and friends, so the static build takes a
+//! curated set ([`STATIC_DRIVERS`]): the PCI and vdev buses, the ring and
+//! stack mempool drivers, and the virtio, TAP, pcap, null, ring and memif
+//! PMDs — what a VM appliance on virtio or TAP ports needs. A hardware NIC
+//! needs its PMD added there (or the `shared` feature).
 //!
-//! The `static` feature links DPDK's static archives instead. Drivers
-//! register themselves from ELF constructors that nothing references, so
-//! they must be linked `+whole-archive` or the linker drops them and
-//! `--vdev` fails with "no driver". Linking all 150-odd of Debian's drivers
-//! statically drags in rdma-core, IPsec-MB, ISA-L and friends, so the static
-//! build takes a curated set: the PCI and vdev buses, the ring and stack
-//! mempool drivers, and the virtio, TAP, pcap, null, ring and memif PMDs.
+//! The `shared` feature links the system's shared libraries instead
+//! (`pkg-config --libs libdpdk`); Debian's shared EAL then loads every PMD,
+//! bus and mempool driver as a plugin from `RTE_EAL_PMD_PATH`
+//! (`/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`), so all of Debian's drivers
+//! are found with no `-d` flag.
 //!
-//! Shared is the default because of measurements on the 2-core development
-//! VM; the figures and commands are in `perf/RESULTS.md` ("Linking DPDK").
+//! Static is the default because it measured better on the 2-core
+//! development VM (DPDK 22.11.11; details and commands in `perf/RESULTS.md`):
+//! - forwarding, `perf/bench-fwd-vs-testpmd.sh`, packets per CPU second of
+//!   the forwarding thread: static 42.6–45.4 Mpps (0.98 of testpmd), shared
+//!   36.7–39.4 Mpps (0.88 of testpmd);
+//! - start-up, `palisade ports --profile dpdk-config/null.toml`: static
+//!   0.17–0.18 s and 44 MB peak RSS, shared 0.23–0.26 s and 61 MB (the
+//!   shared EAL dlopens every plugin);
+//! - size: `palisade` 9.9 MB static vs 8.6 MB shared (release, line
+//!   tables); `palisade-perf` 5.6 vs 4.4 MB;
+//! - build: relinking `palisade` after touching `main.rs`, 18.0 s static vs
+//!   17.6 s shared (fat LTO dominates).
 
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
+
+/// How DPDK is linked.
+#[derive(Clone, Copy)]
+enum Link {
+    Shared,
+    Static,
+}
+
+/// The link used when neither the `static` nor the `shared` feature is set.
+const DEFAULT_LINK: Link = Link::Static;
 
 /// Static DPDK driver archives linked `+whole-archive` in the `static` build.
 const STATIC_DRIVERS: &[&str] = &[
@@ -160,9 +181,17 @@ fn main() {
         .write_to_file(out_dir.join("bindings.rs"))
         .expect("cannot write bindings.rs");
 
-    if env::var_os("CARGO_FEATURE_STATIC").is_some() {
-        link_static();
-    } else {
-        link_shared();
+    let link = match (
+        env::var_os("CARGO_FEATURE_STATIC").is_some(),
+        env::var_os("CARGO_FEATURE_SHARED").is_some(),
+    ) {
+        (true, true) => panic!("features `static` and `shared` are exclusive"),
+        (true, false) => Link::Static,
+        (false, true) => Link::Shared,
+        (false, false) => DEFAULT_LINK,
+    };
+    match link {
+        Link::Static => link_static(),
+        Link::Shared => link_shared(),
     }
 }

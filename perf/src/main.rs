@@ -92,5 +92,11 @@ fn fwd_null(seconds: u64, lcore: usize, null_args: &str) -> Result<(), palisade_
         report.mpps(),
         report.dropped
     );
+    if let (Some(cpu), Some(rate)) = (report.cpu_time, report.mpps_per_cpu_second()) {
+        println!(
+            "fwd-null: forwarding thread CPU time {:.2} s: {rate:.2} Mpps per CPU second",
+            cpu.as_secs_f64()
+        );
+    }
     eal.cleanup()
 }
