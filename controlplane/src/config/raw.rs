@@ -1,0 +1,475 @@
+//! The configuration exactly as written in TOML, before any semantic check.
+//!
+//! These structs mirror the file one to one with `deny_unknown_fields`, so
+//! serde catches misspelt keys and wrong types; `validate` then checks the
+//! meaning and builds the public [`Config`](super::Config). Values whose
+//! checks have EC2 wording (CIDRs, MACs, ports that may be `-1`) are kept
+//! as text or wide integers here so that `validate` can word the message.
+//! Serde's own messages are written for Rust programmers; this module
+//! rewrites them for someone editing a TOML file (the same rewriting as
+//! `palisade-dpdk-config`, whose profile format this one follows).
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_path_to_error::{Path, Segment};
+
+use super::error::Problem;
+
+/// Defaults of the `[appliance]` table: one place, used by serde and quoted
+/// by `docs/CONFIG.md`.
+pub(crate) mod default {
+    pub const PROFILE: &str = "builtin:tap-demo";
+    pub const STATE_DIR: &str = "./var";
+    pub const API_LISTEN: &str = "127.0.0.1:8080";
+    pub const METRICS_LISTEN: &str = "127.0.0.1:9400";
+    pub const MAX_FLOWS_PER_WORKER: usize = 1 << 20;
+    /// Locally administered (bit 1 of the first octet), unicast; "PAL" in
+    /// octets 2..5.
+    pub const ROUTER_MAC: &str = "02:50:41:4c:00:01";
+    /// The account id AWS's documentation uses in examples.
+    pub const ACCOUNT_ID: &str = "123456789012";
+
+    pub fn profile() -> String {
+        PROFILE.to_owned()
+    }
+    pub fn state_dir() -> String {
+        STATE_DIR.to_owned()
+    }
+    pub fn api_listen() -> String {
+        API_LISTEN.to_owned()
+    }
+    pub fn metrics_listen() -> String {
+        METRICS_LISTEN.to_owned()
+    }
+    pub fn max_flows_per_worker() -> usize {
+        MAX_FLOWS_PER_WORKER
+    }
+    pub fn router_mac() -> String {
+        ROUTER_MAC.to_owned()
+    }
+    pub fn account_id() -> String {
+        ACCOUNT_ID.to_owned()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub appliance: RawAppliance,
+    #[serde(default)]
+    pub quotas: RawQuotas,
+    #[serde(default)]
+    pub vpc: Vec<RawVpc>,
+    #[serde(default)]
+    pub subnet: Vec<RawSubnet>,
+    #[serde(default)]
+    pub security_group: Vec<RawGroup>,
+    #[serde(default)]
+    pub eni: Vec<RawEni>,
+    #[serde(default)]
+    pub network_acl: Vec<RawAcl>,
+    #[serde(default)]
+    pub peering: Vec<RawPeering>,
+    #[serde(default)]
+    pub prefix_list: Vec<RawPrefixList>,
+    pub uplink: Option<RawUplink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAppliance {
+    #[serde(default = "default::profile")]
+    pub profile: String,
+    pub workers: Option<Vec<usize>>,
+    #[serde(default = "default::state_dir")]
+    pub state_dir: String,
+    #[serde(default = "default::api_listen")]
+    pub api_listen: String,
+    #[serde(default = "default::metrics_listen")]
+    pub metrics_listen: String,
+    #[serde(default = "default::max_flows_per_worker")]
+    pub max_flows_per_worker: usize,
+    #[serde(default = "default::router_mac")]
+    pub router_mac: String,
+    #[serde(default = "default::account_id")]
+    pub account_id: String,
+}
+
+impl Default for RawAppliance {
+    fn default() -> Self {
+        Self {
+            profile: default::profile(),
+            workers: None,
+            state_dir: default::state_dir(),
+            api_listen: default::api_listen(),
+            metrics_listen: default::metrics_listen(),
+            max_flows_per_worker: default::max_flows_per_worker(),
+            router_mac: default::router_mac(),
+            account_id: default::account_id(),
+        }
+    }
+}
+
+/// Every quota is optional; absent ones take SEMANTICS.md's defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuotas {
+    pub rules_per_group: Option<usize>,
+    pub groups_per_eni: Option<usize>,
+    pub rules_per_eni: Option<usize>,
+    pub groups_per_vpc: Option<usize>,
+    pub network_acls_per_vpc: Option<usize>,
+    pub rules_per_network_acl: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVpc {
+    pub name: String,
+    pub cidr: String,
+    pub ipv6_cidr: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubnet {
+    pub name: String,
+    pub vpc: String,
+    pub cidr: String,
+    pub ipv6_cidr: Option<String>,
+    pub network_acl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGroup {
+    pub name: String,
+    pub vpc: String,
+    pub description: Option<String>,
+    /// `None` (key absent) means the group's default rules; `Some(empty)`
+    /// (`ingress = []`) means none.
+    pub ingress: Option<Vec<RawRule>>,
+    /// As `ingress`.
+    pub egress: Option<Vec<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub protocol: RawProtocol,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub cidr: Option<String>,
+    pub ipv6_cidr: Option<String>,
+    pub prefix_list: Option<String>,
+    pub group: Option<String>,
+    pub description: Option<String>,
+}
+
+/// `IpProtocol` as written: a name, `"-1"`, or a number (bare or quoted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawProtocol {
+    Text(String),
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for RawProtocol {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ProtocolVisitor;
+        impl Visitor<'_> for ProtocolVisitor {
+            type Value = RawProtocol;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a protocol")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<RawProtocol, E> {
+                Ok(RawProtocol::Number(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<RawProtocol, E> {
+                Ok(RawProtocol::Number(
+                    i64::try_from(value).unwrap_or(i64::MAX),
+                ))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawProtocol, E> {
+                Ok(RawProtocol::Text(value.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(ProtocolVisitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEni {
+    pub name: String,
+    pub subnet: String,
+    pub port: String,
+    pub vlan: Option<i64>,
+    pub mac: String,
+    pub ips: Vec<String>,
+    pub groups: Option<Vec<String>>,
+    #[serde(default = "default::yes")]
+    pub source_dest_check: bool,
+    #[serde(default)]
+    pub conntrack: RawConntrack,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConntrack {
+    pub tcp_established: Option<i64>,
+    pub udp_stream: Option<i64>,
+    pub udp: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcl {
+    pub name: String,
+    pub vpc: String,
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// `None` means the ACL's default entries (allow all for the VPC's
+    /// `default` ACL, none for a custom one).
+    pub entry: Option<Vec<RawAclEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAclEntry {
+    pub rule_number: i64,
+    pub egress: bool,
+    pub protocol: RawProtocol,
+    pub cidr: Option<String>,
+    pub ipv6_cidr: Option<String>,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub icmp_type: Option<i64>,
+    pub icmp_code: Option<i64>,
+    pub action: RawAclAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawAclAction {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPeering {
+    pub name: String,
+    pub vpcs: Vec<String>,
+    #[serde(default = "default::yes")]
+    pub active: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrefixList {
+    pub name: String,
+    pub cidrs: Vec<String>,
+    pub max_entries: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUplink {
+    pub port: String,
+    pub vlan: Option<i64>,
+    pub mac: String,
+}
+
+/// Deserializes `text` (already known to be valid TOML) into the raw
+/// configuration, or describes the first shape error at its key path.
+pub(crate) fn deserialize(text: &str) -> Result<RawConfig, Problem> {
+    let deserializer = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let line = error
+            .inner()
+            .span()
+            .map(|span| line_of_offset(text, span.start));
+        let mut problem = describe(error.path(), error.inner().message());
+        problem.line = line;
+        problem
+    })
+}
+
+/// 1-based line number of a byte offset.
+pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    // Byte-wise, so an offset inside a multi-byte character cannot panic.
+    text.as_bytes()[..end].split(|&byte| byte == b'\n').count()
+}
+
+/// Renders a serde path the way a user writes keys: `eni[0].groups[1]`.
+fn key_path(path: &Path) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => {
+                out.push('[');
+                out.push_str(&index.to_string());
+                out.push(']');
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    out
+}
+
+fn join_key(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_owned()
+    } else {
+        format!("{parent}.{child}")
+    }
+}
+
+/// Turns one serde message into a problem at the right key with wording
+/// for a TOML author. Unrecognised messages pass through unchanged, so a
+/// new serde wording degrades to a less friendly, never a wrong, message.
+fn describe(path: &Path, message: &str) -> Problem {
+    let key = key_path(path);
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (unknown, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let choices = backticked(expected);
+        let mut text = if choices.is_empty() {
+            "unknown key; this table takes no keys".to_owned()
+        } else {
+            format!("unknown key; expected one of {}", choices.join(", "))
+        };
+        if let Some(close) = closest(unknown, &choices) {
+            text = format!("{text} (did you mean `{close}`?)");
+        }
+        return Problem::new(key, text);
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let missing = rest.trim_end_matches('`');
+        return Problem::new(join_key(&key, missing), "required key is missing");
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let choices: Vec<String> = backticked(expected)
+            .iter()
+            .map(|choice| format!("\"{choice}\""))
+            .collect();
+        return Problem::new(
+            key,
+            format!(
+                "unknown value \"{value}\"; expected one of {}",
+                choices.join(", ")
+            ),
+        );
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        return Problem::new(
+            key,
+            format!("wrong type: expected {}, got {got}", plain_type(expected)),
+        );
+    }
+    if let Some(rest) = message.strip_prefix("invalid value: ") {
+        let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        return Problem::new(
+            key,
+            format!("out of range: expected {}, got {got}", plain_type(expected)),
+        );
+    }
+    Problem::new(key, message.trim().to_owned())
+}
+
+/// The names between backticks in serde's "expected one of `a`, `b`".
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Serde's Rust type names in words.
+fn plain_type(expected: &str) -> String {
+    let expected = expected.trim();
+    let words = match expected {
+        "i64" => "an integer",
+        "usize" | "u64" => "a non-negative integer",
+        "a string" => "a string",
+        "a sequence" => "an array",
+        "a boolean" => "true or false",
+        "a protocol" => {
+            "a protocol name (\"tcp\", \"udp\", \"icmp\", \"icmpv6\", \"-1\") or number"
+        }
+        _ if expected.starts_with("struct ") || expected.starts_with("enum ") => "a table",
+        _ => return expected.to_owned(),
+    };
+    words.to_owned()
+}
+
+/// The choice within edit distance 2 of a misspelt key, if any is that
+/// close: `from_prot` → `from_port`.
+fn closest(unknown: &str, choices: &[String]) -> Option<String> {
+    let mut best: Option<(usize, &String)> = None;
+    for choice in choices {
+        let distance = edit_distance(unknown, choice);
+        if distance <= 2 && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, choice));
+        }
+    }
+    best.map(|(_, choice)| choice.clone())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_suggests_only_near_keys() {
+        let choices: Vec<String> = ["protocol", "from_port", "to_port"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(closest("from_prot", &choices).as_deref(), Some("from_port"));
+        assert_eq!(closest("completely_else", &choices), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn line_of_offset_is_one_based() {
+        let text = "a = 1\nb = 2\n";
+        assert_eq!(line_of_offset(text, 0), 1);
+        assert_eq!(line_of_offset(text, 6), 2);
+        assert_eq!(line_of_offset(text, 10_000), 3);
+    }
+}
