@@ -99,6 +99,43 @@ impl PacketBuf for HeapPacket {
     }
 }
 
+/// DPDK's mbuf is the appliance's packet buffer (single-segment frames:
+/// the ports are configured without scatter).
+#[cfg(feature = "dpdk")]
+impl PacketBuf for palisade_dpdk::Mbuf {
+    #[inline]
+    fn ingress_port(&self) -> u16 {
+        self.port()
+    }
+
+    #[inline]
+    fn data(&self) -> &[u8] {
+        palisade_dpdk::Mbuf::data(self)
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        palisade_dpdk::Mbuf::data_mut(self)
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        u16::try_from(n).is_ok_and(|n| palisade_dpdk::Mbuf::prepend(self, n).is_ok())
+    }
+
+    fn adj(&mut self, n: usize) -> bool {
+        u16::try_from(n).is_ok_and(|n| palisade_dpdk::Mbuf::adj(self, n).is_ok())
+    }
+
+    fn set_len(&mut self, len: usize) -> bool {
+        let current = self.len();
+        if len >= current {
+            u16::try_from(len - current).is_ok_and(|n| self.append(n).is_ok())
+        } else {
+            u16::try_from(current - len).is_ok_and(|n| self.trim(n).is_ok())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

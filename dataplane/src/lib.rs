@@ -10,6 +10,7 @@
 //! - [`process`]: the [`Worker`] and its two-pass burst loop.
 //! - [`verdict`]: [`Verdict`] and the one [`DropReason`] enum every counter uses.
 //! - [`counters`]: per-worker counters, summed on read.
+//! - [`dispatch`]: which worker owns a frame when the NIC cannot hash.
 //! - [`reference`]: the same semantics as plain code, the oracle of the
 //!   differential tests.
 //! - [`testkit`]: frames and the demo world for tests, benches and fuzzing.
@@ -20,6 +21,7 @@
 
 pub mod buffer;
 pub mod counters;
+pub mod dispatch;
 pub mod process;
 pub mod reference;
 pub mod testkit;

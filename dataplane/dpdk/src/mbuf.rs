@@ -334,6 +334,22 @@ impl<const N: usize> MbufBatch<N> {
         self.len = kept;
     }
 
+    /// Hands every packet, in order, with its position, to `take`, which
+    /// owns it from then on (the pipeline's verdict step: each packet goes
+    /// to a transmit batch or is dropped). The batch is empty afterwards.
+    pub fn drain(&mut self, mut take: impl FnMut(usize, Mbuf)) {
+        let held = self.len;
+        // If `take` panics, the batch forgets the rest (a leak) rather than
+        // freeing a slot twice.
+        self.len = 0;
+        for index in 0..held {
+            // SAFETY: slots[..held] were owned non-null mbufs and the batch
+            // no longer counts them: ownership moves to the Mbuf, once.
+            let mbuf = unsafe { Mbuf(NonNull::new_unchecked(self.slots[index])) };
+            take(index, mbuf);
+        }
+    }
+
     /// Frees every packet.
     pub fn clear(&mut self) {
         if self.len > 0 {

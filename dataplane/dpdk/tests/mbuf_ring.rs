@@ -75,6 +75,22 @@ fn mbufs_batches_and_rings_keep_ownership_and_order() {
     batch.clear();
     assert_eq!(pool.in_use(), 0);
 
+    // Drain hands every packet over in order, exactly once.
+    for tag in 20..26 {
+        batch.push(packet(&pool, tag, 60)).unwrap();
+    }
+    let mut kept = Vec::new();
+    batch.drain(|index, m| {
+        assert_eq!(usize::from(m.data()[0]), 20 + index);
+        if index % 2 == 0 {
+            kept.push(m);
+        }
+    });
+    assert!(batch.is_empty());
+    assert_eq!(pool.in_use(), 3);
+    drop(kept);
+    assert_eq!(pool.in_use(), 0);
+
     // Rings: single producer/consumer handles cannot be cloned; what the
     // ring cannot take stays in the batch, in order; order is kept across.
     let (mut producer, mut consumer) =
