@@ -342,10 +342,9 @@ fn established(c: &mut Criterion) {
 }
 
 /// Between `before` and `after`, every packet was forwarded as a hit on a
-/// known flow.
+/// known flow (none at all when a filter skipped the benchmark).
 fn check_hits_only(before: &WorkerCounters, after: &WorkerCounters) {
     let packets = after.packets - before.packets;
-    assert!(packets > 0);
     assert_eq!(after.forwarded - before.forwarded, packets, "all forwarded");
     assert_eq!(after.flow_hits - before.flow_hits, packets, "all flow hits");
     assert_eq!(after.new_flows, before.new_flows, "no new flow");
