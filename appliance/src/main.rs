@@ -1,16 +1,20 @@
 //! `palisade`: the program a user runs. A thin clap front end over the
-//! libraries: it loads a DPDK profile, starts the EAL and the ports, and
-//! (in a later issue) pins one packet pipeline per worker core and starts
-//! the control plane.
+//! libraries: `run` brings up DPDK from the configuration's profile,
+//! compiles and publishes the policy, pins one packet pipeline per worker
+//! core and serves Prometheus metrics; `ports` lists what a profile brings
+//! up.
 
+mod metrics;
+mod pipeline;
+mod run;
 mod startup;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::startup::{ProfileSource, StartupError};
 
@@ -29,6 +33,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start DPDK from a profile and list the ports it brings up: name,
@@ -38,22 +48,40 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         profile: PathBuf,
     },
-    /// Start the appliance. For now this only brings DPDK and the ports up
-    /// (the built-in TAP demo profile unless --config is given), lists
-    /// them, and waits for Ctrl-C: no packets are forwarded yet; the packet
-    /// pipeline and control plane arrive in later issues.
+    /// Run the appliance: DPDK ports from the configuration's profile, one
+    /// pinned pipeline per worker core enforcing the configured security
+    /// groups and network ACLs, Prometheus metrics. Without --config, the
+    /// built-in demo (appliance/demo.toml on the tap-demo profile).
+    /// SIGHUP reloads the configuration; SIGINT/SIGTERM stop.
     Run {
-        /// A DPDK profile to use instead of the built-in TAP demo.
+        /// The configuration file (docs/CONFIG.md).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// `off` runs the control side alone, without DPDK.
+        #[arg(long, value_enum, default_value_t = OnOff::On)]
+        dataplane: OnOff,
+        /// Where to serve /metrics (overrides the configuration).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Ports { profile } => ports(&ProfileSource::File(profile)),
-        Command::Run { config } => run(&config.map_or(DEMO_PROFILE, ProfileSource::File)),
+        Command::Ports { profile } => {
+            ports(&ProfileSource::File(profile)).map_err(|e| e.to_string())
+        }
+        Command::Run {
+            config,
+            dataplane,
+            metrics_listen,
+        } => run::run(&run::RunOptions {
+            config,
+            dataplane: dataplane == OnOff::On,
+            metrics_listen,
+        })
+        .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,29 +99,6 @@ fn ports(source: &ProfileSource) -> Result<(), StartupError> {
         let (_pool, ports) = startup::start_ports(&eal, &profile)?;
         startup::wait_for_links(&ports, Duration::from_secs(1));
         print!("{}", startup::port_table(&ports));
-    }
-    eal.cleanup()?;
-    Ok(())
-}
-
-fn run(source: &ProfileSource) -> Result<(), StartupError> {
-    let profile = source.load()?;
-    let (stop_tx, stop_rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.send(());
-    })?;
-    let eal = startup::start_eal(&profile)?;
-    {
-        let (_pool, ports) = startup::start_ports(&eal, &profile)?;
-        startup::wait_for_links(&ports, Duration::from_secs(1));
-        println!("palisade: profile {}: ports up", profile.origin);
-        print!("{}", startup::port_table(&ports));
-        println!(
-            "palisade: no packet pipeline yet (later issue): ports are up but nothing is forwarded. Ctrl-C to stop."
-        );
-        // A closed channel (impossible while the handler lives) also stops.
-        let _ = stop_rx.recv();
-        println!("palisade: stopping");
     }
     eal.cleanup()?;
     Ok(())

@@ -29,9 +29,6 @@ pub enum StartupError {
         /// What DPDK said.
         source: DpdkError,
     },
-    /// Ctrl-C handling could not be installed.
-    #[error("cannot install the Ctrl-C handler: {0}")]
-    Signal(#[from] ctrlc::Error),
 }
 
 /// Where the profile comes from.

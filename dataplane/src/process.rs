@@ -226,6 +226,14 @@ impl Worker {
         self.fragments.expire(now, 1);
     }
 
+    /// Work for an idle poll: expires up to `buckets` flow-table buckets
+    /// (8 flows each) and a fragment-table bucket, so that idle flows go
+    /// even when no packet comes.
+    pub fn housekeeping(&mut self, now: Seconds, buckets: usize) {
+        self.flows.expire(now, buckets);
+        self.fragments.expire(now, 1);
+    }
+
     fn process_chunk<P: PacketBuf>(
         &mut self,
         burst: &mut [P],
