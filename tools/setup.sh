@@ -14,8 +14,9 @@ purpose=${1:-run}
 packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev libpcap-dev
           iproute2 ca-certificates curl)
 if [[ $purpose == test ]]; then
-    # End-to-end tests: real Linux tools inside network namespaces.
-    packages+=(iputils-ping netcat-openbsd)
+    # End-to-end tests: real Linux tools inside network namespaces, and
+    # Prometheus (prometheus, promtool) scraping the real /metrics.
+    packages+=(iputils-ping netcat-openbsd prometheus)
 fi
 
 missing=()
