@@ -14,8 +14,9 @@ cargo fmt --all --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests"
-cargo nextest run --workspace --locked --profile ci
-
 step "doc tests"
 cargo test --workspace --locked --doc
+
+# Last, so that its summary closes the output.
+step "tests"
+cargo nextest run --workspace --locked --profile ci
