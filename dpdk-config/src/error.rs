@@ -5,29 +5,7 @@
 //! `rx_descriptors = 1000` learns exactly where and why from one message,
 //! without having to decode a DPDK `EAL: ... failed` line later.
 
-use std::fmt;
-
-/// One thing wrong with a profile, at one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The key path, in the form a user would write it: `ports[1].rx_queues`.
-    /// Empty for a problem with the file as a whole.
-    pub key: String,
-    /// The 1-based line of the key in the file, when it is known.
-    pub line: Option<usize>,
-    /// What is wrong and, where it helps, what would be right.
-    pub message: String,
-}
-
-impl Problem {
-    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            line: None,
-            message: message.into(),
-        }
-    }
-}
+use palisade_config_check::{Problem, display_problems};
 
 /// Why a profile could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +33,7 @@ pub enum ProfileError {
     /// The TOML is well formed but the profile is wrong: an unknown key, a
     /// wrong type, or a value that DPDK would reject or misuse. All
     /// problems found are reported at once so a user fixes them in one go.
-    #[error("{}", DisplayProblems { origin, problems })]
+    #[error("{}", display_problems(origin, problems))]
     Invalid {
         /// The file name or other label the text came from.
         origin: String,
@@ -72,30 +50,5 @@ impl ProfileError {
             Self::Invalid { problems, .. } => problems,
             Self::Read { .. } | Self::Syntax { .. } => &[],
         }
-    }
-}
-
-struct DisplayProblems<'a> {
-    origin: &'a str,
-    problems: &'a [Problem],
-}
-
-impl fmt::Display for DisplayProblems<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, problem) in self.problems.iter().enumerate() {
-            if index > 0 {
-                f.write_str("\n")?;
-            }
-            f.write_str(self.origin)?;
-            if let Some(line) = problem.line {
-                write!(f, ":{line}")?;
-            }
-            if problem.key.is_empty() {
-                write!(f, ": {}", problem.message)?;
-            } else {
-                write!(f, ": {}: {}", problem.key, problem.message)?;
-            }
-        }
-        Ok(())
     }
 }

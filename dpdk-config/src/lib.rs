@@ -11,13 +11,13 @@
 
 mod error;
 mod hugepages;
-mod locate;
 mod profile;
 mod raw;
 mod validate;
 
-pub use error::{Problem, ProfileError};
+pub use error::ProfileError;
 pub use hugepages::{HugepageError, HugepageStatus, SETUP_SCRIPT};
+pub use palisade_config_check::Problem;
 pub use profile::{
     EalProfile, LogLevel, MemoryMode, MempoolProfile, PROGRAM_NAME, PortDevice, PortProfile,
     Profile,

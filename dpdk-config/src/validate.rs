@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{Problem, ProfileError};
+use palisade_config_check::Problem;
+
+use crate::error::ProfileError;
 use crate::profile::{EalProfile, MemoryMode, MempoolProfile, PortDevice, PortProfile, Profile};
 use crate::raw::{self, RawEal, RawMemoryMode, RawMempool, RawPort, default};
 
@@ -53,31 +55,12 @@ const RESERVED_FLAGS: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
-    if let Err(error) = text.parse::<toml::Table>() {
-        let offset = error.span().map_or(0, |span| span.start);
-        let line = raw::line_of_offset(text, offset);
-        let before = &text.as_bytes()[..offset.min(text.len())];
-        let line_start = before
-            .iter()
-            .rposition(|&byte| byte == b'\n')
-            .map_or(0, |newline| newline + 1);
-        // Count characters, not bytes: continuation bytes start no character.
-        let column = before[line_start..]
-            .iter()
-            .filter(|&&byte| byte & 0xc0 != 0x80)
-            .count()
-            + 1;
+    if let Err(syntax) = palisade_config_check::check_syntax(text) {
         return Err(ProfileError::Syntax {
             origin: origin.to_owned(),
-            line,
-            column,
-            message: error
-                .message()
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .collect::<Vec<_>>()
-                .join("; "),
+            line: syntax.line,
+            column: syntax.column,
+            message: syntax.message,
         });
     }
     let invalid = |problems: Vec<Problem>| ProfileError::Invalid {
@@ -90,12 +73,10 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
     if checker.problems.is_empty() {
         Ok(profile)
     } else {
-        let mut problems = checker.problems;
-        crate::locate::attach_lines(text, &mut problems);
-        // File order: a user fixes them top to bottom. Stable, so problems
-        // on one line keep the order of the checks.
-        problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
-        Err(invalid(problems))
+        Err(invalid(palisade_config_check::locate_and_order(
+            text,
+            checker.problems,
+        )))
     }
 }
 

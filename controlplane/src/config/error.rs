@@ -6,29 +6,7 @@
 //! the file at its key, in the words of the EC2 API where EC2 has words for
 //! it, instead of a policy compiler error about an id they never wrote.
 
-use std::fmt;
-
-/// One thing wrong with a configuration, at one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The key path as a user would write it:
-    /// `security_group[1].ingress[0].from_port`. Empty for the file as a whole.
-    pub key: String,
-    /// The 1-based line of the key in the file, when it is known.
-    pub line: Option<usize>,
-    /// What is wrong and, where it helps, what would be right.
-    pub message: String,
-}
-
-impl Problem {
-    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            line: None,
-            message: message.into(),
-        }
-    }
-}
+use palisade_config_check::{Problem, display_problems};
 
 /// Why a configuration could not be loaded or turned into a policy.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +34,7 @@ pub enum ConfigError {
     /// The TOML is well formed but describes something EC2 (or the
     /// appliance) would refuse. Every problem found is listed, in file
     /// order, so a user fixes them in one pass.
-    #[error("{}", DisplayProblems { origin, problems })]
+    #[error("{}", display_problems(origin, problems))]
     Invalid {
         /// The file name or other label the text came from.
         origin: String,
@@ -73,30 +51,5 @@ impl ConfigError {
             Self::Invalid { problems, .. } => problems,
             Self::Read { .. } | Self::Syntax { .. } => &[],
         }
-    }
-}
-
-struct DisplayProblems<'a> {
-    origin: &'a str,
-    problems: &'a [Problem],
-}
-
-impl fmt::Display for DisplayProblems<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, problem) in self.problems.iter().enumerate() {
-            if index > 0 {
-                f.write_str("\n")?;
-            }
-            f.write_str(self.origin)?;
-            if let Some(line) = problem.line {
-                write!(f, ":{line}")?;
-            }
-            if problem.key.is_empty() {
-                write!(f, ": {}", problem.message)?;
-            } else {
-                write!(f, ": {}: {}", problem.key, problem.message)?;
-            }
-        }
-        Ok(())
     }
 }

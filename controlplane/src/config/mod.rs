@@ -21,7 +21,6 @@
 
 mod error;
 mod ids;
-mod locate;
 mod raw;
 mod spec;
 mod validate;
@@ -38,8 +37,9 @@ use palisade_policy::{
     PrefixListId, SgId, SgRule, SubnetId, VpcId,
 };
 
-pub use error::{ConfigError, Problem};
+pub use error::ConfigError;
 pub use ids::{ObjectKind, is_aws_shaped, object_id};
+pub use palisade_config_check::Problem;
 
 /// The configuration compiled into the binary: the demo world of
 /// `dataplane/src/testkit.rs` on the TAP ports of the built-in tap-demo

@@ -5,17 +5,16 @@
 //! meaning and builds the public [`Config`](super::Config). Values whose
 //! checks have EC2 wording (CIDRs, MACs, ports that may be `-1`) are kept
 //! as text or wide integers here so that `validate` can word the message.
-//! Serde's own messages are written for Rust programmers; this module
-//! rewrites them for someone editing a TOML file (the same rewriting as
-//! `palisade-dpdk-config`, whose profile format this one follows).
+//! Serde's own messages are rewritten for someone editing a TOML file by
+//! `palisade-config-check`, the same rewriting as `palisade-dpdk-config`'s
+//! (whose profile format this one follows), with this format's
+//! [`WORDING`].
 
 use std::fmt;
 
+use palisade_config_check::{Problem, Wording};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use serde_path_to_error::{Path, Segment};
-
-use super::error::Problem;
 
 /// Defaults of the `[appliance]` table: one place, used by serde and quoted
 /// by `docs/CONFIG.md`.
@@ -286,190 +285,19 @@ pub(crate) struct RawUplink {
     pub mac: String,
 }
 
+/// How serde's messages about a configuration are worded.
+const WORDING: Wording = Wording {
+    // `RawProtocol`'s `expecting`.
+    type_words: &[(
+        "a protocol",
+        "a protocol name (\"tcp\", \"udp\", \"icmp\", \"icmpv6\", \"-1\") or number",
+    )],
+    // Every top-level key is a table (or an array of tables).
+    top_level_keys: &[],
+};
+
 /// Deserializes `text` (already known to be valid TOML) into the raw
 /// configuration, or describes the first shape error at its key path.
 pub(crate) fn deserialize(text: &str) -> Result<RawConfig, Problem> {
-    let deserializer = toml::Deserializer::new(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let line = error
-            .inner()
-            .span()
-            .map(|span| line_of_offset(text, span.start));
-        let mut problem = describe(error.path(), error.inner().message());
-        problem.line = line;
-        problem
-    })
-}
-
-/// 1-based line number of a byte offset.
-pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    // Byte-wise, so an offset inside a multi-byte character cannot panic.
-    text.as_bytes()[..end].split(|&byte| byte == b'\n').count()
-}
-
-/// Renders a serde path the way a user writes keys: `eni[0].groups[1]`.
-fn key_path(path: &Path) -> String {
-    let mut out = String::new();
-    for segment in path {
-        match segment {
-            Segment::Seq { index } => {
-                out.push('[');
-                out.push_str(&index.to_string());
-                out.push(']');
-            }
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Segment::Unknown => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push('?');
-            }
-        }
-    }
-    out
-}
-
-fn join_key(parent: &str, child: &str) -> String {
-    if parent.is_empty() {
-        child.to_owned()
-    } else {
-        format!("{parent}.{child}")
-    }
-}
-
-/// Turns one serde message into a problem at the right key with wording
-/// for a TOML author. Unrecognised messages pass through unchanged, so a
-/// new serde wording degrades to a less friendly, never a wrong, message.
-fn describe(path: &Path, message: &str) -> Problem {
-    let key = key_path(path);
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let (unknown, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let choices = backticked(expected);
-        let mut text = if choices.is_empty() {
-            "unknown key; this table takes no keys".to_owned()
-        } else {
-            format!("unknown key; expected one of {}", choices.join(", "))
-        };
-        if let Some(close) = closest(unknown, &choices) {
-            text = format!("{text} (did you mean `{close}`?)");
-        }
-        return Problem::new(key, text);
-    }
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let missing = rest.trim_end_matches('`');
-        return Problem::new(join_key(&key, missing), "required key is missing");
-    }
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let choices: Vec<String> = backticked(expected)
-            .iter()
-            .map(|choice| format!("\"{choice}\""))
-            .collect();
-        return Problem::new(
-            key,
-            format!(
-                "unknown value \"{value}\"; expected one of {}",
-                choices.join(", ")
-            ),
-        );
-    }
-    if let Some(rest) = message.strip_prefix("invalid type: ") {
-        let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
-        return Problem::new(
-            key,
-            format!("wrong type: expected {}, got {got}", plain_type(expected)),
-        );
-    }
-    if let Some(rest) = message.strip_prefix("invalid value: ") {
-        let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
-        return Problem::new(
-            key,
-            format!("out of range: expected {}, got {got}", plain_type(expected)),
-        );
-    }
-    Problem::new(key, message.trim().to_owned())
-}
-
-/// The names between backticks in serde's "expected one of `a`, `b`".
-fn backticked(text: &str) -> Vec<String> {
-    text.split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Serde's Rust type names in words.
-fn plain_type(expected: &str) -> String {
-    let expected = expected.trim();
-    let words = match expected {
-        "i64" => "an integer",
-        "usize" | "u64" => "a non-negative integer",
-        "a string" => "a string",
-        "a sequence" => "an array",
-        "a boolean" => "true or false",
-        "a protocol" => {
-            "a protocol name (\"tcp\", \"udp\", \"icmp\", \"icmpv6\", \"-1\") or number"
-        }
-        _ if expected.starts_with("struct ") || expected.starts_with("enum ") => "a table",
-        _ => return expected.to_owned(),
-    };
-    words.to_owned()
-}
-
-/// The choice within edit distance 2 of a misspelt key, if any is that
-/// close: `from_prot` → `from_port`.
-fn closest(unknown: &str, choices: &[String]) -> Option<String> {
-    let mut best: Option<(usize, &String)> = None;
-    for choice in choices {
-        let distance = edit_distance(unknown, choice);
-        if distance <= 2 && best.is_none_or(|(d, _)| distance < d) {
-            best = Some((distance, choice));
-        }
-    }
-    best.map(|(_, choice)| choice.clone())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn closest_suggests_only_near_keys() {
-        let choices: Vec<String> = ["protocol", "from_port", "to_port"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        assert_eq!(closest("from_prot", &choices).as_deref(), Some("from_port"));
-        assert_eq!(closest("completely_else", &choices), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
-
-    #[test]
-    fn line_of_offset_is_one_based() {
-        let text = "a = 1\nb = 2\n";
-        assert_eq!(line_of_offset(text, 0), 1);
-        assert_eq!(line_of_offset(text, 6), 2);
-        assert_eq!(line_of_offset(text, 10_000), 3);
-    }
+    palisade_config_check::deserialize(text, &WORDING)
 }

@@ -6,13 +6,14 @@
 //! name of the profile got — and copying the objects into the spec's plain
 //! shape.
 
+use palisade_config_check::{Problem, locate_and_order};
 use palisade_policy::{
     EniSpec, NaclSpec, PeeringSpec, PolicySpec, PrefixListSpec, SecurityGroupSpec, SubnetSpec,
     UplinkSpec, VpcSpec,
 };
 
-use super::error::{ConfigError, Problem};
-use super::{Config, validate};
+use super::Config;
+use super::error::ConfigError;
 
 impl Config {
     /// The policy this configuration describes, with each ENI's (and the
@@ -58,7 +59,7 @@ impl Config {
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 origin: self.origin.clone(),
-                problems: validate::finish_problems(&self.source, problems),
+                problems: locate_and_order(&self.source, problems),
             });
         }
         Ok(PolicySpec {

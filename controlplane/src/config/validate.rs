@@ -12,13 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use palisade_config_check::{Problem, locate_and_order};
 use palisade_policy::{
     CidrError, ConntrackTimeouts, EniId, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction, NaclEntry, NaclId,
     Peer, PeeringId, PortKind, PortSpec, PrefixListId, Protocol, SgId, SgRule, SgRuleId, SubnetId,
     VpcId,
 };
 
-use super::error::{ConfigError, Problem};
+use super::error::ConfigError;
 use super::ids::{ObjectKind, object_id, rule_key, scoped_key};
 use super::raw::{
     self, RawAcl, RawAclAction, RawAclEntry, RawAppliance, RawConfig, RawEni, RawGroup,
@@ -45,31 +46,12 @@ const DEFAULT_ACL_RULE_V4: u16 = 100;
 const DEFAULT_ACL_RULE_V6: u16 = 101;
 
 pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    if let Err(error) = text.parse::<toml::Table>() {
-        let offset = error.span().map_or(0, |span| span.start);
-        let line = raw::line_of_offset(text, offset);
-        let before = &text.as_bytes()[..offset.min(text.len())];
-        let line_start = before
-            .iter()
-            .rposition(|&byte| byte == b'\n')
-            .map_or(0, |newline| newline + 1);
-        // Count characters, not bytes: continuation bytes start no character.
-        let column = before[line_start..]
-            .iter()
-            .filter(|&&byte| byte & 0xc0 != 0x80)
-            .count()
-            + 1;
+    if let Err(syntax) = palisade_config_check::check_syntax(text) {
         return Err(ConfigError::Syntax {
             origin: origin.to_owned(),
-            line,
-            column,
-            message: error
-                .message()
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .collect::<Vec<_>>()
-                .join("; "),
+            line: syntax.line,
+            column: syntax.column,
+            message: syntax.message,
         });
     }
     let invalid = |problems: Vec<Problem>| ConfigError::Invalid {
@@ -85,16 +67,8 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         config.ids = checker.ids;
         Ok(config)
     } else {
-        Err(invalid(finish_problems(text, checker.problems)))
+        Err(invalid(locate_and_order(text, checker.problems)))
     }
-}
-
-/// Gives problems their lines and puts them in file order (stable, so
-/// problems on one line keep the order of the checks).
-pub(crate) fn finish_problems(text: &str, mut problems: Vec<Problem>) -> Vec<Problem> {
-    super::locate::attach_lines(text, &mut problems);
-    problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
-    problems
 }
 
 /// What later checks need to know about a VPC.
