@@ -1,6 +1,6 @@
 //! The appliance's declarative configuration file: VPCs, subnets, security
 //! groups, ENIs, network ACLs, peerings and prefix lists, with the
-//! appliance's own settings, validated and turned into a [`PolicySpec`].
+//! appliance's own settings, validated and turned into a [`PolicySpec`](palisade_policy::PolicySpec).
 //!
 //! This is where the packet path's policy starts when the appliance boots:
 //! `palisade run --config FILE` loads a [`Config`] (or [`Config::demo`]
