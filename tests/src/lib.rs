@@ -29,3 +29,7 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+pub mod appliance;
+pub mod pcap;
+pub mod prom;
