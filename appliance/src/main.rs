@@ -4,6 +4,7 @@
 //! core and serves Prometheus metrics; `ports` lists what a profile brings
 //! up.
 
+mod demo;
 mod metrics;
 mod pipeline;
 mod run;

@@ -60,6 +60,9 @@ pub enum RunError {
     /// A hand-off ring between workers.
     #[error("DPDK: {0}")]
     Dpdk(#[from] palisade_dpdk::DpdkError),
+    /// The built-in demo's namespaces or web server.
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
@@ -140,6 +143,12 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         );
         print!("{}", startup::port_table(&ports));
         println!("palisade: metrics on http://{metrics_addr}/metrics");
+        // The built-in demo only: namespaces around the TAP ports, torn
+        // down when `demo` drops (before the ports close).
+        let demo = match options.config {
+            None => Some(crate::demo::Demo::setup(&config, &profile)?),
+            Some(_) => None,
+        };
 
         let max_port = ports
             .iter()
@@ -218,6 +227,9 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
                 })
                 .map_err(RunError::Signals)?;
             println!("palisade: forwarding. SIGHUP reloads the configuration; Ctrl-C stops.");
+            if let Some(demo) = &demo {
+                print!("{}", demo.instructions());
+            }
             for signal in signals.forever() {
                 if signal == SIGHUP {
                     match reload(options, &ids, pipelines, control) {
@@ -246,6 +258,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             first_error.map_or(Ok(()), Err)
         });
         print_final_counters(&pipelines, &port_names);
+        drop(demo);
         drop(ports);
         outcome
     })();
