@@ -31,5 +31,6 @@ pub fn is_root() -> bool {
 }
 
 pub mod appliance;
+pub mod netns;
 pub mod pcap;
 pub mod prom;
