@@ -302,7 +302,7 @@ impl Worker {
         pkt: &mut P,
         snapshot: &PolicySnapshot,
     ) -> Result<Option<Pending>, DropReason> {
-        let info = parse_frame(pkt.data()).map_err(|_| DropReason::Malformed)?;
+        let info = parse_frame(pkt.data()).map_err(DropReason::from)?;
         let port = pkt.ingress_port();
         let src = source_endpoint(snapshot, port, &info);
         let ip = match info.l3 {

@@ -114,7 +114,10 @@ impl ReferenceRouter {
         frame: &[u8],
         now: u32,
     ) -> Result<(Verdict, Option<Vec<u8>>), DropReason> {
-        let info = parse_frame(frame).map_err(|_| DropReason::Malformed)?;
+        let info = parse_frame(frame).map_err(|e| match e {
+            palisade_wire::WireError::UnsupportedEtherType => DropReason::UnsupportedEtherType,
+            _ => DropReason::Malformed,
+        })?;
         let sender = spec
             .enis
             .iter()

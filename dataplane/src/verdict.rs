@@ -92,6 +92,18 @@ drop_reasons! {
     NoHeadroom => "no_headroom",
 }
 
+impl From<palisade_wire::WireError> for DropReason {
+    /// A frame the parser rejects is malformed, except that an EtherType
+    /// palisade does not route (LLDP, MPLS, …) is counted apart: it is
+    /// well-formed traffic that is simply not ours.
+    fn from(e: palisade_wire::WireError) -> Self {
+        match e {
+            palisade_wire::WireError::UnsupportedEtherType => DropReason::UnsupportedEtherType,
+            _ => DropReason::Malformed,
+        }
+    }
+}
+
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())

@@ -232,8 +232,17 @@ fn spoofed_unknown_and_malformed_frames_are_dropped_with_their_reason() {
         net.verdict(0, &frame(&not_for_us)),
         Verdict::Drop(DropReason::NotForRouter)
     );
+    let mut lldp = Vec::new();
+    lldp.extend_from_slice(&ROUTER_MAC);
+    lldp.extend_from_slice(&eni_mac(A));
+    lldp.extend_from_slice(&[0x88, 0xcc]);
+    lldp.extend_from_slice(&[0u8; 46]);
+    assert_eq!(
+        net.verdict(0, &lldp),
+        Verdict::Drop(DropReason::UnsupportedEtherType)
+    );
     let c = net.worker.counters();
-    assert_eq!(c.dropped_total(), 8);
+    assert_eq!(c.dropped_total(), 9);
     assert_eq!(c.forwarded, 0);
 }
 
