@@ -618,8 +618,9 @@ fn egress_rules_restrict_what_leaves_and_udp_is_answered_on_state() {
     );
 }
 
-/// "db" (on b): TCP 5432 from members of "app" only. a has "app" and the
-/// default group; c only the default group.
+/// "db" (on b): TCP 5432 from members of "app" only, and TCP 6000 from
+/// subnet b (to show c's own traffic to b gets through where allowed). a
+/// has "app" and the default group; c only the default group.
 const PEER_GROUPS: &str = r#"
 [[security_group]]
 name = "app"
@@ -628,6 +629,12 @@ vpc = "test"
 [[security_group]]
 name = "db"
 vpc = "test"
+
+[[security_group.ingress]]
+protocol = "tcp"
+from_port = 6000
+to_port = 6000
+cidr = "10.0.2.0/24"
 
 [[security_group.ingress]]
 protocol = "tcp"
@@ -650,11 +657,14 @@ fn a_group_peer_rule_admits_members_only_and_default_group_members_talk() {
         return;
     };
     world.tcp_echo(Side::B, 5432);
+    world.tcp_echo(Side::B, 6000);
     world.tcp_echo(Side::A, 7000);
     world.tcp_echo(Side::C, 7000);
     // Member of "app" → db: admitted. Not a member (c) → dropped.
     assert_eq!(world.tcp_exchange(Side::A, Side::B, 5432), Reach::Answered);
     assert_eq!(world.tcp_exchange(Side::C, Side::B, 5432), Reach::TimedOut);
+    // c does reach b (same subnet, through palisade) where a rule allows.
+    assert_eq!(world.tcp_exchange(Side::C, Side::B, 6000), Reach::Answered);
     // The default group admits its members, both ways, any port.
     assert_eq!(world.tcp_exchange(Side::C, Side::A, 7000), Reach::Answered);
     assert_eq!(world.tcp_exchange(Side::A, Side::C, 7000), Reach::Answered);
