@@ -304,6 +304,18 @@ fn build(
         "Reloads rejected (the previous policy stayed).",
         &[],
     )?;
+    let group_allowed = counter(
+        &r,
+        "security_group_flows_allowed_total",
+        "New flows a rule of this group allowed (egress of the sender or ingress of the receiver). Counted by the group's position: a reload that adds or removes groups shifts the series.",
+        &["group", "worker"],
+    )?;
+    let group_denied = counter(
+        &r,
+        "security_group_flows_denied_total",
+        "New flows the groups of a side did not allow, counted for each group of that side.",
+        &["group", "worker"],
+    )?;
     let publish_seconds = GaugeVec::new(
         Opts::new(
             "policy_publish_seconds",
@@ -355,6 +367,23 @@ fn build(
             handoff_dropped
                 .with_label_values(&l)
                 .inc_by(load(&p.handoff_dropped));
+        }
+    }
+    let snapshot = pipelines.policy.load();
+    for (w, shared) in pipelines.workers.iter().enumerate() {
+        let worker = w.to_string();
+        for (index, id) in snapshot.group_ids().enumerate() {
+            let l = [id.as_str(), worker.as_str()];
+            let allowed = shared
+                .group_allowed
+                .get(index)
+                .map_or(0, |a| a.load(Ordering::Relaxed));
+            let denied = shared
+                .group_denied
+                .get(index)
+                .map_or(0, |a| a.load(Ordering::Relaxed));
+            group_allowed.with_label_values(&l).inc_by(allowed);
+            group_denied.with_label_values(&l).inc_by(denied);
         }
     }
     generation

@@ -59,6 +59,10 @@ pub struct WorkerShared {
     pub generation: AtomicU64,
     /// The core it is pinned to, if any.
     pub core: Option<usize>,
+    /// New flows allowed, per security group index of the current policy.
+    pub group_allowed: Box<[AtomicU64]>,
+    /// New flows denied, per security group index of the current policy.
+    pub group_denied: Box<[AtomicU64]>,
 }
 
 /// State shared by every pipeline and the control side.
@@ -75,8 +79,9 @@ pub struct Pipelines {
 }
 
 impl Pipelines {
-    /// Shared state for `cores.len()` workers over `ports` port ids.
-    pub fn new(policy: PolicyCell, cores: &[Option<usize>], ports: usize) -> Self {
+    /// Shared state for `cores.len()` workers over `ports` port ids,
+    /// counting up to `groups` security groups one by one.
+    pub fn new(policy: PolicyCell, cores: &[Option<usize>], ports: usize, groups: usize) -> Self {
         Pipelines {
             policy,
             stop: AtomicBool::new(false),
@@ -87,6 +92,8 @@ impl Pipelines {
                     ports: (0..ports).map(|_| PortCounters::default()).collect(),
                     generation: AtomicU64::new(0),
                     core,
+                    group_allowed: (0..groups).map(|_| AtomicU64::new(0)).collect(),
+                    group_denied: (0..groups).map(|_| AtomicU64::new(0)).collect(),
                 })
                 .collect(),
             started: Instant::now(),
@@ -313,5 +320,14 @@ impl Loop<'_, '_> {
         }
         me.generation
             .store(self.shared.policy.load().generation(), Ordering::Relaxed);
+        let pairs = [
+            (&me.group_allowed, self.worker.group_allowed()),
+            (&me.group_denied, self.worker.group_denied()),
+        ];
+        for (shared, local) in pairs {
+            for (slot, value) in shared.iter().zip(local) {
+                slot.store(*value, Ordering::Relaxed);
+            }
+        }
     }
 }

@@ -157,7 +157,12 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             .unwrap_or(0);
         let cores: Vec<Option<usize>> = profile.workers.iter().map(|&c| Some(c)).collect();
         let cores = if cores.is_empty() { vec![None] } else { cores };
-        let pipelines = Pipelines::new(PolicyCell::new(snapshot), &cores, max_port + 1);
+        let pipelines = Pipelines::new(
+            PolicyCell::new(snapshot),
+            &cores,
+            max_port + 1,
+            WorkerConfig::default().max_counted_groups,
+        );
         let worker_config = WorkerConfig {
             max_flows: config.appliance.max_flows_per_worker,
             ..WorkerConfig::default()
@@ -310,7 +315,7 @@ fn run_control_only(
     let started = Instant::now();
     let (_, snapshot) = compile(config, &ids, 1)?;
     record_publish(control, started);
-    let pipelines = Pipelines::new(PolicyCell::new(snapshot), &[], 0);
+    let pipelines = Pipelines::new(PolicyCell::new(snapshot), &[], 0, 0);
     println!(
         "palisade: {}: data plane off; policy generation 1 compiled",
         config.origin()

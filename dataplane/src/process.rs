@@ -84,6 +84,9 @@ pub struct WorkerConfig {
     pub fragment_timeout: Seconds,
     /// Flow-table buckets the expiry sweep visits per burst (8 flows each).
     pub expiry_buckets_per_burst: usize,
+    /// Security groups counted one by one (allowed/denied new flows);
+    /// groups past this index are not counted.
+    pub max_counted_groups: usize,
 }
 
 impl Default for WorkerConfig {
@@ -93,6 +96,7 @@ impl Default for WorkerConfig {
             max_fragmented_datagrams: 4096,
             fragment_timeout: palisade_flow::DEFAULT_FRAGMENT_TIMEOUT,
             expiry_buckets_per_burst: 4,
+            max_counted_groups: 4096,
         }
     }
 }
@@ -159,6 +163,8 @@ pub struct Worker {
     counters: WorkerCounters,
     config: WorkerConfig,
     pending: Vec<Pending>,
+    group_allowed: Vec<u64>,
+    group_denied: Vec<u64>,
 }
 
 impl Worker {
@@ -173,6 +179,8 @@ impl Worker {
             counters: WorkerCounters::default(),
             config,
             pending: Vec::with_capacity(MAX_BURST),
+            group_allowed: vec![0; config.max_counted_groups],
+            group_denied: vec![0; config.max_counted_groups],
         })
     }
 
@@ -519,6 +527,7 @@ impl Worker {
             Endpoint::Eni(src) => snapshot.decide(src, &p.fields),
             Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields),
         };
+        self.count_groups(snapshot, p, &decision);
         let untracked = decision.untracked
             || (decision.verdict == PolicyVerdict::Allow
                 && reply_of_untracked(snapshot, p, &decision));
@@ -560,6 +569,45 @@ impl Worker {
         };
         self.follow_first_fragment(p, now, result.is_ok());
         result
+    }
+
+    /// Per-group counters of new flows: the group whose rule allowed each
+    /// side, or every group of the side that denied.
+    fn count_groups(
+        &mut self,
+        snapshot: &PolicySnapshot,
+        p: &Pending,
+        decision: &palisade_policy::FlowDecision,
+    ) {
+        let sides = [(p.src, decision.egress), (p.dst, decision.ingress)];
+        for (end, side) in sides {
+            let (Endpoint::Eni(eni), Some(m)) = (end, side) else {
+                continue;
+            };
+            let groups = snapshot.sg_set_groups(snapshot.eni(eni).sg_set);
+            if m.groups == 0 {
+                for g in groups {
+                    if let Some(c) = self.group_denied.get_mut(g.index()) {
+                        *c += 1;
+                    }
+                }
+            } else if let Some(g) = groups.get(m.groups.trailing_zeros() as usize) {
+                if let Some(c) = self.group_allowed.get_mut(g.index()) {
+                    *c += 1;
+                }
+            }
+        }
+    }
+
+    /// New flows allowed, per security group (by the snapshot's group
+    /// index: [`PolicySnapshot::group_id`] names it).
+    pub fn group_allowed(&self) -> &[u64] {
+        &self.group_allowed
+    }
+
+    /// New flows denied, per security group of the denying side.
+    pub fn group_denied(&self) -> &[u64] {
+        &self.group_denied
     }
 
     /// The first fragment of a datagram records its verdict for the rest.

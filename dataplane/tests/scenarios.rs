@@ -155,6 +155,17 @@ fn denied_connection_is_dropped_silently_and_counted() {
         Verdict::Drop(DropReason::IngressDenied)
     );
     assert_eq!(net.worker.counters().dropped(DropReason::IngressDenied), 2);
+    // Counted per group: A's default group let the first SYN out, B's web
+    // and ssh groups both refused it in; B's web group (the first of its
+    // set to allow) let the second out, A's default group refused it in.
+    let group = |id: &str| net.snapshot.group_by_id(&SgId::from(id)).unwrap().index();
+    let allowed = net.worker.group_allowed();
+    let denied = net.worker.group_denied();
+    assert_eq!(allowed[group("default")], 1);
+    assert_eq!(allowed[group("web")], 1);
+    assert_eq!(denied[group("web")], 1);
+    assert_eq!(denied[group("ssh")], 1);
+    assert_eq!(denied[group("default")], 1);
     assert_eq!(net.worker.flows().len(), 0);
 }
 

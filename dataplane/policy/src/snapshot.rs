@@ -1188,6 +1188,12 @@ impl PolicySnapshot {
         &self.groups[group.index()].id
     }
 
+    /// Every group's id, in index order ([`SgIdx::index`]): what per-group
+    /// counters kept by index are labelled with.
+    pub fn group_ids(&self) -> impl Iterator<Item = &SgId> + '_ {
+        self.groups.iter().map(|g| &g.id)
+    }
+
     /// The `sgr-…` id of a rule.
     pub fn rule_id(&self, rule: RuleRef) -> Option<&str> {
         self.groups.get(rule.group.index())?.rule_ids[rule.direction.index()]
