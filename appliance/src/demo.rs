@@ -225,6 +225,13 @@ impl Demo {
             })?;
         self.web_root = Some(dir.clone());
         let root = dir.display().to_string();
+        // Debian's own python3 when present, rather than whatever wrapper
+        // (a pyenv shim) comes first on PATH between setpriv and python.
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
         // setpriv --pdeathsig: the server dies with palisade even when
         // palisade itself is killed without a chance to run Drop.
         let args = [
@@ -234,7 +241,7 @@ impl Demo {
             "setpriv",
             "--pdeathsig",
             "TERM",
-            "python3",
+            python,
             "-m",
             "http.server",
             "--bind",
