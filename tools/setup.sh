@@ -16,7 +16,7 @@ packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev libpcap-dev
 if [[ $purpose == test ]]; then
     # End-to-end tests: real Linux tools inside network namespaces, and
     # Prometheus (prometheus, promtool) scraping the real /metrics.
-    packages+=(iputils-ping netcat-openbsd prometheus)
+    packages+=(iputils-ping netcat-openbsd prometheus python3)
 fi
 
 missing=()
