@@ -57,6 +57,9 @@ pub enum RunError {
     /// Signal handling could not be installed.
     #[error("signals: {0}")]
     Signals(std::io::Error),
+    /// A worker or the metrics thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
     /// A hand-off ring between workers.
     #[error("DPDK: {0}")]
     Dpdk(#[from] palisade_dpdk::DpdkError),
@@ -222,7 +225,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
                         })
                 })
                 .collect::<Result<_, _>>()
-                .map_err(RunError::Signals)?;
+                .map_err(RunError::Thread)?;
             let listener = &listener;
             let port_names = &port_names;
             let metrics = std::thread::Builder::new()
@@ -230,7 +233,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
                 .spawn_scoped(s, move || {
                     metrics::serve(listener, pipelines, control, port_names);
                 })
-                .map_err(RunError::Signals)?;
+                .map_err(RunError::Thread)?;
             println!("palisade: forwarding. SIGHUP reloads the configuration; Ctrl-C stops.");
             if let Some(demo) = &demo {
                 print!("{}", demo.instructions());
