@@ -270,9 +270,13 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         drop(ports);
         outcome
     })();
-    // EAL cleanup happens when `eal` drops, after every port and pool.
-    drop(eal);
-    result
+    // Every worker, port and pool handle is gone: close the ports and check
+    // that every mbuf came back to its pool (a leak is an error, not a
+    // silent shrink of the pool), then free the EAL.
+    match eal.cleanup() {
+        Ok(()) => result,
+        Err(e) => result.and(Err(RunError::Dpdk(e))),
+    }
 }
 
 /// SIGHUP: re-read the configuration and publish it as the next generation.

@@ -943,6 +943,8 @@ fn pcap_ports_forward_exactly_the_golden_frames_and_count_every_drop() {
     let finished = palisade
         .stop("TERM", Duration::from_secs(20))
         .expect("palisade stops on SIGTERM");
+    // Success includes the mbuf accounting: palisade exits with an error if
+    // any mbuf has not come back to its pool when the ports are closed.
     assert!(
         finished.status.success(),
         "palisade exited with {}:\n{}\n{}",
