@@ -10,9 +10,11 @@
 //! port's transmit batch or freed → `tx_burst` per port. Frames a transmit
 //! queue does not take are freed and counted: no mbuf is ever leaked.
 //!
-//! Ports here have one receive queue each (TAP, pcap and memif cannot do
-//! symmetric RSS), owned by worker `port_index % workers`; every worker has
-//! its own transmit queue on every port.
+//! A port's receive queues are spread over the workers. Each worker has its
+//! own transmit queue on every port that has enough of them; on a port with
+//! fewer transmit queues than workers (pcap has one), the workers without
+//! one hand their frames for it to worker 0 over a multi-producer ring, and
+//! worker 0 transmits them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -21,6 +23,17 @@ use palisade_dataplane::dispatch::owner;
 use palisade_dataplane::policy::PolicyCell;
 use palisade_dataplane::{DropReason, SharedCounters, Verdict, Worker, WorkerConfig, WorkerError};
 use palisade_dpdk::{MbufBatch, RingConsumer, RingProducer, RxQueue, TxQueue};
+
+/// How a worker transmits on one port.
+#[derive(Debug)]
+pub enum TxPath<'p> {
+    /// A transmit queue of its own.
+    Queue(TxQueue<'p>),
+    /// Through the ring to the worker that owns the port's queue.
+    Ring(RingProducer<'p>),
+    /// No such port.
+    None,
+}
 
 /// Frames per receive burst.
 pub const BURST: usize = 32;
@@ -106,8 +119,11 @@ impl Pipelines {
 pub struct WorkerIo<'p> {
     /// The receive queues it polls.
     pub rx: Vec<RxQueue<'p>>,
-    /// Its transmit queue on each port, by port id.
-    pub tx: Vec<Option<TxQueue<'p>>>,
+    /// How it transmits on each port, by port id.
+    pub tx: Vec<TxPath<'p>>,
+    /// Frames other workers hand it to transmit, per port id it owns the
+    /// queue of.
+    pub tx_from_peers: Vec<(u16, RingConsumer<'p>)>,
     /// To each other worker (None for itself), for frames it owns.
     pub to_peers: Vec<Option<RingProducer<'p>>>,
     /// From each other worker.
@@ -201,6 +217,15 @@ impl Loop<'_, '_> {
                     self.process(&mut local, now, &snapshot);
                 }
             }
+            for i in 0..self.io.tx_from_peers.len() {
+                let port = usize::from(self.io.tx_from_peers[i].0);
+                if let Some(batch) = self.tx_batches.get_mut(port) {
+                    if self.io.tx_from_peers[i].1.dequeue_burst(batch) > 0 {
+                        busy = true;
+                        self.flush();
+                    }
+                }
+            }
             drop(snapshot);
             if busy {
                 idle_polls = 0;
@@ -291,14 +316,19 @@ impl Loop<'_, '_> {
             let queued = batch.len();
             let counts = &mut self.ports[port];
             match self.io.tx.get_mut(port) {
-                Some(Some(tx)) => {
+                Some(TxPath::Queue(tx)) => {
                     let sent = tx.tx_burst(batch);
                     counts.tx_packets += sent as u64;
                     let left_bytes: u64 = batch.as_slice().iter().map(|m| m.len() as u64).sum();
                     counts.tx_bytes += bytes - left_bytes;
                     counts.tx_dropped += (queued - sent) as u64;
                 }
-                _ => counts.tx_dropped += queued as u64,
+                // Counted as transmitted by the worker that sends them.
+                Some(TxPath::Ring(ring)) => {
+                    let handed = ring.enqueue_burst(batch);
+                    counts.handoff_dropped += (queued - handed) as u64;
+                }
+                Some(TxPath::None) | None => counts.tx_dropped += queued as u64,
             }
             batch.clear();
         }

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use palisade_controlplane::config::{Config, ConfigError, ProfileRef};
 use palisade_dataplane::policy::{CompileError, PolicyCell, PolicySnapshot, PolicySpec};
 use palisade_dataplane::{DropReason, WorkerConfig, WorkerCounters};
-use palisade_dpdk::{Ring, RingSync};
+use palisade_dpdk::{Ring, RingProducer, RingSync};
 use palisade_dpdk_config::Profile;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::metrics::{self, ControlStats};
-use crate::pipeline::{self, Pipelines, WorkerIo};
+use crate::pipeline::{self, Pipelines, TxPath, WorkerIo};
 use crate::startup::{self, ProfileSource, StartupError};
 
 /// `palisade run`'s options.
@@ -121,7 +121,8 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
 
     let workers = profile.workers.len().max(1);
     for port in &mut profile.ports {
-        // Every worker transmits on every port from a queue of its own.
+        // A transmit queue per worker, where the device has that many
+        // (start_ports takes what it offers; see TxPath for the rest).
         port.tx_queues = port.tx_queues.max(workers as u16);
     }
     let eal = startup::start_eal(&profile)?;
@@ -153,6 +154,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             Some(_) => None,
         };
 
+        let mut tx_handoffs = Vec::new();
         let max_port = ports
             .iter()
             .map(|p| usize::from(p.port.id()))
@@ -176,22 +178,46 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         let mut ios: Vec<WorkerIo<'_>> = (0..workers)
             .map(|_| WorkerIo {
                 rx: Vec::new(),
-                tx: (0..=max_port).map(|_| None).collect(),
+                tx: (0..=max_port).map(|_| TxPath::None).collect(),
+                tx_from_peers: Vec::new(),
                 to_peers: (0..workers).map(|_| None).collect(),
                 from_peers: Vec::new(),
             })
             .collect();
         for (index, started_port) in ports.iter().enumerate() {
-            let (rx_queues, _) = started_port.port.queue_counts().unwrap_or((1, 1));
+            let port = &started_port.port;
+            let id = usize::from(port.id());
+            let (rx_queues, tx_queues) = port.queue_counts().unwrap_or((1, 1));
             for q in 0..rx_queues {
                 let w = (index + usize::from(q)) % workers;
-                ios[w].rx.push(started_port.port.rx_queue(q)?);
+                ios[w].rx.push(port.rx_queue(q)?);
             }
+            // Workers past the port's transmit queues hand their frames to
+            // worker 0 over one multi-producer ring.
+            let mut shared_tx: Option<RingProducer<'_>> = None;
             for (w, io) in ios.iter_mut().enumerate() {
-                io.tx[usize::from(started_port.port.id())] =
-                    Some(started_port.port.tx_queue(w as u16)?);
+                io.tx[id] = if w < usize::from(tx_queues) {
+                    TxPath::Queue(port.tx_queue(w as u16)?)
+                } else {
+                    if shared_tx.is_none() {
+                        let (producer, consumer) = Ring::new(
+                            &eal,
+                            &format!("tx-{id}"),
+                            1024,
+                            RingSync::Multi,
+                            RingSync::Single,
+                        )?;
+                        shared_tx = Some(producer);
+                        tx_handoffs.push((port.id(), consumer));
+                    }
+                    match shared_tx.as_ref().and_then(RingProducer::try_clone) {
+                        Some(producer) => TxPath::Ring(producer),
+                        None => TxPath::None,
+                    }
+                };
             }
         }
+        ios[0].tx_from_peers = tx_handoffs;
         if workers > 1 {
             for from in 0..workers {
                 for to in 0..workers {

@@ -100,9 +100,12 @@ pub fn start_ports<'eal>(
         if spec.rx_queues > 1 && port.rss_offloads().map_err(port_error)? != 0 {
             port.use_symmetric_rss().map_err(port_error)?;
         }
+        // More transmit queues than the device has (the appliance asks for
+        // one per worker) are not an error: the pipeline shares what there is.
+        let max_tx = port.info().map_err(port_error)?.max_tx_queues.max(1);
         port.configure(
             spec.rx_queues,
-            spec.tx_queues,
+            spec.tx_queues.min(max_tx),
             spec.rx_descriptors,
             spec.tx_descriptors,
             &pool,
