@@ -1,4 +1,8 @@
 //! Benchmarks, traffic generation and peer comparisons. Nothing here runs
-//! in the appliance; it measures the libraries the appliance is made of.
+//! in the appliance; it measures the libraries the appliance is made of,
+//! and (`memif_gen`, `traffic`) feeds the whole appliance from outside.
 
+pub mod cputime;
 pub mod fwd;
+pub mod memif_gen;
+pub mod traffic;

@@ -1,6 +1,8 @@
 //! `palisade-perf`: benchmark drivers that need a running DPDK (criterion
 //! benches cover what does not). `perf/bench-fwd-vs-testpmd.sh` runs
-//! `fwd-null` side by side with `dpdk-testpmd`.
+//! `fwd-null` side by side with `dpdk-testpmd`;
+//! `perf/bench-appliance-memif.sh` runs `palisade run` (configured by
+//! `memif-config`) and `dpdk-testpmd` in turn, each fed by `gen-memif`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,6 +10,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use palisade_dpdk::Eal;
 use palisade_perf::fwd::{ForwardSetup, forward_io};
+use palisade_perf::memif_gen::{GenOptions, Mode, run_generator};
+use palisade_perf::traffic::TrafficPlan;
 
 #[derive(Debug, Parser)]
 #[command(name = "palisade-perf", about = "palisade benchmark drivers")]
@@ -31,6 +35,53 @@ enum Command {
         #[arg(long, default_value = "")]
         null_args: String,
     },
+    /// Traffic generator on a memif client port: ENIs on the appliance's
+    /// memif port send TCP to each other through the router; counts what
+    /// comes back and prints the rates.
+    GenMemif {
+        /// The memif socket (the server, palisade or testpmd, creates it).
+        #[arg(long, default_value = "/run/palisade/memif.sock")]
+        socket: String,
+        /// `established`: open --flows connections, then send their data;
+        /// `new`: SYNs of ever-new connections.
+        #[arg(long, value_enum, default_value_t = Mode::Established)]
+        mode: Mode,
+        /// Connections to open in established mode.
+        #[arg(long, default_value_t = 100_000)]
+        flows: u64,
+        /// ENIs sending (the appliance config must declare the same number).
+        #[arg(long, default_value_t = 8)]
+        enis: usize,
+        /// Seconds to measure (after --warmup seconds unmeasured).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Unmeasured seconds before the window (after the handshake).
+        #[arg(long, default_value_t = 1)]
+        warmup: u64,
+        /// The core to run on (the generator's EAL main lcore).
+        #[arg(long, default_value_t = 0)]
+        lcore: usize,
+        /// The forwarder's pid, with --peer-thread: its thread's CPU time
+        /// in the window gives the rate per CPU second.
+        #[arg(long, requires = "peer_thread")]
+        peer_pid: Option<u32>,
+        /// The forwarder's thread name, e.g. palisade-w0 or rte-worker-1.
+        #[arg(long, requires = "peer_pid")]
+        peer_thread: Option<String>,
+    },
+    /// Print the appliance configuration declaring gen-memif's ENIs on the
+    /// memif port of a profile.
+    MemifConfig {
+        /// The DPDK profile with a port named "memif".
+        #[arg(long, default_value = "dpdk-config/memif-bench.toml")]
+        profile: String,
+        /// ENIs (as gen-memif --enis).
+        #[arg(long, default_value_t = 8)]
+        enis: usize,
+        /// The appliance's flow-table capacity per worker.
+        #[arg(long, default_value_t = 4_194_304)]
+        max_flows_per_worker: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,12 +92,111 @@ fn main() -> ExitCode {
             null_args,
         } => match fwd_null(seconds, lcore, &null_args) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("palisade-perf: error: {error}");
-                ExitCode::FAILURE
+            Err(error) => fail(&error),
+        },
+        Command::GenMemif {
+            socket,
+            mode,
+            flows,
+            enis,
+            seconds,
+            warmup,
+            lcore,
+            peer_pid,
+            peer_thread,
+        } => {
+            let options = GenOptions {
+                mode,
+                flows,
+                warmup: Duration::from_secs(warmup),
+                measure: Duration::from_secs(seconds),
+                link_timeout: Duration::from_secs(10),
+                peer: peer_pid.zip(peer_thread),
+            };
+            match gen_memif(&socket, enis, lcore, &options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
             }
+        }
+        Command::MemifConfig {
+            profile,
+            enis,
+            max_flows_per_worker,
+        } => match TrafficPlan::new(enis) {
+            Ok(plan) => {
+                print!("{}", plan.appliance_config(&profile, max_flows_per_worker));
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
         },
     }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("palisade-perf: error: {error}");
+    ExitCode::FAILURE
+}
+
+fn gen_memif(
+    socket: &str,
+    enis: usize,
+    lcore: usize,
+    options: &GenOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let plan = TrafficPlan::new(enis)?;
+    let args: Vec<String> = vec![
+        "palisade-perf".into(),
+        "-l".into(),
+        lcore.to_string(),
+        "--no-huge".into(),
+        "-m".into(),
+        "256".into(),
+        "--no-pci".into(),
+        "--no-telemetry".into(),
+        "--log-level".into(),
+        "*:warning".into(),
+        "--file-prefix".into(),
+        format!("palisade-gen-{}", std::process::id()),
+        "--vdev".into(),
+        format!("net_memif0,role=client,socket={socket},id=0,rsize=11"),
+    ];
+    let eal = Eal::init(&args)?;
+    let report = run_generator(&eal, 0, &plan, options)?;
+    let mode = match options.mode {
+        Mode::Established => "established",
+        Mode::New => "new",
+    };
+    if let Some(setup) = report.setup {
+        println!(
+            "gen-memif: handshake of {} flows: {} frames sent, {} back, in {:.2} s",
+            options.flows,
+            setup.sent,
+            setup.received,
+            setup.elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "gen-memif: {mode}: {} s: sent {} ({:.3} Mpps), received {} ({:.3} Mpps)",
+        report.elapsed.as_secs_f64(),
+        report.sent,
+        report.tx_mpps(),
+        report.received,
+        report.rx_mpps()
+    );
+    if let (Some(cpu), Some(rate)) = (report.peer_cpu, report.rx_mpps_per_peer_cpu_second()) {
+        println!(
+            "gen-memif: forwarder thread CPU time {:.2} s: {rate:.3} Mpps received per forwarder CPU second",
+            cpu.as_secs_f64()
+        );
+    }
+    if let (Some(cpu), Some(rate)) = (report.own_cpu, report.tx_mpps_per_own_cpu_second()) {
+        println!(
+            "gen-memif: generator thread CPU time {:.2} s: {rate:.3} Mpps sent per generator CPU second",
+            cpu.as_secs_f64()
+        );
+    }
+    eal.cleanup()?;
+    Ok(())
 }
 
 fn fwd_null(seconds: u64, lcore: usize, null_args: &str) -> Result<(), palisade_dpdk::DpdkError> {
