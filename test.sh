@@ -17,6 +17,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "doc tests"
 cargo test --workspace --locked --doc
 
+# The end-to-end tests (tests/) drive the real binary, as a user would.
+step "build the palisade binary"
+cargo build --locked -p palisade
+
 # Last, so that its summary closes the output.
 step "tests"
 cargo nextest run --workspace --locked --profile ci

@@ -15,7 +15,13 @@ pub fn palisade_bin() -> PathBuf {
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test executable lives in target/<profile>/deps");
-    dir.join("palisade")
+    let bin = dir.join("palisade");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first (`cargo build -p palisade`; ./test.sh does) or set PALISADE_BIN",
+        bin.display()
+    );
+    bin
 }
 
 /// Whether this process may create namespaces, TAP devices and DPDK ports.
