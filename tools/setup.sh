@@ -12,6 +12,7 @@ purpose=${1:-run}
 # Build and run: DPDK 22.11 (headers, libraries, PMDs, testpmd), bindgen's
 # libclang, libpcap for net_pcap, iproute2 for the TAP demo's namespaces.
 packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev libpcap-dev
+          libsqlite3-dev
           iproute2 ca-certificates curl)
 if [[ $purpose == test ]]; then
     # End-to-end tests: real Linux tools inside network namespaces, and

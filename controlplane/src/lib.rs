@@ -6,3 +6,4 @@
 //! same object model: the file then only seeds an empty store.
 
 pub mod config;
+pub mod model;
