@@ -197,13 +197,22 @@ impl Link<'_> {
         Ok(written)
     }
 
-    /// Receives one burst and frees it.
+    /// Receives and frees up to four bursts, stopping at the first short
+    /// one: the forwarder may have filled the return ring while this thread
+    /// was preempted, and a full ring makes it drop at tx.
     #[inline]
     fn receive(&mut self) -> usize {
-        let count = self.rx.rx_burst(&mut self.incoming);
-        self.received += count as u64;
-        self.incoming.clear();
-        count
+        let mut total = 0;
+        for _ in 0..4 {
+            let count = self.rx.rx_burst(&mut self.incoming);
+            self.incoming.clear();
+            total += count;
+            if count < BURST {
+                break;
+            }
+        }
+        self.received += total as u64;
+        total
     }
 
     /// Sends what is still queued, then receives until every frame sent
