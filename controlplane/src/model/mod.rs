@@ -15,7 +15,7 @@
 
 mod error;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -61,7 +61,7 @@ impl IdSource for RandomIds {
 }
 
 /// A VPC.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vpc {
     /// Its id.
     pub id: VpcId,
@@ -76,7 +76,7 @@ pub struct Vpc {
 }
 
 /// A subnet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subnet {
     /// Its id.
     pub id: SubnetId,
@@ -89,7 +89,7 @@ pub struct Subnet {
 }
 
 /// A security group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityGroup {
     /// Its id.
     pub id: SgId,
@@ -108,7 +108,7 @@ pub struct SecurityGroup {
 }
 
 /// A network interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkInterface {
     /// Its id.
     pub id: EniId,
@@ -131,7 +131,7 @@ pub struct NetworkInterface {
 }
 
 /// A network ACL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkAcl {
     /// Its id.
     pub id: NaclId,
@@ -155,7 +155,7 @@ pub enum PeeringState {
 }
 
 /// A VPC peering connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peering {
     /// Its id.
     pub id: PeeringId,
@@ -168,7 +168,7 @@ pub struct Peering {
 }
 
 /// A managed prefix list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrefixList {
     /// Its id.
     pub id: PrefixListId,
@@ -432,9 +432,11 @@ pub enum Outcome {
 }
 
 /// The whole control-plane state, in memory.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Model {
-    /// The limits every change is checked against.
+    /// The limits every change is checked against. Configuration, not
+    /// state: never persisted, set by whoever opens the store.
+    #[serde(skip)]
     pub quotas: Quotas,
     /// The router MAC the spec carries.
     pub router_mac: [u8; 6],
