@@ -850,3 +850,212 @@ fn model_from_demo_config_matches_its_spec() {
     );
     assert_eq!(model.to_spec(&port).enis, from_config.enis);
 }
+
+#[test]
+fn custom_nacl_entries_and_association() {
+    let mut w = World::new();
+    let acl = created(w.apply(&Op::CreateNetworkAcl { vpc: w.vpc.clone() }));
+    assert!(
+        w.model.network_acls[&acl].entries.is_empty(),
+        "a custom ACL starts deny-all"
+    );
+    let entry = |rule_number, allow| NaclEntryRequest {
+        rule_number,
+        egress: false,
+        protocol: "tcp".into(),
+        cidr: "10.0.0.0/8".into(),
+        from_port: Some(22),
+        to_port: Some(22),
+        allow,
+    };
+    w.apply(&Op::PutNetworkAclEntry {
+        acl: acl.clone(),
+        replace: false,
+        entry: entry(10, true),
+    })
+    .unwrap();
+    w.apply(&Op::PutNetworkAclEntry {
+        acl: acl.clone(),
+        replace: true,
+        entry: entry(10, false),
+    })
+    .unwrap();
+    assert_eq!(w.model.network_acls[&acl].entries.len(), 1);
+    assert_eq!(
+        w.model.network_acls[&acl].entries[0].action,
+        NaclAction::Deny
+    );
+    w.apply(&Op::AssociateNetworkAcl {
+        subnet: w.subnet.clone(),
+        acl: acl.clone(),
+    })
+    .unwrap();
+    assert_eq!(w.model.subnets[&w.subnet].network_acl.as_str(), acl);
+    let spec = w.model.to_spec(&|_| Some(0));
+    assert_eq!(spec.subnets[0].nacl.as_str(), acl);
+    w.apply(&Op::DeleteNetworkAclEntry {
+        acl: acl.clone(),
+        rule_number: 10,
+        egress: false,
+    })
+    .unwrap();
+    let again = w.apply(&Op::DeleteNetworkAclEntry {
+        acl,
+        rule_number: 10,
+        egress: false,
+    });
+    assert_eq!(again.unwrap_err().code, "InvalidNetworkAclEntry.NotFound");
+}
+
+#[test]
+fn nacl_entry_quota_per_direction() {
+    let quotas = Quotas {
+        rules_per_network_acl: 2,
+        ..Quotas::default()
+    };
+    let mut w = World::with_quotas(quotas);
+    let acl = created(w.apply(&Op::CreateNetworkAcl { vpc: w.vpc.clone() }));
+    for (rule_number, egress, code) in [
+        (1, false, None),
+        (2, false, None),
+        (3, true, None),
+        (4, false, Some("NetworkAclEntryLimitExceeded")),
+    ] {
+        let result = w.apply(&Op::PutNetworkAclEntry {
+            acl: acl.clone(),
+            replace: false,
+            entry: NaclEntryRequest {
+                rule_number,
+                egress,
+                protocol: "-1".into(),
+                cidr: "0.0.0.0/0".into(),
+                from_port: None,
+                to_port: None,
+                allow: true,
+            },
+        });
+        assert_eq!(result.err().map(|e| e.code), code, "rule {rule_number}");
+    }
+}
+
+#[test]
+fn tags_create_overwrite_and_delete() {
+    let mut w = World::new();
+    let sg = w.group("t");
+    let tag = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    w.apply(&Op::CreateTags {
+        resources: vec![sg.clone(), w.vpc.clone()],
+        tags: vec![tag("Name", "a"), tag("env", "x")],
+    })
+    .unwrap();
+    w.apply(&Op::CreateTags {
+        resources: vec![sg.clone()],
+        tags: vec![tag("Name", "b")],
+    })
+    .unwrap();
+    assert_eq!(w.model.tags[&sg]["Name"], "b");
+    assert_eq!(w.model.tags[&w.vpc]["Name"], "a");
+    w.apply(&Op::DeleteTags {
+        resources: vec![sg.clone()],
+        keys: vec!["Name".into(), "env".into()],
+    })
+    .unwrap();
+    assert!(!w.model.tags.contains_key(&sg));
+}
+
+#[test]
+fn prefix_list_modify_and_delete_in_use() {
+    let mut w = World::new();
+    let pl = created(w.apply(&Op::CreatePrefixList {
+        name: "corp".into(),
+        max_entries: 2,
+        cidrs: vec!["10.0.0.0/8".into()],
+    }));
+    w.apply(&Op::ModifyPrefixList {
+        prefix_list: pl.clone(),
+        add: vec!["192.168.0.0/16".into()],
+        remove: vec!["10.0.0.0/8".into()],
+    })
+    .unwrap();
+    assert_eq!(
+        w.model.prefix_lists[&pl].cidrs,
+        vec!["192.168.0.0/16".parse::<IpCidr>().unwrap()]
+    );
+    let over = w.apply(&Op::ModifyPrefixList {
+        prefix_list: pl.clone(),
+        add: vec!["172.16.0.0/12".into(), "100.64.0.0/10".into()],
+        remove: vec![],
+    });
+    assert_eq!(over.unwrap_err().code, "PrefixListMaxEntriesExceeded");
+    let sg = w.group("uses");
+    w.apply(&authorize(
+        &sg,
+        tcp(443, PeerRequest::PrefixList(pl.clone())),
+    ))
+    .unwrap();
+    let in_use = w.apply(&Op::DeletePrefixList {
+        prefix_list: pl.clone(),
+    });
+    assert_eq!(in_use.unwrap_err().code, "DependencyViolation");
+}
+
+#[test]
+fn empty_vpc_deletes_with_its_default_group_and_acl() {
+    let mut model = Model::default();
+    let mut ids = CountingIds::default();
+    let vpc = created(model.apply(
+        &Op::CreateVpc {
+            cidr: "10.2.0.0/16".into(),
+            ipv6_cidr: None,
+        },
+        &mut ids,
+    ));
+    model.apply(&Op::DeleteVpc { vpc }, &mut ids).unwrap();
+    assert_eq!(model, Model::default());
+}
+
+#[test]
+fn eni_attribute_changes_apply() {
+    let mut w = World::new();
+    let sg = w.group("m");
+    let eni = w.eni("10.0.1.20", vec![]);
+    w.apply(&Op::ModifyNetworkInterface {
+        eni: eni.clone(),
+        change: EniChange {
+            groups: Some(vec![sg.clone(), w.default_group.clone()]),
+            source_dest_check: Some(false),
+            timeouts: Some((3600, 120, 45)),
+        },
+    })
+    .unwrap();
+    let e = &w.model.enis[&eni];
+    assert_eq!(
+        e.groups,
+        vec![SgId(sg.clone()), SgId(w.default_group.clone())]
+    );
+    assert!(!e.source_dest_check);
+    assert_eq!(
+        e.timeouts,
+        ConntrackTimeouts {
+            tcp_established: 3600,
+            udp_stream: 120,
+            udp: 45
+        }
+    );
+    // Now attached: the group cannot go; detached, it can.
+    assert_eq!(
+        w.apply(&Op::DeleteSecurityGroup { group: sg.clone() })
+            .unwrap_err()
+            .code,
+        "DependencyViolation"
+    );
+    w.apply(&Op::ModifyNetworkInterface {
+        eni,
+        change: EniChange {
+            groups: Some(vec![w.default_group.clone()]),
+            ..EniChange::default()
+        },
+    })
+    .unwrap();
+    w.apply(&Op::DeleteSecurityGroup { group: sg }).unwrap();
+}
