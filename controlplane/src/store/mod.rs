@@ -204,11 +204,16 @@ impl Store {
             inner: self.ids.as_mut(),
             drawn: Vec::new(),
         };
-        let before = self.model.clone();
+        // `Model::apply` changes nothing when it refuses, so no copy is kept
+        // for that case. When the write fails (disk full, I/O error) the
+        // in-memory model is ahead of the disk: rebuild it from the disk
+        // rather than paying for a clone of 2,500 groups on every change.
         let outcome = self.model.apply(op, &mut recording)?;
         let drawn = recording.drawn.join(" ");
         if let Err(error) = self.journal(op, &drawn) {
-            self.model = before;
+            let quotas = self.model.quotas;
+            self.model = load(&self.connection)?;
+            self.model.quotas = quotas;
             return Err(error);
         }
         Ok(outcome)

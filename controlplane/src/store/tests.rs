@@ -387,3 +387,31 @@ fn acknowledged_changes_survive_kill_9() {
         found.len() - acknowledged.len()
     );
 }
+
+#[test]
+fn failed_write_leaves_model_as_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .apply(&Op::CreateVpc {
+            cidr: "10.0.0.0/16".into(),
+            ipv6_cidr: None,
+        })
+        .unwrap();
+    let before = store.model().clone();
+    // Make every further journal write fail, as a full or read-only disk would.
+    store
+        .connection
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .unwrap();
+    let error = store
+        .apply(&Op::CreateVpc {
+            cidr: "10.1.0.0/16".into(),
+            ipv6_cidr: None,
+        })
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Sqlite(_)), "{error}");
+    assert_eq!(store.model(), &before);
+}
