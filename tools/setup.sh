@@ -13,11 +13,13 @@ purpose=${1:-run}
 # libclang, libpcap for net_pcap, iproute2 for the TAP demo's namespaces.
 packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev libpcap-dev
           libsqlite3-dev
-          iproute2 ca-certificates curl)
+          iproute2 ca-certificates curl
+          # The demo: a web server in a namespace, and the commands it prints.
+          python3 iputils-ping)
 if [[ $purpose == test ]]; then
     # End-to-end tests: real Linux tools inside network namespaces, and
     # Prometheus (prometheus, promtool) scraping the real /metrics.
-    packages+=(iputils-ping netcat-openbsd prometheus python3)
+    packages+=(netcat-openbsd prometheus)
 fi
 
 missing=()
