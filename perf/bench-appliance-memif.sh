@@ -131,8 +131,11 @@ run_testpmd() {
         echo "testpmd io (generator in established mode):"
         sed 's/^/    /' "$WORK/gen.out"
         # testpmd's own count of frames its tx refused, over its whole run.
-        awk '/TX-dropped:/ { for (i = 1; i < NF; i++) if ($i == "TX-dropped:") d = $(i + 1) }
-             END { printf "  testpmd TX-dropped (whole run): %d\n", d }' "$out"
+        # Unknown when testpmd died before printing its final statistics.
+        awk '/Accumulated forward statistics/ { final = 1 }
+             /TX-dropped:/ { for (i = 1; i < NF; i++) if ($i == "TX-dropped:") d = $(i + 1) }
+             END { if (final) printf "  testpmd TX-dropped (whole run): %d\n", d
+                   else print "  testpmd TX-dropped (whole run): unknown (no final statistics)" }' "$out"
     } >>"$LOG"
     gen_rates "$WORK/gen.out"
 }
