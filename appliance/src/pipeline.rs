@@ -41,6 +41,9 @@ pub const BURST: usize = 32;
 /// Idle polls between two publications of an idle worker's counters.
 const IDLE_PUBLISH_INTERVAL: u32 = 1 << 12;
 
+/// Busy polls between two publications of the per-group counters.
+const GROUP_PUBLISH_INTERVAL: u32 = 1 << 10;
+
 /// Flow-table buckets swept per idle poll (on top of the per-burst sweep).
 const IDLE_EXPIRY_BUCKETS: usize = 16;
 
@@ -189,6 +192,7 @@ impl Loop<'_, '_> {
         let mut outgoing: Vec<MbufBatch<BURST>> =
             (0..self.workers).map(|_| MbufBatch::new()).collect();
         let mut idle_polls = 0u32;
+        let mut busy_polls = 0u32;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let snapshot = self.shared.policy.load();
             let now = self.shared.started.elapsed().as_secs() as u32;
@@ -229,17 +233,20 @@ impl Loop<'_, '_> {
             drop(snapshot);
             if busy {
                 idle_polls = 0;
-                self.publish();
+                busy_polls = busy_polls.wrapping_add(1);
+                // The per-group arrays are the bulk of a publication: they
+                // go out less often than the per-burst counters.
+                self.publish(busy_polls % GROUP_PUBLISH_INTERVAL == 0);
             } else {
                 idle_polls += 1;
                 self.worker.housekeeping(now, IDLE_EXPIRY_BUCKETS);
                 if idle_polls % IDLE_PUBLISH_INTERVAL == 0 {
-                    self.publish();
+                    self.publish(true);
                 }
                 core::hint::spin_loop();
             }
         }
-        self.publish();
+        self.publish(true);
     }
 
     /// Splits a received burst: frames this worker owns stay in `local`,
@@ -334,7 +341,9 @@ impl Loop<'_, '_> {
         }
     }
 
-    fn publish(&self) {
+    /// Copies the worker's counters where the scrape reads them; `groups`
+    /// adds the per-security-group arrays (a few KiB) and the generation.
+    fn publish(&self, groups: bool) {
         let me = &self.shared.workers[self.index];
         me.counters
             .publish(self.worker.counters(), self.worker.flow_gauges());
@@ -347,6 +356,9 @@ impl Loop<'_, '_> {
             shared
                 .handoff_dropped
                 .store(local.handoff_dropped, Ordering::Relaxed);
+        }
+        if !groups {
+            return;
         }
         me.generation
             .store(self.shared.policy.load().generation(), Ordering::Relaxed);
