@@ -728,17 +728,19 @@ name = "client"
 vpc = "test"
 "#;
 
-#[test]
-fn removing_a_rule_keeps_established_connections_and_blocks_new_ones() {
-    let with_rule = Policy {
-        objects: WEB_AND_CLIENT,
-        a_groups: Some(r#"["client"]"#),
-        b_groups: Some(r#"["web"]"#),
-        c_groups: None,
-    };
-    let Some(mut world) = World::start(5, &with_rule) else {
-        return;
-    };
+/// The policy the live-change tests start from: A is a client, B serves
+/// tcp/80 to it.
+const CLIENT_TO_WEB: Policy<'static> = Policy {
+    objects: WEB_AND_CLIENT,
+    a_groups: Some(r#"["client"]"#),
+    b_groups: Some(r#"["web"]"#),
+    c_groups: None,
+};
+
+/// Starts world `index` on [`CLIENT_TO_WEB`] with an echo server on B:80
+/// and one established connection from A that has already echoed a line.
+fn established_connection(index: u16) -> Option<(World, Background)> {
+    let mut world = World::start(index, &CLIENT_TO_WEB)?;
     world.tcp_echo(Side::B, 80);
     let (mut held, first) = world.tcp_client(Side::A, Side::B, 80);
     assert_eq!(first, "connected");
@@ -747,6 +749,15 @@ fn removing_a_rule_keeps_established_connections_and_blocks_new_ones() {
         held.next_line(Duration::from_secs(10)).as_deref(),
         Some("reply echo before")
     );
+    Some((world, held))
+}
+
+#[test]
+fn removing_a_rule_keeps_established_connections_and_blocks_new_ones() {
+    let with_rule = CLIENT_TO_WEB;
+    let Some((mut world, mut held)) = established_connection(5) else {
+        return;
+    };
     world.reload(&Policy {
         objects: WEB_WITHOUT_RULES,
         ..with_rule
@@ -801,23 +812,10 @@ action = "allow"
 
 #[test]
 fn a_network_acl_deny_cuts_an_established_connection_at_once() {
-    let before = Policy {
-        objects: WEB_AND_CLIENT,
-        a_groups: Some(r#"["client"]"#),
-        b_groups: Some(r#"["web"]"#),
-        c_groups: None,
-    };
-    let Some(mut world) = World::start(6, &before) else {
+    let before = CLIENT_TO_WEB;
+    let Some((mut world, mut held)) = established_connection(6) else {
         return;
     };
-    world.tcp_echo(Side::B, 80);
-    let (mut held, first) = world.tcp_client(Side::A, Side::B, 80);
-    assert_eq!(first, "connected");
-    held.send_line("before");
-    assert_eq!(
-        held.next_line(Duration::from_secs(10)).as_deref(),
-        Some("reply echo before")
-    );
     let objects = format!("{WEB_AND_CLIENT}\n{NACL_DENY_A}");
     world.reload(&Policy {
         objects: &objects,
