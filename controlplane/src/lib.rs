@@ -5,6 +5,7 @@
 //! data plane compiles. The store and the APIs (issue #5) will build on the
 //! same object model: the file then only seeds an empty store.
 
+pub mod api;
 pub mod config;
 pub mod model;
 pub mod store;

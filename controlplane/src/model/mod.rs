@@ -400,6 +400,24 @@ pub enum Op {
         /// Keys.
         keys: Vec<String>,
     },
+    /// DeleteSubnet: refused while a network interface is in it.
+    DeleteSubnet {
+        /// The subnet.
+        subnet: String,
+    },
+    /// UpdateSecurityGroupRuleDescriptionsIngress / Egress: new
+    /// descriptions for existing rules, found by their body (the
+    /// permission's description is the new one) or by rule id.
+    UpdateRuleDescriptions {
+        /// The group.
+        group: String,
+        /// Outbound when set.
+        egress: bool,
+        /// Rules named by protocol, ports and peer.
+        by_permission: Vec<Permission>,
+        /// Rule id → new description.
+        by_id: Vec<(String, String)>,
+    },
 }
 
 /// A NACL entry as the API receives it.
@@ -1419,6 +1437,63 @@ impl Model {
                         entry.insert(key.clone(), value.clone());
                     }
                 }
+                Ok(Outcome::Done)
+            }
+            Op::DeleteSubnet { subnet } => {
+                self.subnet(subnet)?;
+                if self.enis.values().any(|e| e.subnet.as_str() == subnet) {
+                    return Err(ApiError::new(
+                        "DependencyViolation",
+                        format!("The subnet '{subnet}' has dependencies and cannot be deleted."),
+                    ));
+                }
+                self.subnets.remove(subnet);
+                self.tags.remove(subnet);
+                Ok(Outcome::Done)
+            }
+            Op::UpdateRuleDescriptions {
+                group,
+                egress,
+                by_permission,
+                by_id,
+            } => {
+                let target = self.group(group)?;
+                let mut rules = if *egress {
+                    target.egress.clone()
+                } else {
+                    target.ingress.clone()
+                };
+                for permission in by_permission {
+                    let wanted = self.rule_of(target, permission)?;
+                    let rule = rules
+                        .iter_mut()
+                        .find(|r| same_rule(r, &wanted))
+                        .ok_or_else(|| {
+                            ApiError::new(
+                                "InvalidPermission.NotFound",
+                                "The specified rule does not exist in this security group.",
+                            )
+                        })?;
+                    rule.description = wanted.description;
+                }
+                for (id, description) in by_id {
+                    if description.chars().count() > 255 {
+                        return Err(ApiError::invalid_value(
+                            "Description must be at most 255 characters",
+                        ));
+                    }
+                    let rule = rules
+                        .iter_mut()
+                        .find(|r| r.id.as_str() == id)
+                        .ok_or_else(|| {
+                            ApiError::new(
+                                "InvalidSecurityGroupRuleId.NotFound",
+                                format!("The security group rule ID '{id}' does not exist"),
+                            )
+                        })?;
+                    rule.description.clone_from(description);
+                }
+                self.set_rules(group, *egress, rules);
                 Ok(Outcome::Done)
             }
             Op::DeleteTags { resources, keys } => {
