@@ -8,4 +8,5 @@
 pub mod api;
 pub mod config;
 pub mod model;
+pub mod service;
 pub mod store;

@@ -84,6 +84,10 @@ pub struct Subnet {
     pub vpc: VpcId,
     /// Its IPv4 block, inside the VPC's.
     pub cidr: Ipv4Cidr,
+    /// Its IPv6 block, inside the VPC's (config-seeded subnets only so
+    /// far; absent in snapshots written before it existed).
+    #[serde(default)]
+    pub ipv6_cidr: Option<Ipv6Cidr>,
     /// Its one network ACL.
     pub network_acl: NaclId,
 }
@@ -903,6 +907,7 @@ impl Model {
                         id: id.clone(),
                         vpc: VpcId(vpc.clone()),
                         cidr,
+                        ipv6_cidr: None,
                         network_acl: acl,
                     },
                 );
@@ -1644,7 +1649,7 @@ impl Model {
                     id: s.id.clone(),
                     vpc: s.vpc.clone(),
                     ipv4_cidr: s.cidr,
-                    ipv6_cidr: None,
+                    ipv6_cidr: s.ipv6_cidr,
                     nacl: s.network_acl.clone(),
                 })
                 .collect(),
@@ -1731,6 +1736,7 @@ impl Model {
                     id: s.id.clone(),
                     vpc: s.vpc.clone(),
                     cidr: s.cidr,
+                    ipv6_cidr: s.ipv6_cidr,
                     network_acl: s.network_acl.clone(),
                 },
             );

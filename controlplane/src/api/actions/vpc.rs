@@ -217,7 +217,20 @@ fn write_subnet(out: &mut Xml, cx: &Context<'_>, model: &Model, subnet: &Subnet)
         .leaf("mapPublicIpOnLaunch", "false")
         .leaf("assignIpv6AddressOnCreation", "false")
         .leaf("ownerId", cx.account_id())
-        .element("ipv6CidrBlockAssociationSet", |_| {});
+        .list(
+            "ipv6CidrBlockAssociationSet",
+            subnet.ipv6_cidr,
+            |x, cidr| {
+                x.leaf(
+                    "associationId",
+                    association_id("subnet-cidr-assoc", subnet.id.as_str()),
+                )
+                .leaf("ipv6CidrBlock", cidr)
+                .element("ipv6CidrBlockState", |x| {
+                    x.leaf("state", "associated");
+                });
+            },
+        );
     write_tags(out, model.tags.get(subnet.id.as_str()));
 }
 
@@ -254,6 +267,9 @@ fn subnet_matches(
         "subnet-id" => filter.matches(subnet.id.as_str()),
         "vpc-id" => filter.matches(subnet.vpc.as_str()),
         "cidr-block" | "cidr" | "cidrBlock" => filter.matches(&subnet.cidr.to_string()),
+        "ipv6-cidr-block-association.ipv6-cidr-block" => subnet
+            .ipv6_cidr
+            .is_some_and(|c| filter.matches(&c.to_string())),
         "state" => filter.matches("available"),
         "owner-id" => filter.matches(cx.account_id()),
         "default-for-az" | "defaultForAz" => filter.matches("false"),
