@@ -131,9 +131,10 @@ impl Endpoint {
 /// What the first pass learnt about an IP packet that needs a flow decision.
 ///
 /// Only what the second pass reads, written in place into the worker's
-/// fixed array (never returned by value or copied out): the full
-/// `FrameInfo` is three times this size, and copying it twice per packet
-/// was a tenth of the cache-resident per-packet time.
+/// fixed array (never returned by value or copied out). It used to carry
+/// the whole `FrameInfo` and its `IpInfo` (about 330 bytes against 144)
+/// and travel by value twice per packet: the copies were about a tenth of
+/// the cache-resident per-packet profile.
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     /// Position in the burst.
