@@ -809,4 +809,164 @@ mod tests {
         assert_eq!(table.row(6, 1)[0], 0);
         assert_eq!(&*table.starts, &[0, 6]);
     }
+    use proptest::prelude::*;
+
+    /// A rule drawn from a small space, so that packets hit it often:
+    /// ports near a few values, addresses in two /24s (and their /16),
+    /// peers among 40 groups, two prefix lists.
+    fn rule() -> impl Strategy<Value = ResolvedRule> {
+        let protocol = prop_oneof![
+            Just(None),
+            Just(Some(6)),
+            Just(Some(17)),
+            Just(Some(1)),
+            Just(Some(58)),
+            Just(Some(47))
+        ];
+        let key_range = prop_oneof![
+            Just((0, u16::MAX)),
+            (0u16..100, 0u16..100).prop_map(|(a, b)| (a.min(b), a.max(b))),
+            (0u16..4).prop_map(|t| (t << 8, t << 8 | 0xff)),
+        ];
+        let remote = prop_oneof![
+            (0u32..512, 0u32..3).prop_map(|(a, span)| {
+                let a = 0x0a00_0000 | a;
+                RemoteMatch::V4(a, a + span * 100)
+            }),
+            Just(RemoteMatch::V4(0, u32::MAX)),
+            Just(RemoteMatch::V6(0, u128::MAX)),
+            (0u128..64).prop_map(|a| RemoteMatch::V6(a << 64, (a << 64) + 5)),
+            (0usize..2).prop_map(RemoteMatch::PrefixList),
+            (0usize..40).prop_map(|g| RemoteMatch::Group(SgIdx::for_test(g))),
+            Just(RemoteMatch::Nothing),
+        ];
+        (protocol, key_range, remote).prop_map(|(protocol, key_range, remote)| ResolvedRule {
+            protocol,
+            key_range,
+            remote,
+        })
+    }
+
+    fn packet() -> impl Strategy<Value = PacketFields> {
+        let v4 =
+            (0u32..1024).prop_map(|a| IpAddr::from(core::net::Ipv4Addr::from(0x0a00_0000 | a)));
+        let v6 = (0u128..70, 0u128..8)
+            .prop_map(|(hi, lo)| IpAddr::from(core::net::Ipv6Addr::from(hi << 64 | lo)));
+        let addr = prop_oneof![v4, v6];
+        let protocol = prop_oneof![Just(6u8), Just(17), Just(1), Just(58), Just(47), Just(0)];
+        (addr, protocol, 0u16..110, 0u8..5, 0u8..3).prop_map(|(a, protocol, port, t, c)| {
+            if protocol == 1 || protocol == 58 {
+                PacketFields::icmp(a, a, protocol, t, c)
+            } else {
+                PacketFields::l4(a, a, protocol, 1, port)
+            }
+        })
+    }
+
+    /// What a set answers, by a plain loop over its groups' rules.
+    fn naive(
+        groups: &[Vec<ResolvedRule>],
+        reverse: ReverseOpen,
+        lists: &[PrefixRanges],
+        pkt: &PacketFields,
+        remote_groups: &[SgIdx],
+        direction: Direction,
+    ) -> (u32, Option<(usize, usize)>, bool) {
+        let addr = direction.remote_addr(pkt);
+        let in_list = |l: usize| {
+            lists.get(l).is_some_and(|list| match addr {
+                IpAddr::V4(a) => list
+                    .v4
+                    .iter()
+                    .any(|&(x, y)| (x..=y).contains(&u32::from(a))),
+                IpAddr::V6(a) => list
+                    .v6
+                    .iter()
+                    .any(|&(x, y)| (x..=y).contains(&u128::from(a))),
+            })
+        };
+        let (mut allowed, mut first, mut open_peer) = (0u32, None, false);
+        for (g, rules) in groups.iter().enumerate() {
+            for (i, r) in rules.iter().enumerate() {
+                let remote_ok = match (r.remote, addr) {
+                    (RemoteMatch::V4(x, y), IpAddr::V4(a)) => (x..=y).contains(&u32::from(a)),
+                    (RemoteMatch::V6(x, y), IpAddr::V6(a)) => (x..=y).contains(&u128::from(a)),
+                    (RemoteMatch::PrefixList(l), _) => in_list(l),
+                    (RemoteMatch::Group(sg), _) => remote_groups.contains(&sg),
+                    _ => false,
+                };
+                if r.protocol.is_none_or(|n| n == pkt.protocol)
+                    && (r.key_range.0..=r.key_range.1).contains(&pkt.port_key())
+                    && remote_ok
+                {
+                    allowed |= 1 << g;
+                    first.get_or_insert((g, i));
+                    open_peer |= r.any_v4() || r.any_v6();
+                }
+            }
+        }
+        let family = usize::from(addr.is_ipv6());
+        let untracked = open_peer
+            && match pkt.protocol {
+                Protocol::TCP => reverse[0][family],
+                Protocol::UDP => reverse[1][family],
+                _ => false,
+            };
+        (allowed, first, untracked)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+        /// Merged sets of up to 16 groups of up to 140 rules (several words
+        /// per group) answer as the plain loop does, for every field
+        /// combination the generators reach.
+        #[test]
+        fn set_classifier_agrees_with_a_plain_loop(
+            groups in proptest::collection::vec(
+                (proptest::collection::vec(rule(), 0..140), any::<[[bool; 2]; 2]>()),
+                0..=MAX_GROUPS_PER_ENI,
+            ),
+            packets in proptest::collection::vec(
+                (packet(), proptest::collection::btree_set(0usize..40, 0..6)),
+                1..40,
+            ),
+        ) {
+            let lists = [
+                PrefixRanges { v4: vec![(0x0a00_0010, 0x0a00_0020), (0x0a00_0018, 0x0a00_0100)], v6: vec![(3 << 64, 9 << 64)] },
+                PrefixRanges { v4: vec![(0x0a00_0200, 0x0a00_02ff)], v6: vec![] },
+            ];
+            let parts: Vec<GroupPart> = groups
+                .iter()
+                .enumerate()
+                .map(|(g, (rules, reverse))| GroupPart {
+                    group: SgIdx::for_test(100 + g),
+                    tables: Arc::new(FieldTables::build(rules, &lists)),
+                    reverse_open: *reverse,
+                })
+                .collect();
+            let rule_lists: Vec<Vec<ResolvedRule>> = groups.iter().map(|g| g.0.clone()).collect();
+            let mut reverse = [[false; 2]; 2];
+            for (_, r) in &groups {
+                for (x, y) in reverse.iter_mut().flatten().zip(r.iter().flatten()) {
+                    *x |= *y;
+                }
+            }
+            for direction in Direction::BOTH {
+                let set = SetClassifier::build(direction, &parts, 0);
+                for (pkt, remote) in &packets {
+                    let remote: Vec<SgIdx> = remote.iter().map(|&g| SgIdx::for_test(g)).collect();
+                    let got = set.classify(pkt, &remote);
+                    let (groups_want, first, untracked) =
+                        naive(&rule_lists, reverse, &lists, pkt, &remote, direction);
+                    prop_assert_eq!(got.groups, groups_want, "{:?} {:?}", pkt, direction);
+                    prop_assert_eq!(
+                        got.rule.map(|r| (r.group.index() - 100, r.index as usize)),
+                        first
+                    );
+                    prop_assert_eq!(got.untracked, untracked);
+                }
+            }
+        }
+    }
 }
