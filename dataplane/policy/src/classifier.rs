@@ -204,30 +204,35 @@ impl<K: IntervalKey> IntervalTable<K> {
     /// give several ranges, even overlapping ones (a prefix list), so
     /// membership is counted rather than toggled.
     fn build(ranges: &[(usize, K, K)], rule_count: usize, words: usize) -> Self {
-        // Events (position, bit, add?). All events of one position are
+        // Events (position, bit << 1 | add?). All events of one position are
         // applied before its row is emitted, so their order does not matter.
-        let mut events: Vec<(K, usize, bool)> = Vec::with_capacity(ranges.len() * 2);
+        let mut events: Vec<(K, u32)> = Vec::with_capacity(ranges.len() * 2);
         for &(bit, first, last) in ranges {
-            events.push((first, bit, true));
+            events.push((first, (bit as u32) << 1 | 1));
             if let Some(after) = last.succ() {
-                events.push((after, bit, false));
+                events.push((after, (bit as u32) << 1));
             }
         }
         events.sort_unstable_by_key(|e| e.0);
 
         let mut counts = vec![0u32; rule_count];
         let mut current = vec![0u64; words];
-        let mut starts = vec![K::default()];
-        let mut rows: Vec<u64> = vec![0; words];
+        // Sized for the worst case (a row per event): growing these was a
+        // tenth of a full compile in reallocations.
+        let mut starts = Vec::with_capacity(events.len() + 1);
+        starts.push(K::default());
+        let mut rows: Vec<u64> = Vec::with_capacity((events.len() + 1) * words);
+        rows.resize(words, 0);
         let mut i = 0;
         while i < events.len() {
             let pos = events[i].0;
             let mut flipped = false;
-            while let Some(&(at, bit, add)) = events.get(i) {
+            while let Some(&(at, event)) = events.get(i) {
                 if at != pos {
                     break;
                 }
-                if add {
+                let bit = (event >> 1) as usize;
+                if event & 1 == 1 {
                     counts[bit] += 1;
                     if counts[bit] == 1 {
                         current[bit / 64] |= 1 << (bit % 64);
@@ -242,8 +247,10 @@ impl<K: IntervalKey> IntervalTable<K> {
                 }
                 i += 1;
             }
-            // A bit may flip on and off at one position: compare only then.
-            if !flipped || rows[rows.len() - words..] == current[..] {
+            // A bit may flip on and off at one position: compare only then
+            // (word by word: a slice `==` is a `memcmp` call per position).
+            let previous = &rows[rows.len() - words..];
+            if !flipped || previous.iter().zip(&current).all(|(a, b)| a == b) {
                 continue;
             }
             if pos == K::default() {
@@ -262,12 +269,7 @@ impl<K: IntervalKey> IntervalTable<K> {
     /// Merges the tables of several groups: the union of their boundaries;
     /// at each, the concatenation of every part's current row.
     fn merge(parts: &[(&Self, usize)], words: usize) -> Self {
-        let mut starts: Vec<K> = parts
-            .iter()
-            .flat_map(|(t, _)| t.starts.iter().copied())
-            .collect();
-        starts.sort_unstable();
-        starts.dedup();
+        let starts = union_of_sorted(parts.iter().map(|(t, _)| &*t.starts));
         let mut rows = vec![0u64; starts.len() * words];
         let mut offset = 0;
         // Column by column: each part walks its own boundaries once and
@@ -310,6 +312,34 @@ impl<K: IntervalKey> IntervalTable<K> {
     fn heap_bytes(&self) -> usize {
         size_of_val(&*self.starts) + size_of_val(&*self.rows)
     }
+}
+
+/// The sorted union of sorted, distinct lists, by merging them one after
+/// the other: linear in their lengths times their count (≤ 16), where
+/// concatenating and sorting was a tenth of a full compile.
+fn union_of_sorted<'a, K: IntervalKey + 'a>(
+    lists: impl Iterator<Item = &'a [K]> + Clone,
+) -> Vec<K> {
+    let total = lists.clone().map(<[K]>::len).sum();
+    let mut union: Vec<K> = Vec::with_capacity(total);
+    let mut next: Vec<K> = Vec::with_capacity(total);
+    for list in lists {
+        next.clear();
+        let (mut a, mut b) = (union.iter().peekable(), list.iter().peekable());
+        while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
+            next.push(x.min(y));
+            if x <= y {
+                a.next();
+            }
+            if y <= x {
+                b.next();
+            }
+        }
+        next.extend(a);
+        next.extend(b);
+        core::mem::swap(&mut union, &mut next);
+    }
+    union
 }
 
 /// The per-field lookup tables of one group (or, merged, of one set) in one
