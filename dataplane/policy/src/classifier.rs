@@ -270,29 +270,25 @@ impl<K: IntervalKey> IntervalTable<K> {
     /// at each, the concatenation of every part's current row.
     fn merge(parts: &[(&Self, usize)], words: usize) -> Self {
         let starts = union_of_sorted(parts.iter().map(|(t, _)| &*t.starts));
-        let mut rows = vec![0u64; starts.len() * words];
-        let mut offset = 0;
-        // Column by column: each part walks its own boundaries once and
-        // copies its current row into every set row up to its next boundary.
-        for (table, part_words) in parts {
-            let part_words = *part_words;
-            if part_words == 0 {
-                continue;
-            }
-            let mut at = 0;
-            for (i, &start) in starts.iter().enumerate() {
-                while table.starts.get(at + 1).is_some_and(|&s| s <= start) {
-                    at += 1;
+        // Row by row: each part keeps a cursor on its own intervals (its
+        // starts are a subset of the union, so it moves at most one step per
+        // row) and appends its current row, so every set row is written once,
+        // in order. (Filling column by column, part after part, strode over
+        // the whole fresh array once per part: the hottest loop of a full
+        // compile.)
+        let mut rows: Vec<u64> = Vec::with_capacity(starts.len() * words);
+        let mut at = vec![0usize; parts.len()];
+        for &start in &starts {
+            for ((table, part_words), at) in parts.iter().zip(&mut at) {
+                while table.starts.get(*at + 1).is_some_and(|&s| s <= start) {
+                    *at += 1;
                 }
-                let src = &table.rows[at * part_words..(at + 1) * part_words];
-                let dst = &mut rows[i * words + offset..i * words + offset + part_words];
-                if part_words == 1 {
-                    dst[0] = src[0];
-                } else {
-                    dst.copy_from_slice(src);
+                match table.rows.get(*at * part_words..(*at + 1) * part_words) {
+                    // Most groups have one word: a push, not a `memmove` call.
+                    Some(&[word]) => rows.push(word),
+                    row => rows.extend_from_slice(row.unwrap_or(&[])),
                 }
             }
-            offset += part_words;
         }
         Self {
             starts: starts.into_boxed_slice(),
@@ -325,18 +321,14 @@ fn union_of_sorted<'a, K: IntervalKey + 'a>(
     let mut next: Vec<K> = Vec::with_capacity(total);
     for list in lists {
         next.clear();
-        let (mut a, mut b) = (union.iter().peekable(), list.iter().peekable());
-        while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
+        let (mut i, mut j) = (0, 0);
+        while let (Some(&x), Some(&y)) = (union.get(i), list.get(j)) {
             next.push(x.min(y));
-            if x <= y {
-                a.next();
-            }
-            if y <= x {
-                b.next();
-            }
+            i += usize::from(x <= y);
+            j += usize::from(y <= x);
         }
-        next.extend(a);
-        next.extend(b);
+        next.extend_from_slice(union.get(i..).unwrap_or(&[]));
+        next.extend_from_slice(list.get(j..).unwrap_or(&[]));
         core::mem::swap(&mut union, &mut next);
     }
     union
@@ -815,6 +807,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn union_of_sorted_is_sort_and_dedup(
+            lists in proptest::collection::vec(proptest::collection::btree_set(0u16..500, 0..60), 0..17),
+        ) {
+            let lists: Vec<Vec<u16>> = lists.into_iter().map(|l| l.into_iter().collect()).collect();
+            let mut want: Vec<u16> = lists.iter().flatten().copied().collect();
+            want.sort_unstable();
+            want.dedup();
+            proptest::prop_assert_eq!(union_of_sorted(lists.iter().map(Vec::as_slice)), want);
+        }
+
         #[test]
         fn peer_index_agrees_with_binary_search(
             mut groups in proptest::collection::vec(0usize..5000, 0..40),
