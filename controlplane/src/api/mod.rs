@@ -49,6 +49,12 @@ pub trait Backend: Send + Sync {
     fn apply(&self, op: &Op) -> Result<Outcome, ApiError>;
     /// Calls `f` with the current model (consistent for the call).
     fn read(&self, f: &mut dyn FnMut(&Model));
+    /// The appliance's port names, which a network interface's
+    /// `palisade:port` must be one of; `None` when there is nothing to
+    /// check against (an in-memory backend), which accepts any name.
+    fn port_names(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// A [`Backend`] over an in-memory model: no durability, no data plane.
@@ -213,6 +219,11 @@ impl Context<'_> {
     /// only serves a real change).
     pub fn dry_run_requested(&self) -> bool {
         self.dry_run
+    }
+
+    /// The appliance's port names, if the backend knows them.
+    pub fn port_names(&self) -> Option<Vec<String>> {
+        self.api.backend.port_names()
     }
 
     /// Runs `f` on the current model and returns what it computed.
