@@ -290,6 +290,13 @@ fn group_life_cycle_with_rules_filters_and_errors() {
         ],
     );
     assert_eq!(code(&again), "InvalidPermission.Duplicate");
+    assert!(
+        again
+            .body
+            .contains("peer: 10.1.0.0/16, TCP, from port: 443, to port: 443, ALLOW"),
+        "{}",
+        again.body
+    );
     let bad_port = post(
         &api,
         &[

@@ -664,6 +664,29 @@ fn parse_ports(
     }
 }
 
+/// A rule's peer as AWS's messages spell it.
+fn peer_text(peer: &Peer) -> String {
+    match peer {
+        Peer::Cidr4(c) => c.to_string(),
+        Peer::Cidr6(c) => c.to_string(),
+        Peer::PrefixList(id) => id.to_string(),
+        Peer::Group(id) => id.to_string(),
+    }
+}
+
+/// A rule's ports as AWS's messages spell them (empty when all).
+fn port_text(ports: PortSpec) -> String {
+    match ports {
+        PortSpec::Any => String::new(),
+        PortSpec::Range { from, to } => format!(", from port: {from}, to port: {to}"),
+        PortSpec::Icmp { icmp_type, code } => format!(
+            ", type: {}, code: {}",
+            icmp_type.map_or(-1, i32::from),
+            code.map_or(-1, i32::from)
+        ),
+    }
+}
+
 fn check_group_id(text: &str) -> Result<(), ApiError> {
     if is_aws_shaped(ObjectKind::SecurityGroup, text) {
         Ok(())
@@ -1096,8 +1119,10 @@ impl Model {
                         return Err(ApiError::new(
                             "InvalidPermission.Duplicate",
                             format!(
-                                "the specified rule \"peer: {:?}, {}, ALLOW\" already exists",
-                                rule.peer, permission.protocol
+                                "the specified rule \"peer: {}, {}{}, ALLOW\" already exists",
+                                peer_text(&rule.peer),
+                                permission.protocol.to_ascii_uppercase(),
+                                port_text(rule.ports)
                             ),
                         ));
                     }

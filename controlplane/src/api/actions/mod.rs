@@ -6,7 +6,7 @@
 //! 1. Write the handler in the module of its resource (`vpc.rs`,
 //!    `security_group.rs`, or a new one declared below):
 //!
-//!    ```ignore
+//!    ```text
 //!    pub(super) fn delete_thing(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), ApiError> {
 //!        let id = p.required("ThingId")?;          // MissingParameter if absent
 //!        cx.apply(&Op::DeleteThing { thing: id.to_owned() })?; // DryRun is enforced here
