@@ -187,7 +187,9 @@ def test_describe_filters(ec2, aws, net):
     assert default not in ids(("default", ["false"]))
     assert ids(("association.subnet-id", [net["b"]])) == {acl_id}
     assert ids(("entry.rule-number", ["77"])) == {acl_id}
-    assert ids(("entry.rule-number", ["77"]), ("entry.egress", ["false"])) == set()
+    assert ids(("entry.rule-number", ["78"])) == set()
+    # Each filter is matched against the whole ACL (any entry), as in AWS.
+    assert ids(("entry.rule-number", ["77"]), ("entry.egress", ["true"])) == {acl_id}
     assert ids(("entry.port-range.from", ["22"]), ("entry.protocol", ["6"])) == {acl_id}
     assert ids(("entry.cidr", ["10.9.0.0/16"])) == {acl_id}
     assert acl_id in ids(("entry.rule-number", ["32767"]))
