@@ -45,6 +45,16 @@ max_entries = 5
 """
 
 
+def seeded_id(prefix, key):
+    """The id the configuration gives an object (docs/CONFIG.md, "Ids"):
+    FNV-1a 128 of `prefix NUL key`, low 68 bits, 17 hex digits."""
+    h = 0x6C62272E07BB014262B821756295C58D
+    for byte in prefix.encode() + b"\0" + key.encode():
+        h ^= byte
+        h = (h * ((1 << 88) | 0x13B)) % (1 << 128)
+    return f"{prefix}-{h & ((1 << 68) - 1):017x}"
+
+
 def palisade_binary():
     explicit = os.environ.get("PALISADE_BIN")
     if explicit:
