@@ -206,10 +206,15 @@ impl Context<'_> {
     }
 
     /// Submits `op`. Under `DryRun` nothing is written and the request
-    /// ends with `DryRunOperation`: the parameters were valid enough to
-    /// build the op, which is what AWS's dry run promises.
+    /// ends with `DryRunOperation` if the op would have been accepted (it
+    /// is tried on a copy of the model), or with the op's own error.
     pub fn apply(&self, op: &Op) -> Result<Outcome, ApiError> {
         if self.dry_run {
+            self.read(|model| {
+                model
+                    .clone()
+                    .apply(op, &mut crate::model::RandomIds::default())
+            })??;
             return Err(dry_run_error());
         }
         self.api.backend.apply(op)
