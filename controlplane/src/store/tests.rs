@@ -415,3 +415,36 @@ fn failed_write_leaves_model_as_on_disk() {
     assert!(matches!(error, StoreError::Sqlite(_)), "{error}");
     assert_eq!(store.model(), &before);
 }
+
+#[test]
+fn reseed_replaces_an_untouched_seed_and_never_api_changes() {
+    let demo = Config::demo();
+    let mut edited_text = crate::config::DEMO_TOML.to_owned();
+    edited_text.push_str("\n[[security_group]]\nname = \"reseeded\"\nvpc = \"demo\"\n");
+    let edited = Config::from_toml_str(&edited_text, "edited").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    assert!(store.seed_if_empty(&demo).unwrap());
+    assert!(store.reseed_if_unchanged(&edited).unwrap());
+    assert_eq!(store.model(), &Model::from_config(&edited));
+    drop(store);
+    let mut store = open(dir.path());
+    assert_eq!(
+        store.model(),
+        &Model::from_config(&edited),
+        "the reseed is durable"
+    );
+    let vpc = edited.vpcs[0].id.0.clone();
+    store
+        .apply(&Op::CreateSecurityGroup {
+            vpc,
+            name: "from-the-api".into(),
+            description: String::new(),
+        })
+        .unwrap();
+    let after_api = store.model().clone();
+    assert!(!store.reseed_if_unchanged(&demo).unwrap());
+    assert_eq!(store.model(), &after_api);
+    drop(store);
+    assert_eq!(open(dir.path()).model(), &after_api);
+}
