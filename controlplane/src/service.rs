@@ -83,7 +83,10 @@ pub fn compile_model<S: std::hash::BuildHasher>(
 pub fn change_hint(op: &Op) -> Option<ChangeHint> {
     let group = |g: &str| ChangeHint::groups([&SgId(g.to_owned())]);
     Some(match op {
-        Op::CreateTags { .. } | Op::DeleteTags { .. } => return None,
+        Op::CreateTags { .. }
+        | Op::DeleteTags { .. }
+        | Op::DeleteTagsMatching { .. }
+        | Op::SetNetworkInterfaceDescription { .. } => return None,
         Op::Authorize { group: g, .. }
         | Op::Revoke { group: g, .. }
         | Op::RevokeRuleIds { group: g, .. }
@@ -93,7 +96,8 @@ pub fn change_hint(op: &Op) -> Option<ChangeHint> {
             nacls: vec![NaclId(acl.clone())],
             ..ChangeHint::default()
         },
-        Op::ModifyPrefixList { prefix_list, .. } => ChangeHint {
+        Op::ModifyPrefixList { prefix_list, .. }
+        | Op::ModifyManagedPrefixList { prefix_list, .. } => ChangeHint {
             prefix_lists: vec![PrefixListId(prefix_list.clone())],
             ..ChangeHint::default()
         },
@@ -213,6 +217,13 @@ impl Backend for ControlPlane {
         if let Ok(inner) = self.inner.lock() {
             f(inner.store.model());
         }
+    }
+
+    fn port_names(&self) -> Option<Vec<String>> {
+        let inner = self.inner.lock().ok()?;
+        let mut names: Vec<String> = inner.ports.keys().cloned().collect();
+        names.sort();
+        Some(names)
     }
 }
 

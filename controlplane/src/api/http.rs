@@ -185,3 +185,120 @@ fn answer(mut request: tiny_http::Request, api: &Api) {
     }
     let _ = request.respond(reply);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::TcpStream;
+
+    use super::*;
+    use crate::api::MemoryBackend;
+    use crate::model::Model;
+
+    fn server(limit: usize) -> ApiServer {
+        let mut settings = ApiSettings::new("123456789012", Vec::new());
+        settings.max_body_bytes = limit;
+        settings.workers = 2;
+        spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            settings,
+            Arc::new(MemoryBackend::new(Model::default())),
+        )
+        .unwrap()
+    }
+
+    /// Reads one HTTP/1.1 response: status and body.
+    fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, String) {
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        (
+            status.split_whitespace().nth(1).unwrap().parse().unwrap(),
+            String::from_utf8(body).unwrap(),
+        )
+    }
+
+    #[test]
+    fn keep_alive_serves_several_requests_on_one_connection() {
+        let server = server(1024);
+        let stream = TcpStream::connect(server.local_addr()).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        for _ in 0..3 {
+            let body = "Action=DescribeVpcs&Version=2016-11-15";
+            write!(
+                writer,
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let (status, text) = read_response(&mut reader);
+            // Unsigned: refused, but answered on the same connection.
+            assert_eq!(status, 403);
+            assert!(text.contains("<Code>MissingAuthenticationToken</Code>"));
+        }
+        assert_eq!(
+            server.counts().snapshot(),
+            vec![("unknown", "MissingAuthenticationToken", 3)]
+        );
+        server.shutdown();
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused_by_length_and_while_chunked() {
+        let server = server(64);
+        let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+        let body = "x".repeat(65);
+        write!(
+            stream,
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let (status, text) = read_response(&mut BufReader::new(stream));
+        assert_eq!(status, 413);
+        assert!(text.contains("<Code>RequestEntityTooLarge</Code>"));
+
+        let mut chunked = TcpStream::connect(server.local_addr()).unwrap();
+        write!(
+            chunked,
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        for _ in 0..3 {
+            write!(chunked, "20\r\n{}\r\n", "y".repeat(32)).unwrap();
+        }
+        write!(chunked, "0\r\n\r\n").unwrap();
+        let (status, _) = read_response(&mut BufReader::new(chunked));
+        assert_eq!(status, 413);
+        drop(server);
+    }
+
+    #[test]
+    fn shutdown_stops_accepting() {
+        let server = server(64);
+        let addr = server.local_addr();
+        server.shutdown();
+        let refused = TcpStream::connect(addr)
+            .and_then(|mut s| {
+                s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                let mut buf = [0u8; 1];
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.read(&mut buf)
+            })
+            .map_or(true, |n| n == 0);
+        assert!(refused, "a stopped server must not answer");
+    }
+}

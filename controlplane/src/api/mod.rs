@@ -49,6 +49,12 @@ pub trait Backend: Send + Sync {
     fn apply(&self, op: &Op) -> Result<Outcome, ApiError>;
     /// Calls `f` with the current model (consistent for the call).
     fn read(&self, f: &mut dyn FnMut(&Model));
+    /// The appliance's port names, which a network interface's
+    /// `palisade:port` must be one of; `None` when there is nothing to
+    /// check against (an in-memory backend), which accepts any name.
+    fn port_names(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// A [`Backend`] over an in-memory model: no durability, no data plane.
@@ -200,10 +206,15 @@ impl Context<'_> {
     }
 
     /// Submits `op`. Under `DryRun` nothing is written and the request
-    /// ends with `DryRunOperation`: the parameters were valid enough to
-    /// build the op, which is what AWS's dry run promises.
+    /// ends with `DryRunOperation` if the op would have been accepted (it
+    /// is tried on a copy of the model), or with the op's own error.
     pub fn apply(&self, op: &Op) -> Result<Outcome, ApiError> {
         if self.dry_run {
+            self.read(|model| {
+                model
+                    .clone()
+                    .apply(op, &mut crate::model::RandomIds::default())
+            })??;
             return Err(dry_run_error());
         }
         self.api.backend.apply(op)
@@ -213,6 +224,11 @@ impl Context<'_> {
     /// only serves a real change).
     pub fn dry_run_requested(&self) -> bool {
         self.dry_run
+    }
+
+    /// The appliance's port names, if the backend knows them.
+    pub fn port_names(&self) -> Option<Vec<String>> {
+        self.api.backend.port_names()
     }
 
     /// Runs `f` on the current model and returns what it computed.

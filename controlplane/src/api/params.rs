@@ -39,6 +39,10 @@ impl Filter {
 /// Iterative with backtracking to the last star: linear-ish, no recursion,
 /// so a hostile pattern cannot blow the stack.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        // The common case (ids, names, CIDRs): no allocation.
+        return pattern == text;
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);

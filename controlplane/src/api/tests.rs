@@ -236,6 +236,16 @@ fn dry_run_answers_412_and_writes_nothing() {
     // A bad parameter is still reported under DryRun.
     let r = post(&api, &[("Action", "CreateVpc"), V, ("DryRun", "true")]);
     assert_eq!(code(&r), "MissingParameter");
+    let r = post(
+        &api,
+        &[
+            ("Action", "CreateVpc"),
+            V,
+            ("CidrBlock", "10.0.0.1/16"),
+            ("DryRun", "true"),
+        ],
+    );
+    assert_eq!(code(&r), "InvalidParameterValue");
 }
 
 #[test]

@@ -14,6 +14,9 @@
 //! same model.
 
 mod error;
+mod extended;
+#[cfg(test)]
+mod extended_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -30,6 +33,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, is_aws_shaped};
 pub use crate::config::{ObjectKind, Quotas};
 pub use error::ApiError;
+pub use extended::{
+    NewNetworkInterface, PREFIX_LIST_MAX_ENTRIES, PrefixListEntryRequest, TagToDelete,
+    initial_network_acl_association_id, main_route_table_association_id, route_table_id,
+};
 
 /// Where fresh ids come from: random in the API, replayed from the journal
 /// when the store loads.
@@ -90,6 +97,12 @@ pub struct Subnet {
     pub ipv6_cidr: Option<Ipv6Cidr>,
     /// Its one network ACL.
     pub network_acl: NaclId,
+    /// The id of its ACL association once ReplaceNetworkAclAssociation
+    /// moved it; `None` means the initial one, derived from the subnet id
+    /// ([`initial_network_acl_association_id`]), so that no existing op
+    /// had to draw a new id.
+    #[serde(default)]
+    pub network_acl_association: Option<String>,
 }
 
 /// A security group.
@@ -132,6 +145,9 @@ pub struct NetworkInterface {
     pub port: String,
     /// Its VLAN on that port.
     pub vlan: Option<u16>,
+    /// `Description`, up to 255 characters.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// A network ACL.
@@ -182,6 +198,20 @@ pub struct PrefixList {
     pub cidrs: Vec<IpCidr>,
     /// What a rule naming it counts as against rule quotas.
     pub max_entries: usize,
+    /// `AddressFamily` `IPv6` (else `IPv4`); every entry is of it.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// Starts at 1, one more for each change of the entries
+    /// (ModifyManagedPrefixList's `CurrentVersion` is checked against it).
+    #[serde(default = "first_version")]
+    pub version: u64,
+    /// Entry descriptions by the entry's canonical CIDR text.
+    #[serde(default)]
+    pub descriptions: BTreeMap<String, String>,
+}
+
+fn first_version() -> u64 {
+    1
 }
 
 /// The peer of a permission as a client spells it; CIDRs stay text until
@@ -421,6 +451,68 @@ pub enum Op {
         by_permission: Vec<Permission>,
         /// Rule id → new description.
         by_id: Vec<(String, String)>,
+    },
+    /// CreateNetworkInterface with what the API's create carries beyond
+    /// [`Op::CreateNetworkInterface`] (kept as it is for journals).
+    CreateNetworkInterfaceV2 {
+        /// The interface.
+        interface: NewNetworkInterface,
+    },
+    /// ModifyNetworkInterfaceAttribute `Description`.
+    SetNetworkInterfaceDescription {
+        /// The ENI.
+        eni: String,
+        /// The new text.
+        description: String,
+    },
+    /// DeleteNetworkAcl: refused for the default ACL and while a subnet
+    /// uses it.
+    DeleteNetworkAcl {
+        /// The ACL.
+        acl: String,
+    },
+    /// ReplaceNetworkAclAssociation by association id; the outcome names
+    /// the new association id.
+    ReplaceNetworkAclAssociation {
+        /// The subnet's current association.
+        association: String,
+        /// The ACL the subnet moves to.
+        acl: String,
+    },
+    /// CreateManagedPrefixList with its address family and descriptions.
+    CreateManagedPrefixList {
+        /// `PrefixListName`.
+        name: String,
+        /// `MaxEntries`.
+        max_entries: usize,
+        /// `AddressFamily` is `IPv6`.
+        ipv6: bool,
+        /// The initial entries.
+        entries: Vec<PrefixListEntryRequest>,
+    },
+    /// ModifyManagedPrefixList: entries (version-checked), or the name,
+    /// or the maximum size.
+    ModifyManagedPrefixList {
+        /// The list.
+        prefix_list: String,
+        /// `CurrentVersion`, when the caller gave one.
+        current_version: Option<u64>,
+        /// `PrefixListName`.
+        name: Option<String>,
+        /// `MaxEntries`.
+        max_entries: Option<usize>,
+        /// `RemoveEntry.N.Cidr`.
+        remove: Vec<String>,
+        /// `AddEntry.N` (last: TOML writes tables after plain values).
+        add: Vec<PrefixListEntryRequest>,
+    },
+    /// DeleteTags with AWS's full semantics: a tag with a value is removed
+    /// only if the value matches; no tags at all removes every tag.
+    DeleteTagsMatching {
+        /// Resource ids.
+        resources: Vec<String>,
+        /// Keys with optional values; empty means every tag.
+        tags: Vec<TagToDelete>,
     },
 }
 
@@ -901,6 +993,7 @@ impl Model {
                 self.group_order.retain(|g| !gone.contains(g));
                 self.vpcs.remove(vpc);
                 self.tags.remove(vpc);
+                self.tags.remove(&route_table_id(vpc));
                 Ok(Outcome::Done)
             }
             Op::CreateSubnet { vpc, cidr } => {
@@ -932,6 +1025,7 @@ impl Model {
                         cidr,
                         ipv6_cidr: None,
                         network_acl: acl,
+                        network_acl_association: None,
                     },
                 );
                 Ok(Outcome::Created(vec![id.0]))
@@ -1183,6 +1277,7 @@ impl Model {
                         timeouts: ConntrackTimeouts::default(),
                         port: port.clone(),
                         vlan: *vlan,
+                        description: String::new(),
                     },
                 );
                 self.eni_order.push(id.0.clone());
@@ -1347,9 +1442,7 @@ impl Model {
                         "Network ACL {acl} and subnet {subnet} belong to different VPCs"
                     )));
                 }
-                if let Some(home) = self.subnets.get_mut(subnet) {
-                    home.network_acl = NaclId(acl.clone());
-                }
+                self.move_subnet_to_acl(subnet, acl);
                 Ok(Outcome::Done)
             }
             Op::RequestPeering { vpc, peer_vpc } => {
@@ -1403,6 +1496,7 @@ impl Model {
                 cidrs,
             } => {
                 let cidrs = Self::prefix_cidrs(cidrs, *max_entries)?;
+                let ipv6 = cidrs.first().is_some_and(|c| !c.is_v4());
                 let id = PrefixListId(ids.fresh_id(ObjectKind::PrefixList));
                 self.prefix_lists.insert(
                     id.0.clone(),
@@ -1411,6 +1505,9 @@ impl Model {
                         name: name.clone(),
                         cidrs,
                         max_entries: *max_entries,
+                        ipv6,
+                        version: 1,
+                        descriptions: BTreeMap::new(),
                     },
                 );
                 Ok(Outcome::Created(vec![id.0]))
@@ -1432,6 +1529,7 @@ impl Model {
                 let cidrs = Self::prefix_cidrs(&cidrs, list.max_entries)?;
                 if let Some(list) = self.prefix_lists.get_mut(prefix_list) {
                     list.cidrs = cidrs;
+                    list.version += 1;
                 }
                 Ok(Outcome::Done)
             }
@@ -1526,6 +1624,13 @@ impl Model {
                 self.set_rules(group, *egress, rules);
                 Ok(Outcome::Done)
             }
+            Op::CreateNetworkInterfaceV2 { .. }
+            | Op::SetNetworkInterfaceDescription { .. }
+            | Op::DeleteNetworkAcl { .. }
+            | Op::ReplaceNetworkAclAssociation { .. }
+            | Op::CreateManagedPrefixList { .. }
+            | Op::ModifyManagedPrefixList { .. }
+            | Op::DeleteTagsMatching { .. } => self.apply_extended(op, ids),
             Op::DeleteTags { resources, keys } => {
                 for resource in resources {
                     if let Some(entry) = self.tags.get_mut(resource) {
@@ -1550,6 +1655,7 @@ impl Model {
             || self.network_acls.contains_key(id)
             || self.peerings.contains_key(id)
             || self.prefix_lists.contains_key(id)
+            || self.vpc_of_route_table(id).is_some()
     }
 
     fn prefix_cidrs(texts: &[String], max: usize) -> Result<Vec<IpCidr>, ApiError> {
@@ -1763,6 +1869,7 @@ impl Model {
                     cidr: s.cidr,
                     ipv6_cidr: s.ipv6_cidr,
                     network_acl: s.network_acl.clone(),
+                    network_acl_association: None,
                 },
             );
         }
@@ -1795,6 +1902,7 @@ impl Model {
                     timeouts: e.timeouts,
                     port: e.port.clone(),
                     vlan: e.vlan,
+                    description: String::new(),
                 },
             );
         }
@@ -1832,6 +1940,9 @@ impl Model {
                     name: p.name.clone(),
                     cidrs: p.cidrs.clone(),
                     max_entries: p.max_entries,
+                    ipv6: p.cidrs.first().is_some_and(|c| !c.is_v4()),
+                    version: 1,
+                    descriptions: BTreeMap::new(),
                 },
             );
         }

@@ -181,7 +181,7 @@ fn step(model: &Model, kind: u8, a: usize, b: usize) -> Op {
     let other_group = pick(model.security_groups.keys().collect(), b);
     let subnet = pick(model.subnets.keys().collect(), a);
     let eni = pick(model.enis.keys().collect(), a);
-    match kind % 12 {
+    match kind % 14 {
         0 => Op::CreateVpc {
             cidr: format!("10.{}.0.0/16", a % 256),
             ipv6_cidr: (b % 2 == 0).then(|| "2001:db8::/56".to_owned()),
@@ -254,6 +254,16 @@ fn step(model: &Model, kind: u8, a: usize, b: usize) -> Op {
                 },
             }
         }
+        12 => Op::DeleteSubnet { subnet },
+        13 => Op::UpdateRuleDescriptions {
+            group,
+            egress: b % 2 == 0,
+            by_permission: vec![Permission {
+                description: format!("d{a}"),
+                ..tcp((b % 5) as i32, "10.0.0.0/8")
+            }],
+            by_id: Vec::new(),
+        },
         _ => Op::CreatePrefixList {
             name: format!("pl{b}"),
             max_entries: 1 + b % 4,

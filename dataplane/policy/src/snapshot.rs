@@ -635,13 +635,17 @@ fn compile_group(
                         }
                     }
                 };
-                Ok(ResolvedRule {
+                Ok::<_, CompileError>(ResolvedRule {
                     protocol: rule.protocol.number(),
                     key_range,
                     remote,
                 })
             })
-            .collect::<Result<Box<[_]>, CompileError>>()
+            // Sized up front: collecting into a `Result` cannot size itself.
+            .try_fold(Vec::with_capacity(rules.len()), |mut out, rule| {
+                out.push(rule?);
+                Ok::<_, CompileError>(out)
+            })
     };
     let ingress = resolve(&spec.ingress)?;
     let egress = resolve(&spec.egress)?;

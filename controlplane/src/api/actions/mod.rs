@@ -50,7 +50,14 @@
 //! 4. Test it in `tests/api/` with boto3 and the AWS CLI (fixtures `ec2`,
 //!    `aws`, `palisade` in `tests/api/conftest.py`), errors included.
 
+mod common;
+mod network_acl;
+mod network_interface;
+mod peering;
+mod prefix_list;
+mod route_table;
 mod security_group;
+mod tags;
 mod vpc;
 
 use std::collections::BTreeMap;
@@ -201,6 +208,176 @@ pub static ACTIONS: &[Action] = &[
         mutates: true,
         params: security_group::DESCRIPTION_PARAMS,
         handler: security_group::update_descriptions_egress,
+    },
+    Action {
+        name: "CreateNetworkInterface",
+        mutates: true,
+        params: network_interface::CREATE_PARAMS,
+        handler: network_interface::create,
+    },
+    Action {
+        name: "DeleteNetworkInterface",
+        mutates: true,
+        params: &["NetworkInterfaceId"],
+        handler: network_interface::delete,
+    },
+    Action {
+        name: "DescribeNetworkInterfaces",
+        mutates: false,
+        params: &["NetworkInterfaceId", "Filter", PAGING[0], PAGING[1]],
+        handler: network_interface::describe,
+    },
+    Action {
+        name: "DescribeNetworkInterfaceAttribute",
+        mutates: false,
+        params: &["NetworkInterfaceId", "Attribute"],
+        handler: network_interface::describe_attribute,
+    },
+    Action {
+        name: "ModifyNetworkInterfaceAttribute",
+        mutates: true,
+        params: network_interface::MODIFY_PARAMS,
+        handler: network_interface::modify_attribute,
+    },
+    Action {
+        name: "CreateNetworkAcl",
+        mutates: true,
+        params: &["VpcId", TAGS, "ClientToken"],
+        handler: network_acl::create,
+    },
+    Action {
+        name: "DeleteNetworkAcl",
+        mutates: true,
+        params: &["NetworkAclId"],
+        handler: network_acl::delete,
+    },
+    Action {
+        name: "DescribeNetworkAcls",
+        mutates: false,
+        params: &["NetworkAclId", "Filter", PAGING[0], PAGING[1]],
+        handler: network_acl::describe,
+    },
+    Action {
+        name: "CreateNetworkAclEntry",
+        mutates: true,
+        params: network_acl::ENTRY_PARAMS,
+        handler: network_acl::create_entry,
+    },
+    Action {
+        name: "ReplaceNetworkAclEntry",
+        mutates: true,
+        params: network_acl::ENTRY_PARAMS,
+        handler: network_acl::replace_entry,
+    },
+    Action {
+        name: "DeleteNetworkAclEntry",
+        mutates: true,
+        params: &["NetworkAclId", "RuleNumber", "Egress"],
+        handler: network_acl::delete_entry,
+    },
+    Action {
+        name: "ReplaceNetworkAclAssociation",
+        mutates: true,
+        params: &["AssociationId", "NetworkAclId"],
+        handler: network_acl::replace_association,
+    },
+    Action {
+        name: "CreateManagedPrefixList",
+        mutates: true,
+        params: &[
+            "PrefixListName",
+            "Entry",
+            "MaxEntries",
+            "AddressFamily",
+            TAGS,
+            "ClientToken",
+        ],
+        handler: prefix_list::create,
+    },
+    Action {
+        name: "DescribeManagedPrefixLists",
+        mutates: false,
+        params: &["PrefixListId", "Filter", PAGING[0], PAGING[1]],
+        handler: prefix_list::describe,
+    },
+    Action {
+        name: "GetManagedPrefixListEntries",
+        mutates: false,
+        params: &["PrefixListId", "TargetVersion", PAGING[0], PAGING[1]],
+        handler: prefix_list::get_entries,
+    },
+    Action {
+        name: "ModifyManagedPrefixList",
+        mutates: true,
+        params: &[
+            "PrefixListId",
+            "CurrentVersion",
+            "PrefixListName",
+            "AddEntry",
+            "RemoveEntry",
+            "MaxEntries",
+        ],
+        handler: prefix_list::modify,
+    },
+    Action {
+        name: "DeleteManagedPrefixList",
+        mutates: true,
+        params: &["PrefixListId"],
+        handler: prefix_list::delete,
+    },
+    Action {
+        name: "CreateVpcPeeringConnection",
+        mutates: true,
+        params: &["VpcId", "PeerVpcId", "PeerOwnerId", "PeerRegion", TAGS],
+        handler: peering::create,
+    },
+    Action {
+        name: "AcceptVpcPeeringConnection",
+        mutates: true,
+        params: &["VpcPeeringConnectionId"],
+        handler: peering::accept,
+    },
+    Action {
+        name: "DeleteVpcPeeringConnection",
+        mutates: true,
+        params: &["VpcPeeringConnectionId"],
+        handler: peering::delete,
+    },
+    Action {
+        name: "DescribeVpcPeeringConnections",
+        mutates: false,
+        params: &["VpcPeeringConnectionId", "Filter", PAGING[0], PAGING[1]],
+        handler: peering::describe,
+    },
+    Action {
+        name: "DescribeStaleSecurityGroups",
+        mutates: false,
+        params: &["VpcId", PAGING[0], PAGING[1]],
+        handler: peering::describe_stale,
+    },
+    Action {
+        name: "DescribeRouteTables",
+        mutates: false,
+        params: &["RouteTableId", "Filter", PAGING[0], PAGING[1]],
+        handler: route_table::describe,
+    },
+    Action {
+        name: "CreateTags",
+        mutates: true,
+        params: &["ResourceId", "Tag"],
+        handler: tags::create,
+    },
+    Action {
+        name: "DeleteTags",
+        mutates: true,
+        params: &["ResourceId", "Tag"],
+        handler: tags::delete,
+    },
+    Action {
+        name: "DescribeTags",
+        mutates: false,
+        params: &["Filter", PAGING[0], PAGING[1]],
+        handler: tags::describe,
     },
 ];
 

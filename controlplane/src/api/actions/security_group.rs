@@ -464,13 +464,25 @@ pub(super) fn describe(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<()
             }
         }
         let mut selected = Vec::new();
-        for id in &model.group_order {
+        // Named ids are looked up, not searched for (Terraform reads one
+        // group at a time); otherwise every group, in creation order.
+        let candidates: Box<dyn Iterator<Item = &String>> = if ids.is_empty() {
+            Box::new(model.group_order.iter())
+        } else {
+            let mut named: Vec<&String> = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some((key, _)) = model.security_groups.get_key_value(*id) {
+                    if !named.contains(&key) {
+                        named.push(key);
+                    }
+                }
+            }
+            Box::new(named.into_iter())
+        };
+        for id in candidates {
             let Some(group) = model.security_groups.get(id) else {
                 continue;
             };
-            if !ids.is_empty() && !ids.contains(&group.id.as_str()) {
-                continue;
-            }
             if !names.is_empty() && !names.contains(&group.name.as_str()) {
                 continue;
             }
