@@ -42,11 +42,11 @@ use palisade_policy::{
     Route, Verdict as PolicyVerdict,
 };
 use palisade_wire::{
-    FrameInfo, IpInfo, L3Info, L4Info, MacAddr, build_arp_reply, build_neighbor_advertisement,
-    decrement_ttl, parse_frame, rewrite_macs,
+    FragmentInfo, FrameInfo, L3Info, L4Info, MacAddr, build_arp_reply,
+    build_neighbor_advertisement, decrement_ip_ttl, parse_frame, rewrite_macs,
 };
 
-use palisade_wire::arp::ArpOperation;
+use palisade_wire::arp::{ArpOperation, ArpRepr};
 
 use crate::buffer::PacketBuf;
 use crate::counters::WorkerCounters;
@@ -129,20 +129,72 @@ impl Endpoint {
 }
 
 /// What the first pass learnt about an IP packet that needs a flow decision.
+///
+/// Only what the second pass reads, written in place into the worker's
+/// fixed array (never returned by value or copied out). It used to carry
+/// the whole `FrameInfo` and its `IpInfo` (about 330 bytes against 144)
+/// and travel by value twice per packet: the copies were about a tenth of
+/// the cache-resident per-packet profile.
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     /// Position in the burst.
     slot: usize,
-    info: FrameInfo,
-    ip: IpInfo,
+    kind: PendingKind,
+    side: Side,
+    /// TCP flags (none for other protocols).
+    tcp_flags: TcpFlags,
+    /// Where the IP header starts, and its version: for the TTL edit.
+    l3_offset: u16,
+    ipv6: bool,
+    /// The VLAN tag the frame arrived with.
+    vlan: Option<u16>,
+    fragment: Option<FragmentInfo>,
     src: Endpoint,
     dst: Endpoint,
     route: Route,
     fields: PacketFields,
     key: FlowKey,
-    side: Side,
     hash: u64,
-    kind: PendingKind,
+}
+
+impl Pending {
+    /// Filler for the unused slots of the array.
+    fn vacant() -> Self {
+        let nowhere = IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED);
+        Pending {
+            slot: 0,
+            kind: PendingKind::Flow,
+            side: Side::Low,
+            tcp_flags: TcpFlags::NONE,
+            l3_offset: 0,
+            ipv6: false,
+            vlan: None,
+            fragment: None,
+            src: Endpoint::Uplink,
+            dst: Endpoint::Uplink,
+            route: Route::Unreachable,
+            fields: PacketFields::l4(nowhere, nowhere, 0, 0, 0),
+            key: FlowKey::new_v4(0, [0; 4], [0; 4], 0, 0, 0).0,
+            hash: 0,
+        }
+    }
+}
+
+/// What the first pass did with a frame it did not drop.
+enum Prepared {
+    /// A flow decision is pending (filled in the array).
+    Pending,
+    /// The frame was answered in place (ARP, neighbour solicitation).
+    Answered,
+}
+
+/// The counters every forwarded packet bumps, kept in registers for a
+/// chunk and added to the worker's once.
+#[derive(Default)]
+struct ChunkTally {
+    packets: u64,
+    bytes: u64,
+    forwarded: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +214,7 @@ pub struct Worker {
     fragments: FragmentTable,
     counters: WorkerCounters,
     config: WorkerConfig,
+    /// The first pass's results, [`MAX_BURST`] long for the worker's life.
     pending: Vec<Pending>,
     group_allowed: Vec<u64>,
     group_denied: Vec<u64>,
@@ -178,7 +231,7 @@ impl Worker {
             )?,
             counters: WorkerCounters::default(),
             config,
-            pending: Vec::with_capacity(MAX_BURST),
+            pending: vec![Pending::vacant(); MAX_BURST],
             group_allowed: vec![0; config.max_counted_groups],
             group_denied: vec![0; config.max_counted_groups],
         })
@@ -249,17 +302,27 @@ impl Worker {
         snapshot: &PolicySnapshot,
         verdicts: &mut [Verdict],
     ) {
-        self.pending.clear();
+        // Taken out for the chunk so the second pass can read it while the
+        // tables are borrowed mutably; `take` leaves an empty Vec, which
+        // does not allocate.
+        let mut pending = core::mem::take(&mut self.pending);
+        let mut tally = ChunkTally::default();
+        let mut count = 0;
         for (slot, (pkt, verdict)) in burst.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-            self.counters.packets += 1;
-            self.counters.bytes += pkt.data().len() as u64;
-            match Self::prepare(slot, pkt, snapshot) {
-                Ok(Some(pending)) => {
-                    self.pending.push(pending);
+            tally.packets += 1;
+            tally.bytes += pkt.data().len() as u64;
+            // A chunk is at most MAX_BURST frames, the array's length.
+            let Some(out) = pending.get_mut(count) else {
+                *verdict = self.drop(DropReason::Malformed);
+                continue;
+            };
+            match prepare(slot, pkt, snapshot, out) {
+                Ok(Prepared::Pending) => {
+                    count += 1;
                     // Decided in the second pass.
                     *verdict = Verdict::Drop(DropReason::Malformed);
                 }
-                Ok(None) => {
+                Ok(Prepared::Answered) => {
                     self.counters.replied += 1;
                     *verdict = Verdict::Reply {
                         port: pkt.ingress_port(),
@@ -268,198 +331,43 @@ impl Worker {
                 Err(reason) => *verdict = self.drop(reason),
             }
         }
+        let pending_now = pending.get(..count).unwrap_or_default();
         // Start every table line of the burst on its way in one tight loop:
         // with little else in the reorder window the misses overlap (the
         // "prefetch" is a plain load; see `palisade_flow`'s `touch`).
-        for p in &self.pending {
+        for p in pending_now {
             match p.kind {
                 PendingKind::LaterFragment => self.fragments.prefetch(p.hash),
                 PendingKind::Flow | PendingKind::IcmpError => self.flows.prefetch(p.hash),
             }
         }
-        for i in 0..self.pending.len() {
-            let p = self.pending[i];
+        for p in pending_now {
             let decided = match p.kind {
-                PendingKind::Flow => self.decide_flow(&p, now, snapshot),
-                PendingKind::IcmpError => self.decide_related(&p, now, snapshot),
-                PendingKind::LaterFragment => self.decide_fragment(&p, now),
+                PendingKind::Flow => self.decide_flow(p, now, snapshot),
+                PendingKind::IcmpError => self.decide_related(p, now, snapshot),
+                PendingKind::LaterFragment => self.decide_fragment(p, now),
             };
-            verdicts[p.slot] = match decided {
-                Ok(()) => match forward(&mut burst[p.slot], &p.info, p.dst, snapshot) {
-                    Ok(port) => {
-                        self.counters.forwarded += 1;
-                        Verdict::Forward { port }
-                    }
-                    Err(reason) => self.drop(reason),
-                },
+            let (Some(verdict), Some(pkt)) = (verdicts.get_mut(p.slot), burst.get_mut(p.slot))
+            else {
+                continue;
+            };
+            *verdict = match decided.and_then(|()| forward(pkt, p, snapshot)) {
+                Ok(port) => {
+                    tally.forwarded += 1;
+                    Verdict::Forward { port }
+                }
                 Err(reason) => self.drop(reason),
             };
         }
+        self.pending = pending;
+        self.counters.packets += tally.packets;
+        self.counters.bytes += tally.bytes;
+        self.counters.forwarded += tally.forwarded;
     }
 
     fn drop(&mut self, reason: DropReason) -> Verdict {
         self.counters.drops[reason.index()] += 1;
         Verdict::Drop(reason)
-    }
-
-    /// First pass: parse, answer neighbour discovery, find the endpoints and
-    /// the route, build the flow key. `Ok(None)`: the frame was answered in
-    /// place.
-    fn prepare<P: PacketBuf>(
-        slot: usize,
-        pkt: &mut P,
-        snapshot: &PolicySnapshot,
-    ) -> Result<Option<Pending>, DropReason> {
-        let info = parse_frame(pkt.data()).map_err(DropReason::from)?;
-        let port = pkt.ingress_port();
-        let src = source_endpoint(snapshot, port, &info);
-        let ip = match info.l3 {
-            L3Info::Arp(arp) => {
-                let Some(Endpoint::Eni(eni)) = src else {
-                    return Err(DropReason::NeighborDiscoveryIgnored);
-                };
-                let e = snapshot.eni(eni);
-                let target = IpAddr::V4(arp.target_ip);
-                if arp.operation != ArpOperation::Request
-                    || !snapshot.subnet(e.subnet).contains(target)
-                    || e.owns_ip(target)
-                {
-                    return Err(DropReason::NeighborDiscoveryIgnored);
-                }
-                let mut reply = [0u8; 128];
-                let len =
-                    build_arp_reply(&arp, info.vlan, MacAddr(snapshot.router_mac()), &mut reply)
-                        .map_err(|_| DropReason::Malformed)?;
-                return write_reply(pkt, &reply[..len]).map(|()| None);
-            }
-            L3Info::Ipv4(ip) | L3Info::Ipv6(ip) => ip,
-        };
-        if let L4Info::Icmpv6 { ty, nd_target, .. } = ip.l4 {
-            if ICMPV6_LINK_LOCAL_TYPES.contains(&ty) || ty == ICMPV6_MLDV2_REPORT {
-                return answer_neighbor_solicitation(pkt, &info, ty, nd_target, src, snapshot)
-                    .map(|()| None);
-            }
-        }
-        if info.dst_mac.0 != snapshot.router_mac() {
-            return Err(DropReason::NotForRouter);
-        }
-        let src = src.ok_or(DropReason::UnknownSource)?;
-        let (route, src_vpc) = match src {
-            Endpoint::Eni(eni) => {
-                let e = snapshot.eni(eni);
-                if e.source_dest_check && !e.owns_ip(ip.src) {
-                    return Err(DropReason::Spoofed);
-                }
-                (snapshot.route(e.vpc, ip.dst), Some(e.vpc))
-            }
-            Endpoint::Uplink => (snapshot.route_from_uplink(ip.dst), None),
-        };
-        let dst = match route {
-            Route::Eni(e) => Endpoint::Eni(e),
-            Route::Uplink => Endpoint::Uplink,
-            Route::Gateway(_) => return Err(DropReason::ToRouter),
-            Route::Unreachable => return Err(DropReason::NoRoute),
-        };
-        // The flow's scope must be the same seen from both ends: the pair
-        // of VPCs it joins (one VPC twice within a VPC or to the uplink).
-        let dst_vpc = match dst {
-            Endpoint::Eni(e) => Some(snapshot.eni(e).vpc),
-            Endpoint::Uplink => None,
-        };
-        let vpc = match (src_vpc, dst_vpc) {
-            (Some(a), Some(b)) => flow_scope(a.index(), b.index()),
-            (Some(v), None) | (None, Some(v)) => flow_scope(v.index(), v.index()),
-            (None, None) => return Err(DropReason::NoRoute),
-        };
-
-        let (kind, fields, key_tuple) = match ip.l4 {
-            L4Info::Tcp {
-                src_port, dst_port, ..
-            }
-            | L4Info::Udp { src_port, dst_port } => (
-                PendingKind::Flow,
-                PacketFields::l4(ip.src, ip.dst, ip.protocol, src_port, dst_port),
-                (ip.src, ip.dst, src_port, dst_port),
-            ),
-            L4Info::Icmp { ty, code, echo_id }
-            | L4Info::Icmpv6 {
-                ty, code, echo_id, ..
-            } => {
-                let id = echo_id.unwrap_or(0);
-                (
-                    PendingKind::Flow,
-                    PacketFields::icmp(ip.src, ip.dst, ip.protocol, ty, code),
-                    (ip.src, ip.dst, id, id),
-                )
-            }
-            L4Info::IcmpError { ty, code, quoted } => {
-                // The error travels back to the sender of the quoted packet.
-                if quoted.src != ip.dst {
-                    return Err(DropReason::IcmpErrorUnrelated);
-                }
-                let key = FlowKey::new(
-                    vpc,
-                    quoted.src,
-                    quoted.dst,
-                    quoted.protocol,
-                    quoted.src_port,
-                    quoted.dst_port,
-                )
-                .map_err(|_| DropReason::Malformed)?;
-                return Ok(Some(Pending {
-                    slot,
-                    info,
-                    ip,
-                    src,
-                    dst,
-                    route,
-                    fields: PacketFields::icmp(ip.src, ip.dst, ip.protocol, ty, code),
-                    hash: key.0.hash(),
-                    key: key.0,
-                    side: key.1,
-                    kind: PendingKind::IcmpError,
-                }));
-            }
-            L4Info::Other => (
-                PendingKind::Flow,
-                PacketFields::l4(ip.src, ip.dst, ip.protocol, 0, 0),
-                (ip.src, ip.dst, 0, 0),
-            ),
-            L4Info::NotFirstFragment => {
-                let (hash, _) = fragment_key(vpc, &ip)?;
-                let (key, side) = FlowKey::new(vpc, ip.src, ip.dst, ip.protocol, 0, 0)
-                    .map_err(|_| DropReason::Malformed)?;
-                return Ok(Some(Pending {
-                    slot,
-                    info,
-                    ip,
-                    src,
-                    dst,
-                    route,
-                    fields: PacketFields::l4(ip.src, ip.dst, ip.protocol, 0, 0),
-                    key,
-                    side,
-                    hash,
-                    kind: PendingKind::LaterFragment,
-                }));
-            }
-        };
-        let (src_ip, dst_ip, sport, dport) = key_tuple;
-        let (key, side) = FlowKey::new(vpc, src_ip, dst_ip, ip.protocol, sport, dport)
-            .map_err(|_| DropReason::Malformed)?;
-        Ok(Some(Pending {
-            slot,
-            info,
-            ip,
-            src,
-            dst,
-            route,
-            fields,
-            hash: key.hash(),
-            key,
-            side,
-            kind,
-        }))
     }
 
     /// Second pass for a packet with its own flow: hit or decide.
@@ -470,8 +378,7 @@ impl Worker {
         snapshot: &PolicySnapshot,
     ) -> Result<(), DropReason> {
         let generation = snapshot.generation() as u32;
-        let timeouts = flow_timeouts(snapshot, p.src, p.dst);
-        let flags = tcp_flags(&p.ip);
+        let flags = p.tcp_flags;
         if let Some(entry) = self.flows.lookup(p.hash, &p.key, now) {
             let from_initiator = entry.initiator() == p.side;
             if entry.generation != generation {
@@ -498,7 +405,7 @@ impl Worker {
             // constant along it, except ICMP's type and code (an echo flow
             // may carry requests and replies both ways): ICMP is checked
             // every packet, the rest once per direction and generation.
-            if is_icmp(p.ip.protocol) {
+            if is_icmp(p.fields.protocol) {
                 if !nacl_allows(snapshot, p.src, p.route, &p.fields) {
                     return Err(DropReason::NaclDenied);
                 }
@@ -511,6 +418,7 @@ impl Worker {
                     return Err(DropReason::NaclDenied);
                 }
             }
+            let timeouts = flow_timeouts(snapshot, p.src, p.dst);
             let update = entry.update(p.side, flags, now, &timeouts);
             match update {
                 FlowUpdate::Forward => {
@@ -551,6 +459,7 @@ impl Worker {
                         .map_or(u16::MAX, |r| r.group.index() as u16),
                     verdict_flags: nacl_bits::FORWARD_CHECKED | nacl_bits::FORWARD_ALLOWED,
                 };
+                let timeouts = flow_timeouts(snapshot, p.src, p.dst);
                 match self.flows.insert(p.hash, p.key, &init, now, &timeouts) {
                     Ok(_) => {
                         self.counters.new_flows += 1;
@@ -612,13 +521,13 @@ impl Worker {
 
     /// The first fragment of a datagram records its verdict for the rest.
     fn follow_first_fragment(&mut self, p: &Pending, now: Seconds, allowed: bool) {
-        let Some(fragment) = p.ip.fragment else {
+        let Some(fragment) = p.fragment else {
             return;
         };
         if fragment.offset != 0 || !fragment.more {
             return;
         }
-        let Ok((hash, key)) = fragment_key(p.key.vpc(), &p.ip) else {
+        let Ok((hash, key)) = fragment_key(p.key.vpc(), &p.fields, p.fragment) else {
             return;
         };
         let verdict = if allowed {
@@ -653,12 +562,180 @@ impl Worker {
 
     /// A later fragment follows its datagram's first fragment.
     fn decide_fragment(&mut self, p: &Pending, now: Seconds) -> Result<(), DropReason> {
-        let (hash, key) = fragment_key(p.key.vpc(), &p.ip)?;
+        let (hash, key) = fragment_key(p.key.vpc(), &p.fields, p.fragment)?;
         match self.fragments.lookup(hash, &key, now) {
             FragmentVerdict::Allow { .. } => Ok(()),
             FragmentVerdict::Deny | FragmentVerdict::Unknown => Err(DropReason::FragmentUnknown),
         }
     }
+}
+
+/// First pass: parse, answer neighbour discovery, find the endpoints and
+/// the route, build the flow key into `out`.
+#[inline]
+fn prepare<P: PacketBuf>(
+    slot: usize,
+    pkt: &mut P,
+    snapshot: &PolicySnapshot,
+    out: &mut Pending,
+) -> Result<Prepared, DropReason> {
+    let info = parse_frame(pkt.data()).map_err(DropReason::from)?;
+    let port = pkt.ingress_port();
+    let src = source_endpoint(snapshot, port, &info);
+    let (ip, ipv6) = match info.l3 {
+        L3Info::Arp(arp) => {
+            answer_arp(pkt, &info, &arp, src, snapshot)?;
+            return Ok(Prepared::Answered);
+        }
+        L3Info::Ipv4(ip) => (ip, false),
+        L3Info::Ipv6(ip) => (ip, true),
+    };
+    if let L4Info::Icmpv6 { ty, nd_target, .. } = ip.l4 {
+        if ICMPV6_LINK_LOCAL_TYPES.contains(&ty) || ty == ICMPV6_MLDV2_REPORT {
+            answer_neighbor_solicitation(pkt, &info, ty, nd_target, src, snapshot)?;
+            return Ok(Prepared::Answered);
+        }
+    }
+    if info.dst_mac.0 != snapshot.router_mac() {
+        return Err(DropReason::NotForRouter);
+    }
+    let src = src.ok_or(DropReason::UnknownSource)?;
+    let (route, src_vpc) = match src {
+        Endpoint::Eni(eni) => {
+            let e = snapshot.eni(eni);
+            if e.source_dest_check && !e.owns_ip(ip.src) {
+                return Err(DropReason::Spoofed);
+            }
+            (snapshot.route(e.vpc, ip.dst), Some(e.vpc))
+        }
+        Endpoint::Uplink => (snapshot.route_from_uplink(ip.dst), None),
+    };
+    let dst = match route {
+        Route::Eni(e) => Endpoint::Eni(e),
+        Route::Uplink => Endpoint::Uplink,
+        Route::Gateway(_) => return Err(DropReason::ToRouter),
+        Route::Unreachable => return Err(DropReason::NoRoute),
+    };
+    // The flow's scope must be the same seen from both ends: the pair
+    // of VPCs it joins (one VPC twice within a VPC or to the uplink).
+    let dst_vpc = match dst {
+        Endpoint::Eni(e) => Some(snapshot.eni(e).vpc),
+        Endpoint::Uplink => None,
+    };
+    let vpc = match (src_vpc, dst_vpc) {
+        (Some(a), Some(b)) => flow_scope(a.index(), b.index()),
+        (Some(v), None) | (None, Some(v)) => flow_scope(v.index(), v.index()),
+        (None, None) => return Err(DropReason::NoRoute),
+    };
+
+    let mut tcp_flags = TcpFlags::NONE;
+    let (kind, fields, (key_src, key_dst, key_protocol, sport, dport)) = match ip.l4 {
+        L4Info::Tcp {
+            src_port,
+            dst_port,
+            flags,
+        } => {
+            tcp_flags = TcpFlags(flags);
+            (
+                PendingKind::Flow,
+                PacketFields::l4(ip.src, ip.dst, ip.protocol, src_port, dst_port),
+                (ip.src, ip.dst, ip.protocol, src_port, dst_port),
+            )
+        }
+        L4Info::Udp { src_port, dst_port } => (
+            PendingKind::Flow,
+            PacketFields::l4(ip.src, ip.dst, ip.protocol, src_port, dst_port),
+            (ip.src, ip.dst, ip.protocol, src_port, dst_port),
+        ),
+        L4Info::Icmp { ty, code, echo_id }
+        | L4Info::Icmpv6 {
+            ty, code, echo_id, ..
+        } => {
+            let id = echo_id.unwrap_or(0);
+            (
+                PendingKind::Flow,
+                PacketFields::icmp(ip.src, ip.dst, ip.protocol, ty, code),
+                (ip.src, ip.dst, ip.protocol, id, id),
+            )
+        }
+        L4Info::IcmpError { ty, code, quoted } => {
+            // The error travels back to the sender of the quoted packet.
+            if quoted.src != ip.dst {
+                return Err(DropReason::IcmpErrorUnrelated);
+            }
+            (
+                PendingKind::IcmpError,
+                PacketFields::icmp(ip.src, ip.dst, ip.protocol, ty, code),
+                (
+                    quoted.src,
+                    quoted.dst,
+                    quoted.protocol,
+                    quoted.src_port,
+                    quoted.dst_port,
+                ),
+            )
+        }
+        L4Info::Other => (
+            PendingKind::Flow,
+            PacketFields::l4(ip.src, ip.dst, ip.protocol, 0, 0),
+            (ip.src, ip.dst, ip.protocol, 0, 0),
+        ),
+        L4Info::NotFirstFragment => (
+            PendingKind::LaterFragment,
+            PacketFields::l4(ip.src, ip.dst, ip.protocol, 0, 0),
+            (ip.src, ip.dst, ip.protocol, 0, 0),
+        ),
+    };
+    let (key, side) = FlowKey::new(vpc, key_src, key_dst, key_protocol, sport, dport)
+        .map_err(|_| DropReason::Malformed)?;
+    let hash = if kind == PendingKind::LaterFragment {
+        // A later fragment is looked up in the fragment table.
+        fragment_key(vpc, &fields, ip.fragment)?.0
+    } else {
+        key.hash()
+    };
+    *out = Pending {
+        slot,
+        kind,
+        side,
+        tcp_flags,
+        l3_offset: info.l3_offset,
+        ipv6,
+        vlan: info.vlan,
+        fragment: ip.fragment,
+        src,
+        dst,
+        route,
+        fields,
+        key,
+        hash,
+    };
+    Ok(Prepared::Pending)
+}
+
+/// Answers an ARP request for an address of the sender's subnet (proxy ARP).
+fn answer_arp<P: PacketBuf>(
+    pkt: &mut P,
+    info: &FrameInfo,
+    arp: &ArpRepr,
+    src: Option<Endpoint>,
+    snapshot: &PolicySnapshot,
+) -> Result<(), DropReason> {
+    let Some(Endpoint::Eni(eni)) = src else {
+        return Err(DropReason::NeighborDiscoveryIgnored);
+    };
+    let e = snapshot.eni(eni);
+    let target = IpAddr::V4(arp.target_ip);
+    if arp.operation != ArpOperation::Request
+        || !snapshot.subnet(e.subnet).contains(target)
+        || e.owns_ip(target)
+    {
+        return Err(DropReason::NeighborDiscoveryIgnored);
+    }
+    let mut reply = [0u8; 128];
+    let len = build_arp_reply(arp, info.vlan, MacAddr(snapshot.router_mac()), &mut reply)
+        .map_err(|_| DropReason::Malformed)?;
+    write_reply(pkt, &reply[..len])
 }
 
 /// The flow-key scope of a flow between two VPCs (the same one twice for a
@@ -801,21 +878,22 @@ fn is_icmp(protocol: u8) -> bool {
     protocol == palisade_flow::IPPROTO_ICMP || protocol == palisade_flow::IPPROTO_ICMPV6
 }
 
-fn tcp_flags(ip: &IpInfo) -> TcpFlags {
-    match ip.l4 {
-        L4Info::Tcp { flags, .. } => TcpFlags(flags),
-        _ => TcpFlags::NONE,
-    }
-}
-
-fn fragment_key(vpc: u32, ip: &IpInfo) -> Result<(u64, FragmentKey), DropReason> {
-    let fragment = ip.fragment.ok_or(DropReason::Malformed)?;
-    let key = match (ip.src, ip.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            FragmentKey::new_v4(vpc, s.octets(), d.octets(), ip.protocol, fragment.id as u16)
-        }
+fn fragment_key(
+    vpc: u32,
+    fields: &PacketFields,
+    fragment: Option<FragmentInfo>,
+) -> Result<(u64, FragmentKey), DropReason> {
+    let fragment = fragment.ok_or(DropReason::Malformed)?;
+    let key = match (fields.src, fields.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => FragmentKey::new_v4(
+            vpc,
+            s.octets(),
+            d.octets(),
+            fields.protocol,
+            fragment.id as u16,
+        ),
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            FragmentKey::new_v6(vpc, s.octets(), d.octets(), ip.protocol, fragment.id)
+            FragmentKey::new_v6(vpc, s.octets(), d.octets(), fields.protocol, fragment.id)
         }
         _ => return Err(DropReason::Malformed),
     };
@@ -835,13 +913,13 @@ fn deny_reason(reason: DenyReason) -> DropReason {
 
 /// Rewrites a frame for its next hop: TTL, VLAN tag, MACs. Returns the
 /// output port.
+#[inline]
 fn forward<P: PacketBuf>(
     pkt: &mut P,
-    info: &FrameInfo,
-    dst: Endpoint,
+    p: &Pending,
     snapshot: &PolicySnapshot,
 ) -> Result<u16, DropReason> {
-    let (port, vlan, mac) = match dst {
+    let (port, vlan, mac) = match p.dst {
         Endpoint::Eni(e) => {
             let e = snapshot.eni(e);
             (e.port, e.vlan, e.mac)
@@ -851,8 +929,9 @@ fn forward<P: PacketBuf>(
             (u.port, u.vlan, u.mac)
         }
     };
-    decrement_ttl(pkt.data_mut(), info).map_err(|_| DropReason::TtlExpired)?;
-    retag(pkt, info.vlan, vlan)?;
+    decrement_ip_ttl(pkt.data_mut(), usize::from(p.l3_offset), p.ipv6)
+        .map_err(|_| DropReason::TtlExpired)?;
+    retag(pkt, p.vlan, vlan)?;
     rewrite_macs(pkt.data_mut(), MacAddr(mac), MacAddr(snapshot.router_mac()))
         .map_err(|_| DropReason::Malformed)?;
     Ok(port)

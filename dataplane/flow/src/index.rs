@@ -21,6 +21,8 @@
 
 use thiserror::Error;
 
+use crate::pages::PageArray;
+
 /// Slots per bucket: eight one-byte tags fit one `u64` compared at once.
 pub const SLOTS_PER_BUCKET: usize = 8;
 /// How many consecutive buckets a key may live in: 64 candidate slots.
@@ -48,6 +50,12 @@ pub enum CapacityError {
         /// The capacity asked for.
         requested: usize,
     },
+    /// The memory for the table could not be mapped.
+    #[error("cannot map the table's memory: {kind}")]
+    Map {
+        /// What the kernel said.
+        kind: std::io::ErrorKind,
+    },
 }
 
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
@@ -62,8 +70,8 @@ fn bytes_equal(word: u64, byte: u8) -> u64 {
     !(((x & SEVEN_BITS) + SEVEN_BITS) | x | SEVEN_BITS) & HIGH_BITS
 }
 
-/// Metadata of one bucket.
-#[derive(Debug, Clone, Copy, Default)]
+/// Metadata of one bucket. Plain old data, for the huge-page mapping.
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(16))]
 struct Bucket {
     /// One tag per slot; 0 means empty.
@@ -72,6 +80,9 @@ struct Bucket {
     distances: u32,
     /// Entries homed at or before this bucket that live after it.
     spill: u8,
+    /// Explicit padding to the 16-byte alignment (plain old data has none
+    /// implicit).
+    reserved: [u8; 3],
 }
 
 const _: () = assert!(size_of::<Bucket>() == 16);
@@ -80,7 +91,7 @@ const _: () = assert!(PROBE_BUCKETS <= 8, "distances are stored in three bits");
 /// The slot bookkeeping of one table.
 #[derive(Debug)]
 pub struct BucketIndex {
-    buckets: Box<[Bucket]>,
+    buckets: PageArray<Bucket>,
     mask: usize,
 }
 
@@ -94,20 +105,22 @@ impl BucketIndex {
             .div_ceil(SLOTS_PER_BUCKET)
             .next_power_of_two()
             .max(PROBE_BUCKETS);
+        let buckets = PageArray::new(bucket_count, Bucket::default())
+            .map_err(|e| CapacityError::Map { kind: e.kind() })?;
         Ok(Self {
-            buckets: vec![Bucket::default(); bucket_count].into_boxed_slice(),
+            buckets,
             mask: bucket_count - 1,
         })
     }
 
     /// Number of buckets (a power of two).
     pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+        self.buckets.as_slice().len()
     }
 
     /// Number of slots; the parallel entry array must have this length.
     pub fn slot_count(&self) -> usize {
-        self.buckets.len() * SLOTS_PER_BUCKET
+        self.buckets.as_slice().len() * SLOTS_PER_BUCKET
     }
 
     #[inline(always)]
@@ -132,7 +145,7 @@ impl BucketIndex {
     /// Asks the CPU to start loading the home bucket's metadata.
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
-        if let Some(bucket) = self.buckets.get(self.home(hash)) {
+        if let Some(bucket) = self.buckets.as_slice().get(self.home(hash)) {
             touch(bucket.spill);
         }
     }
@@ -142,9 +155,10 @@ impl BucketIndex {
     pub fn find(&self, hash: u64, mut is_match: impl FnMut(usize) -> bool) -> Option<usize> {
         let tag = Self::tag(hash);
         let home = self.home(hash);
+        let buckets = self.buckets.as_slice();
         for distance in 0..PROBE_BUCKETS {
             let index = (home + distance) & self.mask;
-            let bucket = self.buckets.get(index)?;
+            let bucket = buckets.get(index)?;
             let mut matches = bytes_equal(u64::from_le_bytes(bucket.tags), tag);
             while matches != 0 {
                 let slot = index * SLOTS_PER_BUCKET + (matches.trailing_zeros() / 8) as usize;
@@ -174,7 +188,7 @@ impl BucketIndex {
         let first = (hash >> 48) as usize;
         for distance in 0..PROBE_BUCKETS {
             let index = (home + distance) & self.mask;
-            let bucket = self.buckets.get(index)?;
+            let bucket = self.buckets.as_slice().get(index)?;
             for step in 0..SLOTS_PER_BUCKET {
                 let within = (first + step) & (SLOTS_PER_BUCKET - 1);
                 let slot = index * SLOTS_PER_BUCKET + within;
@@ -190,13 +204,14 @@ impl BucketIndex {
     /// Whether `slot` holds an entry.
     pub fn is_occupied(&self, slot: usize) -> bool {
         self.buckets
+            .as_slice()
             .get(slot / SLOTS_PER_BUCKET)
             .is_some_and(|b| b.tags[slot % SLOTS_PER_BUCKET] != 0)
     }
 
     /// Bit `i` set when slot `i` of `bucket` is occupied.
     pub fn occupied_in_bucket(&self, bucket: usize) -> u8 {
-        self.buckets.get(bucket).map_or(0, |b| {
+        self.buckets.as_slice().get(bucket).map_or(0, |b| {
             let occupied = !bytes_equal(u64::from_le_bytes(b.tags), 0) & HIGH_BITS;
             // Gather the eight high bits into one byte.
             (((occupied >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56) as u8
@@ -213,7 +228,7 @@ impl BucketIndex {
         if distance >= PROBE_BUCKETS || self.is_occupied(slot) {
             return;
         }
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = self.buckets.as_mut_slice().get_mut(index) else {
             return;
         };
         bucket.tags[within] = Self::tag(hash);
@@ -221,7 +236,7 @@ impl BucketIndex {
             (bucket.distances & !(0b111 << (3 * within))) | ((distance as u32) << (3 * within));
         for back in 1..=distance {
             let spilled = (index.wrapping_sub(back)) & self.mask;
-            if let Some(b) = self.buckets.get_mut(spilled) {
+            if let Some(b) = self.buckets.as_mut_slice().get_mut(spilled) {
                 b.spill = b.spill.saturating_add(1);
             }
         }
@@ -231,7 +246,7 @@ impl BucketIndex {
     pub fn vacate(&mut self, slot: usize) -> bool {
         let index = slot / SLOTS_PER_BUCKET;
         let within = slot % SLOTS_PER_BUCKET;
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = self.buckets.as_mut_slice().get_mut(index) else {
             return false;
         };
         if bucket.tags[within] == 0 {
@@ -241,7 +256,7 @@ impl BucketIndex {
         let distance = ((bucket.distances >> (3 * within)) & 0b111) as usize;
         for back in 1..=distance {
             let spilled = (index.wrapping_sub(back)) & self.mask;
-            if let Some(b) = self.buckets.get_mut(spilled) {
+            if let Some(b) = self.buckets.as_mut_slice().get_mut(spilled) {
                 b.spill = b.spill.saturating_sub(1);
             }
         }
@@ -256,7 +271,7 @@ impl BucketIndex {
     /// Spill count of a bucket, for invariant checks in tests.
     #[cfg(test)]
     fn spill(&self, bucket: usize) -> u8 {
-        self.buckets[bucket].spill
+        self.buckets.as_slice()[bucket].spill
     }
 }
 

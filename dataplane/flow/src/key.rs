@@ -85,7 +85,7 @@ pub enum Direction {
 /// echo both ports carry the echo identifier; for protocols other than TCP,
 /// UDP and ICMP both ports are zero, so such flows are tracked by addresses
 /// and protocol only (SEMANTICS.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct FlowKey {
     low_address: [u8; 16],
@@ -96,7 +96,9 @@ pub struct FlowKey {
     low_port: u16,
     high_port: u16,
     protocol: u8,
-    family: AddressFamily,
+    /// [`AddressFamily`] as its `u8` value: a byte keeps the key plain old
+    /// data, so the table can live in a huge-page mapping.
+    family: u8,
 }
 
 const _: () = assert!(size_of::<FlowKey>() == 42);
@@ -115,7 +117,7 @@ impl FlowKey {
         low_port: 0,
         high_port: 0,
         protocol: 0,
-        family: AddressFamily::V4,
+        family: AddressFamily::V4 as u8,
     };
 
     /// The key of an IPv4 packet, and the side that sent it.
@@ -234,7 +236,7 @@ impl FlowKey {
             low_port,
             high_port,
             protocol,
-            family,
+            family: family as u8,
         };
         (key, side)
     }
@@ -251,7 +253,11 @@ impl FlowKey {
 
     /// The IP version.
     pub const fn family(&self) -> AddressFamily {
-        self.family
+        if self.family == AddressFamily::V6 as u8 {
+            AddressFamily::V6
+        } else {
+            AddressFamily::V4
+        }
     }
 
     /// The address and port of one endpoint.
@@ -260,7 +266,7 @@ impl FlowKey {
             Side::Low => (self.low_address, self.low_port),
             Side::High => (self.high_address, self.high_port),
         };
-        let address = match self.family {
+        let address = match self.family() {
             AddressFamily::V4 => {
                 let [.., a, b, c, d] = bytes;
                 IpAddr::from([a, b, c, d])
@@ -315,7 +321,7 @@ impl FlowKey {
         let ports_and_vpc = u64::from(u32::from_le_bytes(self.vpc))
             | (u64::from(self.low_port) << 32)
             | (u64::from(self.high_port) << 48);
-        let protocol_and_family = u64::from(self.protocol) | (u64::from(self.family as u8) << 8);
+        let protocol_and_family = u64::from(self.protocol) | (u64::from(self.family) << 8);
         mix_words(
             seed,
             [

@@ -13,12 +13,14 @@
 //! - [`table`]: the [`FlowTable`] with its cached per-flow verdict area.
 //! - [`fragment`]: the [`FragmentTable`] that lets later IP fragments follow
 //!   the first one's verdict.
+//! - [`pages`]: the tables' arrays in a mapping advised to huge pages.
 //! - `index` (private): the bucketed, bounded-probing slot index both
 //!   tables share; its sizing constants are re-exported.
 
 pub mod fragment;
 mod index;
 pub mod key;
+pub mod pages;
 pub mod state;
 pub mod table;
 

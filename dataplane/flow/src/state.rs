@@ -230,6 +230,30 @@ pub enum FlowState {
 }
 
 impl FlowState {
+    /// Every state, by its `u8` value.
+    const BY_VALUE: [Self; 10] = [
+        Self::TcpSynSent,
+        Self::TcpSynReceived,
+        Self::TcpEstablished,
+        Self::TcpClosing,
+        Self::TcpClosed,
+        Self::UdpOneWay,
+        Self::UdpStream,
+        Self::IcmpRequest,
+        Self::IcmpReplied,
+        Self::Other,
+    ];
+
+    /// The state stored as `value` (`state as u8`); an out-of-range byte,
+    /// which only a corrupted entry could hold, reads as `Other`.
+    pub(crate) const fn from_u8(value: u8) -> Self {
+        if (value as usize) < Self::BY_VALUE.len() {
+            Self::BY_VALUE[value as usize]
+        } else {
+            Self::Other
+        }
+    }
+
     /// The state a flow starts in, from its first packet.
     pub const fn initial(protocol: u8, flags: TcpFlags) -> Self {
         match protocol {
@@ -376,6 +400,15 @@ pub fn transition(
 mod tests {
     use super::*;
     use Direction::{Forward, Reverse};
+
+    #[test]
+    fn states_round_trip_through_their_byte() {
+        for (value, state) in FlowState::BY_VALUE.iter().enumerate() {
+            assert_eq!(*state as u8 as usize, value);
+            assert_eq!(FlowState::from_u8(*state as u8), *state);
+        }
+        assert_eq!(FlowState::from_u8(200), FlowState::Other);
+    }
     use FlowState::*;
 
     const T: Timeouts = Timeouts {

@@ -42,6 +42,7 @@ use thiserror::Error;
 
 use crate::index::{BucketIndex, CapacityError, touch};
 use crate::key::{Direction, FlowKey, IPPROTO_TCP, Side};
+use crate::pages::PageArray;
 use crate::state::{
     FinsSeen, FlowState, FlowUpdate, Seconds, TcpFlags, Timeouts, initial_expiry, initial_fins,
     transition,
@@ -107,18 +108,20 @@ pub struct FlowInit {
 ///
 /// The public fields belong to the data plane: this crate stores them and
 /// never reads them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Plain old data (`repr(C)`, no padding, every byte pattern valid) so that
+/// the table can keep its entries in a huge-page mapping ([`crate::pages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
 pub struct FlowEntry {
     key: FlowKey,
-    state: FlowState,
+    /// A [`FlowState`] as its `u8` value.
+    state: u8,
     /// Bit 0: the initiator is the key's high side; bit 1: FIN from the
     /// initiator; bit 2: FIN from the responder.
     connection_bits: u8,
-    /// Whether the flow is tracked (SEMANTICS.md): an untracked flow is
-    /// admitted by rules that allow the reply traffic by themselves, so it
-    /// must be re-validated against every new policy generation and dropped
-    /// when no longer allowed. Tracked flows survive rule changes.
-    pub tracked: bool,
+    /// See [`Self::tracked`]; 0 or 1.
+    tracked: u8,
     /// Cached verdict bits, e.g. each direction's NACL verdict for
     /// `generation`.
     pub verdict_flags: u8,
@@ -144,9 +147,9 @@ impl FlowEntry {
     /// Filler for empty slots; never visible through the API.
     const VACANT: Self = Self {
         key: FlowKey::ZERO,
-        state: FlowState::Other,
+        state: FlowState::Other as u8,
         connection_bits: 0,
-        tracked: false,
+        tracked: 0,
         verdict_flags: 0,
         admitted_by: 0,
         expires_at: 0,
@@ -160,9 +163,9 @@ impl FlowEntry {
         let fins = initial_fins(key.protocol(), init.tcp_flags);
         let mut entry = Self {
             key,
-            state,
+            state: state as u8,
             connection_bits: 0,
-            tracked: init.tracked,
+            tracked: u8::from(init.tracked),
             verdict_flags: init.verdict_flags,
             admitted_by: init.admitted_by,
             expires_at: initial_expiry(state, now, timeouts),
@@ -188,7 +191,15 @@ impl FlowEntry {
 
     /// The protocol state.
     pub const fn state(&self) -> FlowState {
-        self.state
+        FlowState::from_u8(self.state)
+    }
+
+    /// Whether the flow is tracked (SEMANTICS.md): an untracked flow is
+    /// admitted by rules that allow the reply traffic by themselves, so it
+    /// must be re-validated against every new policy generation and dropped
+    /// when no longer allowed. Tracked flows survive rule changes.
+    pub const fn tracked(&self) -> bool {
+        self.tracked != 0
     }
 
     /// The side of the key that opened the flow.
@@ -244,7 +255,7 @@ impl FlowEntry {
             TcpFlags::NONE
         };
         let next = transition(
-            self.state,
+            self.state(),
             self.fins(),
             self.expires_at,
             self.direction(side),
@@ -252,7 +263,7 @@ impl FlowEntry {
             now,
             timeouts,
         );
-        self.state = next.state;
+        self.state = next.state as u8;
         self.expires_at = next.expires_at;
         self.set_bits(self.initiator() == Side::High, next.fins);
         next.update
@@ -272,7 +283,7 @@ pub enum Presence {
 #[derive(Debug)]
 pub struct FlowTable {
     index: BucketIndex,
-    entries: Box<[FlowEntry]>,
+    entries: PageArray<FlowEntry>,
     capacity: usize,
     len: usize,
     sweep_cursor: usize,
@@ -285,7 +296,8 @@ impl FlowTable {
     /// allocated and written here, so the packet path takes no page fault.
     pub fn with_capacity(max_flows: usize) -> Result<Self, CapacityError> {
         let index = BucketIndex::for_entries(max_flows)?;
-        let entries = vec![FlowEntry::VACANT; index.slot_count()].into_boxed_slice();
+        let entries = PageArray::new(index.slot_count(), FlowEntry::VACANT)
+            .map_err(|e| CapacityError::Map { kind: e.kind() })?;
         Ok(Self {
             index,
             entries,
@@ -331,15 +343,16 @@ impl FlowTable {
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
         self.index.prefetch(hash);
-        if let Some(entry) = self.entries.get(self.index.preferred_slot(hash)) {
-            touch(entry.state as u8);
+        if let Some(entry) = self.entries.as_slice().get(self.index.preferred_slot(hash)) {
+            touch(entry.state);
         }
     }
 
     #[inline]
     fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
+        let entries = self.entries.as_slice();
         self.index.find(hash, |slot| {
-            self.entries.get(slot).is_some_and(|e| e.key == *key)
+            entries.get(slot).is_some_and(|e| e.key == *key)
         })
     }
 
@@ -356,11 +369,11 @@ impl FlowTable {
     #[inline]
     pub fn lookup(&mut self, hash: u64, key: &FlowKey, now: Seconds) -> Option<&mut FlowEntry> {
         let slot = self.find(hash, key)?;
-        if self.entries.get(slot)?.is_expired(now) {
+        if self.entries.as_slice().get(slot)?.is_expired(now) {
             self.reclaim(slot);
             return None;
         }
-        self.entries.get_mut(slot)
+        self.entries.as_mut_slice().get_mut(slot)
     }
 
     /// Inserts a new flow for `key`, first packet described by `init`.
@@ -388,8 +401,13 @@ impl FlowTable {
         timeouts: &Timeouts,
     ) -> Result<(&mut FlowEntry, Presence), InsertError> {
         if let Some(slot) = self.find(hash, &key) {
-            if self.entries.get(slot).is_some_and(|e| !e.is_expired(now)) {
-                return match self.entries.get_mut(slot) {
+            if self
+                .entries
+                .as_slice()
+                .get(slot)
+                .is_some_and(|e| !e.is_expired(now))
+            {
+                return match self.entries.as_mut_slice().get_mut(slot) {
                     Some(entry) => Ok((entry, Presence::Existing)),
                     None => Err(InsertError::ProbeLimit),
                 };
@@ -410,7 +428,7 @@ impl FlowTable {
         timeouts: &Timeouts,
     ) -> Result<&mut FlowEntry, InsertError> {
         let full = self.len >= self.capacity;
-        let entries = &self.entries;
+        let entries = self.entries.as_slice();
         let free = self.index.find_free(hash, !full, |slot| {
             entries.get(slot).is_some_and(|e| e.is_expired(now))
         });
@@ -424,7 +442,7 @@ impl FlowTable {
             });
         };
         self.reclaim(slot);
-        let Some(entry) = self.entries.get_mut(slot) else {
+        let Some(entry) = self.entries.as_mut_slice().get_mut(slot) else {
             return Err(InsertError::ProbeLimit);
         };
         *entry = FlowEntry::new(key, init, now, timeouts);
@@ -442,7 +460,12 @@ impl FlowTable {
         let Some(slot) = self.find(hash, key) else {
             return false;
         };
-        if self.entries.get(slot).is_some_and(|e| e.is_expired(now)) {
+        if self
+            .entries
+            .as_slice()
+            .get(slot)
+            .is_some_and(|e| e.is_expired(now))
+        {
             self.reclaim(slot);
             return false;
         }
@@ -467,7 +490,12 @@ impl FlowTable {
                 let slot =
                     bucket * crate::index::SLOTS_PER_BUCKET + occupied.trailing_zeros() as usize;
                 occupied &= occupied - 1;
-                if self.entries.get(slot).is_some_and(|e| e.is_expired(now)) {
+                if self
+                    .entries
+                    .as_slice()
+                    .get(slot)
+                    .is_some_and(|e| e.is_expired(now))
+                {
                     self.reclaim(slot);
                     reclaimed += 1;
                 }

@@ -54,39 +54,47 @@ pub fn rewrite_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) -> Result<(), 
 /// not be forwarded: it is left untouched and `TtlExpired` is returned.
 #[inline]
 pub fn decrement_ttl(frame: &mut [u8], info: &FrameInfo) -> Result<(), EditError> {
-    let l3 = usize::from(info.l3_offset);
-    match info.l3 {
-        L3Info::Ipv4(_) => {
-            let header = frame
-                .get_mut(l3..l3 + ipv4::MIN_HEADER_LEN)
-                .ok_or(EditError::FrameTooShort)?;
-            let ttl = header[ipv4::TTL_OFFSET];
-            if ttl <= 1 {
-                return Err(EditError::TtlExpired);
-            }
-            // TTL shares its 16-bit word with the protocol byte.
-            let protocol = header[ipv4::TTL_OFFSET + 1];
-            let old_word = u16::from_be_bytes([ttl, protocol]);
-            let new_word = u16::from_be_bytes([ttl - 1, protocol]);
-            let c = ipv4::CHECKSUM_OFFSET;
-            let old_checksum = u16::from_be_bytes([header[c], header[c + 1]]);
-            let new_checksum = checksum::update_word(old_checksum, old_word, new_word);
-            header[ipv4::TTL_OFFSET] = ttl - 1;
-            header[c..c + 2].copy_from_slice(&new_checksum.to_be_bytes());
-            Ok(())
+    let ipv6 = match info.l3 {
+        L3Info::Ipv4(_) => false,
+        L3Info::Ipv6(_) => true,
+        L3Info::Arp(_) => return Err(EditError::NotIp),
+    };
+    decrement_ip_ttl(frame, usize::from(info.l3_offset), ipv6)
+}
+
+/// [`decrement_ttl`] for a caller that kept only the IP header's offset and
+/// version of the `FrameInfo` (the data plane's per-packet state is smaller
+/// without the whole summary).
+#[inline]
+pub fn decrement_ip_ttl(frame: &mut [u8], l3_offset: usize, ipv6: bool) -> Result<(), EditError> {
+    let l3 = l3_offset;
+    if ipv6 {
+        let hop_limit = frame
+            .get_mut(l3 + ipv6::HOP_LIMIT_OFFSET)
+            .ok_or(EditError::FrameTooShort)?;
+        if *hop_limit <= 1 {
+            return Err(EditError::TtlExpired);
         }
-        L3Info::Ipv6(_) => {
-            let hop_limit = frame
-                .get_mut(l3 + ipv6::HOP_LIMIT_OFFSET)
-                .ok_or(EditError::FrameTooShort)?;
-            if *hop_limit <= 1 {
-                return Err(EditError::TtlExpired);
-            }
-            *hop_limit -= 1;
-            Ok(())
-        }
-        L3Info::Arp(_) => Err(EditError::NotIp),
+        *hop_limit -= 1;
+        return Ok(());
     }
+    let header = frame
+        .get_mut(l3..l3 + ipv4::MIN_HEADER_LEN)
+        .ok_or(EditError::FrameTooShort)?;
+    let ttl = header[ipv4::TTL_OFFSET];
+    if ttl <= 1 {
+        return Err(EditError::TtlExpired);
+    }
+    // TTL shares its 16-bit word with the protocol byte.
+    let protocol = header[ipv4::TTL_OFFSET + 1];
+    let old_word = u16::from_be_bytes([ttl, protocol]);
+    let new_word = u16::from_be_bytes([ttl - 1, protocol]);
+    let c = ipv4::CHECKSUM_OFFSET;
+    let old_checksum = u16::from_be_bytes([header[c], header[c + 1]]);
+    let new_checksum = checksum::update_word(old_checksum, old_word, new_word);
+    header[ipv4::TTL_OFFSET] = ttl - 1;
+    header[c..c + 2].copy_from_slice(&new_checksum.to_be_bytes());
+    Ok(())
 }
 
 /// Writes the ARP reply to `request` into `out`, from `our_mac`, on `vlan`;

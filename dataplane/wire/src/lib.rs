@@ -58,7 +58,8 @@ pub mod tcp;
 pub mod udp;
 
 pub use edit::{
-    EditError, build_arp_reply, build_neighbor_advertisement, decrement_ttl, rewrite_macs,
+    EditError, build_arp_reply, build_neighbor_advertisement, decrement_ip_ttl, decrement_ttl,
+    rewrite_macs,
 };
 pub use error::WireError;
 pub use ethernet::MacAddr;

@@ -41,7 +41,7 @@ fn both_directions_find_the_flow_and_know_who_initiated() {
     assert_eq!(entry.expires_at(), 10 + 120);
     assert_eq!(
         (
-            entry.tracked,
+            entry.tracked(),
             entry.generation,
             entry.initiator_eni,
             entry.responder_eni
