@@ -7,12 +7,14 @@
 //! burst overlap their cache misses:
 //!
 //! ```
-//! # use palisade_flow::{FlowTable, FlowKey, IPPROTO_UDP};
+//! # use palisade_flow::{FlowTable, FlowKey, IPPROTO_UDP, PlainLoad};
 //! # let mut table = FlowTable::with_capacity(1024).unwrap();
 //! # let keys = [FlowKey::new_v4(1, [10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, 1, 2).0; 4];
 //! # let now = 0;
 //! let hashes = keys.map(|key| key.hash());          // 1. hash the burst
-//! for &hash in &hashes { table.prefetch(hash) }     // 2. prefetch every bucket
+//! for &hash in &hashes {                            // 2. prefetch every bucket
+//!     table.prefetch(hash, &PlainLoad);             //    (the appliance passes
+//! }                                                 //    a real prefetch)
 //! for (key, hash) in keys.iter().zip(hashes) {      // 3. look up each packet
 //!     if let Some(flow) = table.lookup(hash, key, now) { /* … */ }
 //! }
@@ -40,9 +42,10 @@
 
 use thiserror::Error;
 
-use crate::index::{BucketIndex, CapacityError, touch};
+use crate::index::{BucketIndex, CapacityError};
 use crate::key::{Direction, FlowKey, IPPROTO_TCP, Side};
 use crate::pages::PageArray;
+use crate::prefetch::Prefetch;
 use crate::state::{
     FinsSeen, FlowState, FlowUpdate, Seconds, TcpFlags, Timeouts, initial_expiry, initial_fins,
     transition,
@@ -340,11 +343,12 @@ impl FlowTable {
 
     /// Starts loading what `lookup(hash, …)` will read: the home bucket's
     /// tags and the entry in the slot the key most likely occupies.
+    /// `prefetcher` is the instruction to use (see [`crate::prefetch`]).
     #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
-        self.index.prefetch(hash);
+    pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
+        self.index.prefetch(hash, prefetcher);
         if let Some(entry) = self.entries.as_slice().get(self.index.preferred_slot(hash)) {
-            touch(entry.state);
+            prefetcher.prefetch(&entry.state);
         }
     }
 
