@@ -53,13 +53,13 @@ mod tests {
         flags::RST,
     ];
 
+    /// Sender, receiver, server-port choice, UDP or TCP, TCP-flags choice.
+    type Pick = (u8, u8, u8, bool, u8);
+
     /// One frame of the demo world: between two of its ENIs (maybe the
     /// same, maybe answered by the router), TCP to a port some group allows
     /// or not, or UDP, in either direction.
-    fn demo_frame(
-        (from, to, port_pick, udp, tcp_flags): (u8, u8, u8, bool, u8),
-        client_port: u16,
-    ) -> HeapPacket {
+    fn demo_frame((from, to, port_pick, udp, tcp_flags): Pick, client_port: u16) -> HeapPacket {
         let server_port = [80, 22, 443, 53][usize::from(port_pick % 4)];
         let (from, to) = (from % 3, to % 3);
         let payload = if udp {
@@ -87,10 +87,7 @@ mod tests {
     /// Frames of `picks` (each with a client port from a small range, so
     /// flows recur and hit), in bursts of `burst_len`, through both workers;
     /// returns the plain one's counters after checking the two agree.
-    fn run_both(
-        picks: &[((u8, u8, u8, bool, u8), u16)],
-        burst_len: usize,
-    ) -> Result<WorkerCounters, TestCaseError> {
+    fn run_both(picks: &[(Pick, u16)], burst_len: usize) -> Result<WorkerCounters, TestCaseError> {
         let snapshot = PolicySnapshot::compile(&demo_spec(), 1).expect("demo world compiles");
         let config = WorkerConfig {
             max_flows: 256,
@@ -121,7 +118,7 @@ mod tests {
 
         #[test]
         fn cpu_prefetch_changes_no_verdict_byte_or_counter(
-            picks in prop::collection::vec((any::<(u8, u8, u8, bool, u8)>(), 0u16..8), 1..200),
+            picks in prop::collection::vec((any::<Pick>(), 0u16..8), 1..200),
             burst_len in 1usize..=64,
         ) {
             run_both(&picks, burst_len)?;
