@@ -360,8 +360,36 @@ impl FlowTable {
         })
     }
 
+    /// The slot of `key`'s live flow if it sits in its preferred slot,
+    /// found from the entry alone, without the bucket's tags: a hit on an
+    /// established flow then waits for one cache line, not two.
+    ///
+    /// Sound because of the table's invariant: an entry that is not expired
+    /// is occupied. Entries start expired (`VACANT`), and [`Self::vacate`]
+    /// marks every entry it frees expired for good, so an unexpired entry
+    /// with `key` can only be `key`'s one live flow.
+    #[inline(always)]
+    fn find_live_in_preferred_slot(&self, hash: u64, key: &FlowKey, now: Seconds) -> Option<usize> {
+        let slot = self.index.preferred_slot(hash);
+        let entry = self.entries.as_slice().get(slot)?;
+        (entry.key == *key && !entry.is_expired(now)).then_some(slot)
+    }
+
+    /// Frees `slot` in the index and marks its entry expired for good,
+    /// which [`Self::find_live_in_preferred_slot`] relies on. Returns
+    /// whether the slot was occupied.
+    fn vacate(&mut self, slot: usize) -> bool {
+        if !self.index.vacate(slot) {
+            return false;
+        }
+        if let Some(entry) = self.entries.as_mut_slice().get_mut(slot) {
+            entry.expires_at = 0;
+        }
+        true
+    }
+
     fn reclaim(&mut self, slot: usize) {
-        if self.index.vacate(slot) {
+        if self.vacate(slot) {
             self.len -= 1;
             self.counters.expirations += 1;
         }
@@ -372,6 +400,9 @@ impl FlowTable {
     /// (and is reclaimed on the spot).
     #[inline]
     pub fn lookup(&mut self, hash: u64, key: &FlowKey, now: Seconds) -> Option<&mut FlowEntry> {
+        if let Some(slot) = self.find_live_in_preferred_slot(hash, key, now) {
+            return self.entries.as_mut_slice().get_mut(slot);
+        }
         let slot = self.find(hash, key)?;
         if self.entries.as_slice().get(slot)?.is_expired(now) {
             self.reclaim(slot);
@@ -404,6 +435,12 @@ impl FlowTable {
         now: Seconds,
         timeouts: &Timeouts,
     ) -> Result<(&mut FlowEntry, Presence), InsertError> {
+        if let Some(slot) = self.find_live_in_preferred_slot(hash, &key, now) {
+            return match self.entries.as_mut_slice().get_mut(slot) {
+                Some(entry) => Ok((entry, Presence::Existing)),
+                None => Err(InsertError::ProbeLimit),
+            };
+        }
         if let Some(slot) = self.find(hash, &key) {
             if self
                 .entries
@@ -473,7 +510,7 @@ impl FlowTable {
             self.reclaim(slot);
             return false;
         }
-        if self.index.vacate(slot) {
+        if self.vacate(slot) {
             self.len -= 1;
             self.counters.removals += 1;
         }

@@ -591,3 +591,33 @@ fn prefetch_of_a_lone_key_asks_for_its_entry_exactly() {
         assert_eq!(asked.last().map(|a| a / 64), Some(found / 64));
     }
 }
+
+/// A hit is found from the entry alone when the key sits in its preferred
+/// slot, so a freed entry must never look live again — not even to a
+/// caller whose clock is behind the entry's expiry.
+#[test]
+fn a_removed_or_reclaimed_flow_stays_gone_whatever_the_clock() {
+    for port in 1..100 {
+        let mut table = FlowTable::with_capacity(64).unwrap();
+        let (key, side) = tcp_key(port);
+        let hash = key.hash();
+        table
+            .insert(hash, key, &init(side, TcpFlags::SYN), 100, &T)
+            .unwrap();
+        assert!(table.remove(hash, &key, 100));
+        assert!(table.lookup(hash, &key, 100).is_none());
+        assert!(table.lookup(hash, &key, 0).is_none(), "port {port}");
+
+        table
+            .insert(hash, key, &init(side, TcpFlags::SYN), 100, &T)
+            .unwrap();
+        let expires = table.lookup(hash, &key, 100).unwrap().expires_at();
+        assert!(table.lookup(hash, &key, expires).is_none(), "reclaimed");
+        assert_eq!(table.len(), 0);
+        assert!(table.lookup(hash, &key, 100).is_none(), "port {port}");
+        let (_, presence) = table
+            .lookup_or_insert(hash, key, &init(side, TcpFlags::SYN), 50, &T)
+            .unwrap();
+        assert_eq!(presence, Presence::Inserted);
+    }
+}
