@@ -21,6 +21,11 @@ cargo test --workspace --locked --doc
 step "build the palisade binary"
 cargo build --locked -p palisade
 
+# The EC2 API through the real AWS CLI and boto3 (tests/api), against
+# the binary just built.
+step "EC2 API tests (AWS CLI, boto3)"
+"$PALISADE_TEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/api
+
 # Last, so that its summary closes the output.
 step "tests"
 cargo nextest run --workspace --locked --profile ci

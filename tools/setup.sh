@@ -20,6 +20,8 @@ if [[ $purpose == test ]]; then
     # End-to-end tests: real Linux tools inside network namespaces, and
     # Prometheus (prometheus, promtool) scraping the real /metrics.
     packages+=(netcat-openbsd prometheus)
+    # The EC2 API tests: the real AWS CLI and boto3, in a virtualenv.
+    packages+=(python3-venv)
 fi
 
 missing=()
@@ -53,4 +55,16 @@ fi
 if [[ $purpose == test ]] && ! command -v cargo-nextest >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest"
     cargo install --locked cargo-nextest
+fi
+
+# The EC2 API tests (tests/api) run the real AWS CLI and boto3 from PyPI,
+# in a virtualenv of their own so the system Python stays untouched.
+if [[ $purpose == test ]]; then
+    export PALISADE_TEST_VENV=${PALISADE_TEST_VENV:-/opt/palisade-test-venv}
+    if [[ ! -x $PALISADE_TEST_VENV/bin/aws || ! -x $PALISADE_TEST_VENV/bin/pytest ]] \
+        || ! "$PALISADE_TEST_VENV/bin/python" -c 'import boto3' 2>/dev/null; then
+        echo "setup: creating $PALISADE_TEST_VENV (awscli, boto3, pytest from PyPI)"
+        python3 -m venv "$PALISADE_TEST_VENV"
+        "$PALISADE_TEST_VENV/bin/pip" install -q --disable-pip-version-check awscli boto3 pytest
+    fi
 fi

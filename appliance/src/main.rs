@@ -64,6 +64,20 @@ enum Command {
         /// Where to serve /metrics (overrides the configuration).
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        /// Where to serve the EC2 Query API (overrides the configuration).
+        #[arg(long, value_name = "ADDR")]
+        api_listen: Option<SocketAddr>,
+        /// Where the state (SQLite store, generated credentials) lives
+        /// (overrides the configuration).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// The EC2 API's access key id (with --secret-access-key; overrides
+        /// PALISADE_ACCESS_KEY_ID and the configuration).
+        #[arg(long, value_name = "ID", requires = "secret_access_key")]
+        access_key_id: Option<String>,
+        /// The EC2 API's secret access key (with --access-key-id).
+        #[arg(long, value_name = "SECRET", requires = "access_key_id")]
+        secret_access_key: Option<String>,
     },
 }
 
@@ -77,12 +91,22 @@ fn main() -> ExitCode {
             config,
             dataplane,
             metrics_listen,
-        } => run::run(&run::RunOptions {
-            config,
-            dataplane: dataplane == OnOff::On,
-            metrics_listen,
-        })
-        .map_err(|e| e.to_string()),
+            api_listen,
+            state_dir,
+            access_key_id,
+            secret_access_key,
+        } => env_credentials().and_then(|env_credentials| {
+            run::run(&run::RunOptions {
+                config,
+                dataplane: dataplane == OnOff::On,
+                metrics_listen,
+                api_listen,
+                state_dir,
+                flag_credentials: access_key_id.zip(secret_access_key),
+                env_credentials,
+            })
+            .map_err(|e| e.to_string())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +114,20 @@ fn main() -> ExitCode {
             eprintln!("palisade: error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `PALISADE_ACCESS_KEY_ID` / `PALISADE_SECRET_ACCESS_KEY`: both or
+/// neither.
+fn env_credentials() -> Result<Option<(String, String)>, String> {
+    let id = std::env::var("PALISADE_ACCESS_KEY_ID").ok();
+    let secret = std::env::var("PALISADE_SECRET_ACCESS_KEY").ok();
+    match (id, secret) {
+        (Some(id), Some(secret)) => Ok(Some((id, secret))),
+        (None, None) => Ok(None),
+        _ => Err(
+            "set both PALISADE_ACCESS_KEY_ID and PALISADE_SECRET_ACCESS_KEY, or neither".to_owned(),
+        ),
     }
 }
 

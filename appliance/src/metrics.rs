@@ -11,15 +11,20 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use palisade_controlplane::api::RequestCounts;
 use palisade_dataplane::{DropReason, FlowGauges, WorkerCounters};
-use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 use crate::pipeline::Pipelines;
 
 /// Control-side facts the scrape reports beside the workers' counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ControlStats {
     /// Policy generations published (the first one included).
     pub publishes: AtomicU64,
@@ -27,6 +32,47 @@ pub struct ControlStats {
     pub last_publish_nanos: AtomicU64,
     /// Reloads that failed (the old policy stayed).
     pub failed_reloads: AtomicU64,
+    /// Every publication's latency, from the change reaching the control
+    /// plane (API request or reload) to the snapshot being live. A
+    /// long-lived histogram: each scrape registers this same one.
+    pub publish_latency: Histogram,
+    /// The EC2 API's requests by action and code, once it is serving.
+    pub api_requests: OnceLock<Arc<RequestCounts>>,
+}
+
+/// Latency buckets for a publication: from a 2,500-group incremental
+/// change (sub-millisecond) to a full compile of a large world.
+const PUBLISH_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+impl ControlStats {
+    /// Zeroed statistics.
+    pub fn new() -> Result<Self, MetricsError> {
+        let publish_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "policy_publish_duration_seconds",
+                "Time from a change reaching the control plane (API request or reload) to its policy snapshot being published, including the durable write.",
+            )
+            .buckets(PUBLISH_BUCKETS.to_vec()),
+        )
+        .map_err(MetricsError::Registry)?;
+        Ok(Self {
+            publishes: AtomicU64::new(0),
+            last_publish_nanos: AtomicU64::new(0),
+            failed_reloads: AtomicU64::new(0),
+            publish_latency,
+            api_requests: OnceLock::new(),
+        })
+    }
+
+    /// Records one publication that took `elapsed`.
+    pub fn record_publish(&self, elapsed: Duration) {
+        self.publishes.fetch_add(1, Ordering::Relaxed);
+        self.last_publish_nanos
+            .store(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.publish_latency.observe(elapsed.as_secs_f64());
+    }
 }
 
 /// Why the metrics endpoint could not start.
@@ -40,6 +86,9 @@ pub enum MetricsError {
         /// Why.
         source: std::io::Error,
     },
+    /// A metric could not be defined (a bug in its name or buckets).
+    #[error("metrics registry: {0}")]
+    Registry(prometheus::Error),
 }
 
 /// Binds the endpoint; serve it with [`serve`].
@@ -324,6 +373,18 @@ fn build(
         &[],
     )?;
     r.register(Box::new(publish_seconds.clone()))?;
+    r.register(Box::new(control.publish_latency.clone()))?;
+    let api_requests = counter(
+        &r,
+        "api_requests_total",
+        "EC2 API requests answered, by action and result code (Success or AWS's error code).",
+        &["action", "code"],
+    )?;
+    if let Some(counts) = control.api_requests.get() {
+        for (action, code, n) in counts.snapshot() {
+            api_requests.with_label_values(&[action, code]).inc_by(n);
+        }
+    }
 
     let name_of = |id: usize| {
         port_names

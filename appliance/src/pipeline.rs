@@ -16,6 +16,7 @@
 //! one hand their frames for it to worker 0 over a multi-producer ring, and
 //! worker 0 transmits them.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -86,8 +87,9 @@ pub struct WorkerShared {
 /// State shared by every pipeline and the control side.
 #[derive(Debug)]
 pub struct Pipelines {
-    /// The published policy.
-    pub policy: PolicyCell,
+    /// The published policy, shared with the control plane that publishes
+    /// into it.
+    pub policy: Arc<PolicyCell>,
     /// Set to stop every worker at its next iteration.
     pub stop: AtomicBool,
     /// Per worker.
@@ -99,7 +101,12 @@ pub struct Pipelines {
 impl Pipelines {
     /// Shared state for `cores.len()` workers over `ports` port ids,
     /// counting up to `groups` security groups one by one.
-    pub fn new(policy: PolicyCell, cores: &[Option<usize>], ports: usize, groups: usize) -> Self {
+    pub fn new(
+        policy: Arc<PolicyCell>,
+        cores: &[Option<usize>],
+        ports: usize,
+        groups: usize,
+    ) -> Self {
         Pipelines {
             policy,
             stop: AtomicBool::new(false),

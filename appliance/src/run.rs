@@ -1,11 +1,17 @@
-//! `palisade run`: configuration → DPDK → policy → pipelines, then signals.
+//! `palisade run`: configuration → DPDK → store → policy → EC2 API →
+//! pipelines, then signals.
 //!
-//! The order matters: the first policy snapshot is compiled and published
-//! before any worker starts, so the first packet is already judged by it;
-//! `SIGHUP` re-reads the configuration and publishes the next generation
-//! while the workers keep forwarding (a bad file is reported and the
-//! running policy stays); `SIGINT` / `SIGTERM` stop the workers, print the
-//! final counters and release every port.
+//! The order matters: the store is opened (and seeded from the
+//! configuration's objects only when empty), compiled and published as
+//! generation 1 before any worker starts, so the first packet is already
+//! judged by the stored policy. The EC2 API then publishes each accepted
+//! change as the next generation while the workers keep forwarding.
+//! `SIGHUP` re-reads the configuration: while nothing was changed through
+//! the API its objects replace the seed and are published; after an API
+//! change the store owns the objects and the reload is refused (counted as
+//! a failed reload; the running policy stays). `SIGINT` / `SIGTERM` stop
+//! the API and the workers, print the final counters and release every
+//! port.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,8 +19,12 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use palisade_controlplane::api::{self, ApiServer, ApiSettings};
 use palisade_controlplane::config::{Config, ConfigError, ProfileRef};
-use palisade_dataplane::policy::{CompileError, PolicyCell, PolicySnapshot, PolicySpec};
+use palisade_controlplane::service::{self, ControlPlane, CredentialSource, ServiceError};
+use palisade_dataplane::policy::{CompileError, PolicyCell};
 use palisade_dataplane::{DropReason, WorkerConfig, WorkerCounters};
 use palisade_dpdk::{Ring, RingProducer, RingSync};
 use palisade_dpdk_config::Profile;
@@ -34,6 +44,15 @@ pub struct RunOptions {
     pub dataplane: bool,
     /// Overrides the configuration's metrics address.
     pub metrics_listen: Option<SocketAddr>,
+    /// Overrides the configuration's EC2 API address.
+    pub api_listen: Option<SocketAddr>,
+    /// Overrides the configuration's state directory.
+    pub state_dir: Option<PathBuf>,
+    /// The API key pair from `--access-key-id` / `--secret-access-key`.
+    pub flag_credentials: Option<(String, String)>,
+    /// The API key pair from `PALISADE_ACCESS_KEY_ID` /
+    /// `PALISADE_SECRET_ACCESS_KEY`.
+    pub env_credentials: Option<(String, String)>,
 }
 
 /// Why `palisade run` stopped with an error.
@@ -66,6 +85,12 @@ pub enum RunError {
     /// The built-in demo's namespaces or web server.
     #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
+    /// The store, its compile, a reload or the credentials.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The EC2 API endpoint.
+    #[error(transparent)]
+    Api(#[from] palisade_controlplane::api::ServeError),
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
@@ -83,15 +108,93 @@ fn profile_source(config: &Config) -> ProfileSource {
     }
 }
 
-/// Compiles `config` into a snapshot of `generation`, ports resolved by name.
-fn compile(
+/// The control plane of a running appliance: the published policy, the
+/// store behind it and the EC2 API in front of it.
+struct Control {
+    cell: Arc<PolicyCell>,
+    plane: Arc<ControlPlane>,
+    api: ApiServer,
+}
+
+/// Opens the store (seeding an empty one from `config`), compiles and
+/// publishes generation 1, and starts the EC2 API. Everything the data
+/// plane needs exists before this returns.
+fn start_control(
     config: &Config,
+    options: &RunOptions,
     ports: &HashMap<String, u16>,
-    generation: u64,
-) -> Result<(PolicySpec, PolicySnapshot), RunError> {
-    let spec = config.to_spec(&|name| ports.get(name).copied())?;
-    let snapshot = PolicySnapshot::compile(&spec, generation)?;
-    Ok((spec, snapshot))
+    control: &Arc<ControlStats>,
+) -> Result<Control, RunError> {
+    // The file's ENIs must name ports that exist, as before the store.
+    config.to_spec(&|name| ports.get(name).copied())?;
+    let state_dir = options
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| config.appliance.state_dir.clone());
+    let started = Instant::now();
+    let (store, seeded) = service::open_store(config, &state_dir)?;
+    if seeded {
+        println!(
+            "palisade: state in {}: seeded from {}",
+            state_dir.display(),
+            config.origin()
+        );
+    } else {
+        println!(
+            "palisade: state in {}: loaded ({} VPCs, {} security groups); the configuration's objects are not applied to a non-empty store",
+            state_dir.display(),
+            store.model().vpcs.len(),
+            store.model().security_groups.len()
+        );
+    }
+    let (_, snapshot) = service::compile_model(store.model(), ports, 1)?;
+    let cell = Arc::new(PolicyCell::new(snapshot));
+    control.record_publish(started.elapsed());
+    let hook_stats = Arc::clone(control);
+    let plane = Arc::new(ControlPlane::new(
+        store,
+        ports.clone(),
+        Arc::clone(&cell),
+        Box::new(move |elapsed| hook_stats.record_publish(elapsed)),
+    ));
+    let (credentials, source) = service::resolve_credentials(
+        options.flag_credentials.clone(),
+        options.env_credentials.clone(),
+        config.appliance.access_key.clone(),
+        &state_dir,
+    )?;
+    let listen = options.api_listen.unwrap_or(config.appliance.api_listen);
+    let key_id = credentials.access_key_id.clone();
+    let secret = credentials.secret_access_key.clone();
+    let settings = ApiSettings::new(config.appliance.account_id.clone(), vec![credentials]);
+    let server = api::spawn(
+        listen,
+        settings,
+        Arc::clone(&plane) as Arc<dyn api::Backend>,
+    )?;
+    let _ = control.api_requests.set(server.counts());
+    let origin = match source {
+        CredentialSource::Flags => "--access-key-id",
+        CredentialSource::Environment => "PALISADE_ACCESS_KEY_ID",
+        CredentialSource::ConfigFile => "the configuration",
+        CredentialSource::StateDir | CredentialSource::Generated => "the state directory",
+    };
+    println!(
+        "palisade: EC2 API on http://{}/ (access key {key_id} from {origin})",
+        server.local_addr()
+    );
+    if source == CredentialSource::Generated {
+        // Printed this once; afterwards it is in STATE_DIR/credentials.
+        println!(
+            "palisade: generated API credentials, stored in {}:\n  AWS_ACCESS_KEY_ID={key_id}\n  AWS_SECRET_ACCESS_KEY={secret}",
+            state_dir.join(service::CREDENTIALS_FILE).display()
+        );
+    }
+    Ok(Control {
+        cell,
+        plane,
+        api: server,
+    })
 }
 
 /// Runs the appliance until SIGINT or SIGTERM.
@@ -106,7 +209,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         .metrics_listen
         .unwrap_or(config.appliance.metrics_listen);
     let listener = metrics::bind(metrics_addr)?;
-    let control = ControlStats::default();
+    let control = Arc::new(ControlStats::new()?);
 
     if !options.dataplane {
         return run_control_only(
@@ -137,9 +240,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             .iter()
             .map(|p| (p.port.id(), p.name.clone()))
             .collect();
-        let started = Instant::now();
-        let (_, snapshot) = compile(&config, &ids, 1)?;
-        record_publish(&control, started);
+        let Control { cell, plane, api } = start_control(&config, options, &ids, &control)?;
         println!(
             "palisade: {}: {} ports, {workers} worker(s), policy generation 1",
             config.origin(),
@@ -163,7 +264,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         let cores: Vec<Option<usize>> = profile.workers.iter().map(|&c| Some(c)).collect();
         let cores = if cores.is_empty() { vec![None] } else { cores };
         let pipelines = Pipelines::new(
-            PolicyCell::new(snapshot),
+            cell,
             &cores,
             max_port + 1,
             WorkerConfig::default().max_counted_groups,
@@ -239,7 +340,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
 
         let outcome = std::thread::scope(|s| -> Result<(), RunError> {
             let pipelines = &pipelines;
-            let control = &control;
+            let control: &ControlStats = &control;
             let handles: Vec<_> = ios
                 .into_iter()
                 .enumerate()
@@ -266,19 +367,12 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             }
             for signal in signals.forever() {
                 if signal == SIGHUP {
-                    match reload(options, &ids, pipelines, control) {
-                        Ok(generation) => {
-                            println!("palisade: reloaded: policy generation {generation}");
-                        }
-                        Err(e) => {
-                            control.failed_reloads.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("palisade: reload failed, the running policy stays:\n{e}");
-                        }
-                    }
+                    on_sighup(options, &ids, &plane, control);
                 } else {
                     break;
                 }
             }
+            api.shutdown();
             pipelines.stop.store(true, Ordering::Relaxed);
             let mut first_error = None;
             for h in handles {
@@ -305,37 +399,42 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
     }
 }
 
-/// SIGHUP: re-read the configuration and publish it as the next generation.
+/// SIGHUP: re-read the configuration; while the store holds only its seed,
+/// publish the file's objects as the next generation (see the module doc).
 fn reload(
     options: &RunOptions,
     ports: &HashMap<String, u16>,
-    pipelines: &Pipelines,
-    control: &ControlStats,
+    plane: &ControlPlane,
 ) -> Result<u64, RunError> {
-    let started = Instant::now();
     let config = load_config(options.config.as_ref())?;
-    let generation = pipelines.policy.load().generation() + 1;
-    let (_, snapshot) = compile(&config, ports, generation)?;
-    // Generations only grow, and this thread is the only publisher.
-    let _ = pipelines.policy.publish(snapshot);
-    record_publish(control, started);
-    Ok(generation)
+    config.to_spec(&|name| ports.get(name).copied())?;
+    Ok(plane.reload(&config)?)
 }
 
-fn record_publish(control: &ControlStats, started: Instant) {
-    control.publishes.fetch_add(1, Ordering::Relaxed);
-    control
-        .last_publish_nanos
-        .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+fn on_sighup(
+    options: &RunOptions,
+    ports: &HashMap<String, u16>,
+    plane: &ControlPlane,
+    control: &ControlStats,
+) {
+    match reload(options, ports, plane) {
+        Ok(generation) => {
+            println!("palisade: reloaded: policy generation {generation}");
+        }
+        Err(e) => {
+            control.failed_reloads.fetch_add(1, Ordering::Relaxed);
+            eprintln!("palisade: reload failed, the running policy stays:\n{e}");
+        }
+    }
 }
 
-/// `--dataplane off`: compile and serve metrics and (later) the API, with
-/// the profile's ports numbered in file order.
+/// `--dataplane off`: the store, the policy, the EC2 API and metrics,
+/// with the profile's ports numbered in file order.
 fn run_control_only(
     config: &Config,
     profile: &Profile,
     listener: &std::net::TcpListener,
-    control: &ControlStats,
+    control: &Arc<ControlStats>,
     signals: &mut Signals,
     options: &RunOptions,
 ) -> Result<(), RunError> {
@@ -345,32 +444,24 @@ fn run_control_only(
         .enumerate()
         .map(|(i, p)| (p.name.clone(), i as u16))
         .collect();
-    let started = Instant::now();
-    let (_, snapshot) = compile(config, &ids, 1)?;
-    record_publish(control, started);
-    let pipelines = Pipelines::new(PolicyCell::new(snapshot), &[], 0, 0);
+    let Control { cell, plane, api } = start_control(config, options, &ids, control)?;
+    let pipelines = Pipelines::new(cell, &[], 0, 0);
     println!(
         "palisade: {}: data plane off; policy generation 1 compiled",
         config.origin()
     );
     std::thread::scope(|s| {
         let pipelines = &pipelines;
-        let metrics = s.spawn(move || metrics::serve(listener, pipelines, control, &[]));
+        let stats: &ControlStats = control;
+        let metrics = s.spawn(move || metrics::serve(listener, pipelines, stats, &[]));
         for signal in signals.forever() {
             if signal == SIGHUP {
-                match reload(options, &ids, pipelines, control) {
-                    Ok(generation) => {
-                        println!("palisade: reloaded: policy generation {generation}");
-                    }
-                    Err(e) => {
-                        control.failed_reloads.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("palisade: reload failed, the running policy stays:\n{e}");
-                    }
-                }
+                on_sighup(options, &ids, &plane, control);
             } else {
                 break;
             }
         }
+        api.shutdown();
         pipelines.stop.store(true, Ordering::Relaxed);
         let _ = metrics.join();
     });

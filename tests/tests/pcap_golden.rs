@@ -89,6 +89,8 @@ const CONFIG: &str = r#"
 profile = "@PROFILE@"
 workers = @WORKERS@
 state_dir = "@DIR@/var"
+# Any free port: tests run in parallel.
+api_listen = "127.0.0.1:0"
 max_flows_per_worker = 4096
 
 [[vpc]]

@@ -38,7 +38,7 @@ fn write_world(dir: &Path, prefix: &str) -> std::path::PathBuf {
     std::fs::write(
         &config,
         format!(
-            "[appliance]\nprofile = \"{}\"\nstate_dir = \"{}\"\n\n\
+            "[appliance]\nprofile = \"{}\"\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n\n\
              [[vpc]]\nname = \"v\"\ncidr = \"10.0.0.0/16\"\n\n\
              [[subnet]]\nname = \"s\"\nvpc = \"v\"\ncidr = \"10.0.1.0/24\"\n\n\
              [[eni]]\nname = \"a\"\nsubnet = \"s\"\nport = \"p0\"\nmac = \"02:00:00:00:00:00\"\nips = [\"10.0.1.10\"]\n",

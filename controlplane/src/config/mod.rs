@@ -120,6 +120,9 @@ pub struct ApplianceSettings {
     pub router_mac: [u8; 6],
     /// The 12-digit account that owns every object (`OwnerId` in the API).
     pub account_id: String,
+    /// The access key pair the EC2 API accepts, when the file sets one
+    /// (`access_key_id` and `secret_access_key`, both or neither).
+    pub access_key: Option<(String, String)>,
 }
 
 impl Default for ApplianceSettings {
@@ -134,6 +137,7 @@ impl Default for ApplianceSettings {
             max_flows_per_worker: raw::default::MAX_FLOWS_PER_WORKER,
             router_mac: [0x02, 0x50, 0x41, 0x4c, 0x00, 0x01],
             account_id: raw::default::ACCOUNT_ID.to_owned(),
+            access_key: None,
         }
     }
 }

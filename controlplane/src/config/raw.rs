@@ -98,6 +98,8 @@ pub(crate) struct RawAppliance {
     pub router_mac: String,
     #[serde(default = "default::account_id")]
     pub account_id: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 impl Default for RawAppliance {
@@ -111,6 +113,8 @@ impl Default for RawAppliance {
             max_flows_per_worker: default::max_flows_per_worker(),
             router_mac: default::router_mac(),
             account_id: default::account_id(),
+            access_key_id: None,
+            secret_access_key: None,
         }
     }
 }

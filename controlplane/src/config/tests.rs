@@ -590,6 +590,21 @@ fn malformed_configurations_are_reported_at_their_key() {
             "12 digits",
         ),
         (
+            format!("[appliance]\naccess_key_id = \"AKIAX\"\n{BASE}"),
+            "appliance.secret_access_key",
+            "both or neither",
+        ),
+        (
+            format!("[appliance]\nsecret_access_key = \"s\"\n{BASE}"),
+            "appliance.access_key_id",
+            "both or neither",
+        ),
+        (
+            format!("[appliance]\naccess_key_id = \"AKIA X\"\nsecret_access_key = \"s\"\n{BASE}"),
+            "appliance.access_key_id",
+            "letters and digits",
+        ),
+        (
             format!("[quotas]\ngroups_per_eni = 17\n{BASE}"),
             "quotas.groups_per_eni",
             "between 1 and 16",
@@ -1206,4 +1221,21 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn an_access_key_pair_in_the_file_is_kept_and_absent_by_default() {
+    let with = Config::from_toml_str(
+        &format!(
+            "[appliance]\naccess_key_id = \"AKIAIOSFODNN7EXAMPLE\"\nsecret_access_key = \"wJalr/K7+x\"\n{BASE}"
+        ),
+        "test",
+    )
+    .unwrap();
+    assert_eq!(
+        with.appliance.access_key,
+        Some(("AKIAIOSFODNN7EXAMPLE".to_owned(), "wJalr/K7+x".to_owned()))
+    );
+    let without = Config::from_toml_str(BASE, "test").unwrap();
+    assert_eq!(without.appliance.access_key, None);
 }

@@ -240,7 +240,40 @@ impl Checker {
                 format!("{:?} is not an AWS account id (12 digits)", raw.account_id),
             );
         }
+        let access_key = match (raw.access_key_id, raw.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    self.report(
+                        "appliance.access_key_id",
+                        "must be letters and digits, e.g. \"AKIAIOSFODNN7EXAMPLE\"",
+                    );
+                }
+                if secret.is_empty() || secret.bytes().any(|b| !b.is_ascii_graphic()) {
+                    self.report(
+                        "appliance.secret_access_key",
+                        "must be non-empty printable ASCII without spaces",
+                    );
+                }
+                Some((id, secret))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                self.report(
+                    "appliance.secret_access_key",
+                    "is required when access_key_id is set (both or neither)",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                self.report(
+                    "appliance.access_key_id",
+                    "is required when secret_access_key is set (both or neither)",
+                );
+                None
+            }
+        };
         ApplianceSettings {
+            access_key,
             profile,
             workers: raw.workers,
             state_dir: PathBuf::from(raw.state_dir),

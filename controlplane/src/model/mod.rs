@@ -14,6 +14,9 @@
 //! same model.
 
 mod error;
+mod extended;
+#[cfg(test)]
+mod extended_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -30,6 +33,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, is_aws_shaped};
 pub use crate::config::{ObjectKind, Quotas};
 pub use error::ApiError;
+pub use extended::{
+    NewNetworkInterface, PREFIX_LIST_MAX_ENTRIES, PrefixListEntryRequest, TagToDelete,
+    initial_network_acl_association_id, main_route_table_association_id, route_table_id,
+};
 
 /// Where fresh ids come from: random in the API, replayed from the journal
 /// when the store loads.
@@ -84,8 +91,18 @@ pub struct Subnet {
     pub vpc: VpcId,
     /// Its IPv4 block, inside the VPC's.
     pub cidr: Ipv4Cidr,
+    /// Its IPv6 block, inside the VPC's (config-seeded subnets only so
+    /// far; absent in snapshots written before it existed).
+    #[serde(default)]
+    pub ipv6_cidr: Option<Ipv6Cidr>,
     /// Its one network ACL.
     pub network_acl: NaclId,
+    /// The id of its ACL association once ReplaceNetworkAclAssociation
+    /// moved it; `None` means the initial one, derived from the subnet id
+    /// ([`initial_network_acl_association_id`]), so that no existing op
+    /// had to draw a new id.
+    #[serde(default)]
+    pub network_acl_association: Option<String>,
 }
 
 /// A security group.
@@ -128,6 +145,9 @@ pub struct NetworkInterface {
     pub port: String,
     /// Its VLAN on that port.
     pub vlan: Option<u16>,
+    /// `Description`, up to 255 characters.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// A network ACL.
@@ -178,6 +198,20 @@ pub struct PrefixList {
     pub cidrs: Vec<IpCidr>,
     /// What a rule naming it counts as against rule quotas.
     pub max_entries: usize,
+    /// `AddressFamily` `IPv6` (else `IPv4`); every entry is of it.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// Starts at 1, one more for each change of the entries
+    /// (ModifyManagedPrefixList's `CurrentVersion` is checked against it).
+    #[serde(default = "first_version")]
+    pub version: u64,
+    /// Entry descriptions by the entry's canonical CIDR text.
+    #[serde(default)]
+    pub descriptions: BTreeMap<String, String>,
+}
+
+fn first_version() -> u64 {
+    1
 }
 
 /// The peer of a permission as a client spells it; CIDRs stay text until
@@ -400,6 +434,86 @@ pub enum Op {
         /// Keys.
         keys: Vec<String>,
     },
+    /// DeleteSubnet: refused while a network interface is in it.
+    DeleteSubnet {
+        /// The subnet.
+        subnet: String,
+    },
+    /// UpdateSecurityGroupRuleDescriptionsIngress / Egress: new
+    /// descriptions for existing rules, found by their body (the
+    /// permission's description is the new one) or by rule id.
+    UpdateRuleDescriptions {
+        /// The group.
+        group: String,
+        /// Outbound when set.
+        egress: bool,
+        /// Rules named by protocol, ports and peer.
+        by_permission: Vec<Permission>,
+        /// Rule id → new description.
+        by_id: Vec<(String, String)>,
+    },
+    /// CreateNetworkInterface with what the API's create carries beyond
+    /// [`Op::CreateNetworkInterface`] (kept as it is for journals).
+    CreateNetworkInterfaceV2 {
+        /// The interface.
+        interface: NewNetworkInterface,
+    },
+    /// ModifyNetworkInterfaceAttribute `Description`.
+    SetNetworkInterfaceDescription {
+        /// The ENI.
+        eni: String,
+        /// The new text.
+        description: String,
+    },
+    /// DeleteNetworkAcl: refused for the default ACL and while a subnet
+    /// uses it.
+    DeleteNetworkAcl {
+        /// The ACL.
+        acl: String,
+    },
+    /// ReplaceNetworkAclAssociation by association id; the outcome names
+    /// the new association id.
+    ReplaceNetworkAclAssociation {
+        /// The subnet's current association.
+        association: String,
+        /// The ACL the subnet moves to.
+        acl: String,
+    },
+    /// CreateManagedPrefixList with its address family and descriptions.
+    CreateManagedPrefixList {
+        /// `PrefixListName`.
+        name: String,
+        /// `MaxEntries`.
+        max_entries: usize,
+        /// `AddressFamily` is `IPv6`.
+        ipv6: bool,
+        /// The initial entries.
+        entries: Vec<PrefixListEntryRequest>,
+    },
+    /// ModifyManagedPrefixList: entries (version-checked), or the name,
+    /// or the maximum size.
+    ModifyManagedPrefixList {
+        /// The list.
+        prefix_list: String,
+        /// `CurrentVersion`, when the caller gave one.
+        current_version: Option<u64>,
+        /// `PrefixListName`.
+        name: Option<String>,
+        /// `MaxEntries`.
+        max_entries: Option<usize>,
+        /// `RemoveEntry.N.Cidr`.
+        remove: Vec<String>,
+        /// `AddEntry.N` (last: TOML writes tables after plain values).
+        add: Vec<PrefixListEntryRequest>,
+    },
+    /// DeleteTags with AWS's full semantics: a tag with a value is removed
+    /// only if the value matches; no tags at all removes every tag.
+    DeleteTagsMatching {
+        /// Resource ids.
+        resources: Vec<String>,
+        /// Keys with optional values; empty means every tag.
+        tags: Vec<TagToDelete>,
+    },
 }
 
 /// A NACL entry as the API receives it.
@@ -547,6 +661,29 @@ fn parse_ports(
                 Ok(PortSpec::Any)
             }
         }
+    }
+}
+
+/// A rule's peer as AWS's messages spell it.
+fn peer_text(peer: &Peer) -> String {
+    match peer {
+        Peer::Cidr4(c) => c.to_string(),
+        Peer::Cidr6(c) => c.to_string(),
+        Peer::PrefixList(id) => id.to_string(),
+        Peer::Group(id) => id.to_string(),
+    }
+}
+
+/// A rule's ports as AWS's messages spell them (empty when all).
+fn port_text(ports: PortSpec) -> String {
+    match ports {
+        PortSpec::Any => String::new(),
+        PortSpec::Range { from, to } => format!(", from port: {from}, to port: {to}"),
+        PortSpec::Icmp { icmp_type, code } => format!(
+            ", type: {}, code: {}",
+            icmp_type.map_or(-1, i32::from),
+            code.map_or(-1, i32::from)
+        ),
     }
 }
 
@@ -856,6 +993,7 @@ impl Model {
                 self.group_order.retain(|g| !gone.contains(g));
                 self.vpcs.remove(vpc);
                 self.tags.remove(vpc);
+                self.tags.remove(&route_table_id(vpc));
                 Ok(Outcome::Done)
             }
             Op::CreateSubnet { vpc, cidr } => {
@@ -885,7 +1023,9 @@ impl Model {
                         id: id.clone(),
                         vpc: VpcId(vpc.clone()),
                         cidr,
+                        ipv6_cidr: None,
                         network_acl: acl,
+                        network_acl_association: None,
                     },
                 );
                 Ok(Outcome::Created(vec![id.0]))
@@ -979,8 +1119,10 @@ impl Model {
                         return Err(ApiError::new(
                             "InvalidPermission.Duplicate",
                             format!(
-                                "the specified rule \"peer: {:?}, {}, ALLOW\" already exists",
-                                rule.peer, permission.protocol
+                                "the specified rule \"peer: {}, {}{}, ALLOW\" already exists",
+                                peer_text(&rule.peer),
+                                permission.protocol.to_ascii_uppercase(),
+                                port_text(rule.ports)
                             ),
                         ));
                     }
@@ -1135,6 +1277,7 @@ impl Model {
                         timeouts: ConntrackTimeouts::default(),
                         port: port.clone(),
                         vlan: *vlan,
+                        description: String::new(),
                     },
                 );
                 self.eni_order.push(id.0.clone());
@@ -1299,9 +1442,7 @@ impl Model {
                         "Network ACL {acl} and subnet {subnet} belong to different VPCs"
                     )));
                 }
-                if let Some(home) = self.subnets.get_mut(subnet) {
-                    home.network_acl = NaclId(acl.clone());
-                }
+                self.move_subnet_to_acl(subnet, acl);
                 Ok(Outcome::Done)
             }
             Op::RequestPeering { vpc, peer_vpc } => {
@@ -1355,6 +1496,7 @@ impl Model {
                 cidrs,
             } => {
                 let cidrs = Self::prefix_cidrs(cidrs, *max_entries)?;
+                let ipv6 = cidrs.first().is_some_and(|c| !c.is_v4());
                 let id = PrefixListId(ids.fresh_id(ObjectKind::PrefixList));
                 self.prefix_lists.insert(
                     id.0.clone(),
@@ -1363,6 +1505,9 @@ impl Model {
                         name: name.clone(),
                         cidrs,
                         max_entries: *max_entries,
+                        ipv6,
+                        version: 1,
+                        descriptions: BTreeMap::new(),
                     },
                 );
                 Ok(Outcome::Created(vec![id.0]))
@@ -1384,6 +1529,7 @@ impl Model {
                 let cidrs = Self::prefix_cidrs(&cidrs, list.max_entries)?;
                 if let Some(list) = self.prefix_lists.get_mut(prefix_list) {
                     list.cidrs = cidrs;
+                    list.version += 1;
                 }
                 Ok(Outcome::Done)
             }
@@ -1421,6 +1567,70 @@ impl Model {
                 }
                 Ok(Outcome::Done)
             }
+            Op::DeleteSubnet { subnet } => {
+                self.subnet(subnet)?;
+                if self.enis.values().any(|e| e.subnet.as_str() == subnet) {
+                    return Err(ApiError::new(
+                        "DependencyViolation",
+                        format!("The subnet '{subnet}' has dependencies and cannot be deleted."),
+                    ));
+                }
+                self.subnets.remove(subnet);
+                self.tags.remove(subnet);
+                Ok(Outcome::Done)
+            }
+            Op::UpdateRuleDescriptions {
+                group,
+                egress,
+                by_permission,
+                by_id,
+            } => {
+                let target = self.group(group)?;
+                let mut rules = if *egress {
+                    target.egress.clone()
+                } else {
+                    target.ingress.clone()
+                };
+                for permission in by_permission {
+                    let wanted = self.rule_of(target, permission)?;
+                    let rule = rules
+                        .iter_mut()
+                        .find(|r| same_rule(r, &wanted))
+                        .ok_or_else(|| {
+                            ApiError::new(
+                                "InvalidPermission.NotFound",
+                                "The specified rule does not exist in this security group.",
+                            )
+                        })?;
+                    rule.description = wanted.description;
+                }
+                for (id, description) in by_id {
+                    if description.chars().count() > 255 {
+                        return Err(ApiError::invalid_value(
+                            "Description must be at most 255 characters",
+                        ));
+                    }
+                    let rule = rules
+                        .iter_mut()
+                        .find(|r| r.id.as_str() == id)
+                        .ok_or_else(|| {
+                            ApiError::new(
+                                "InvalidSecurityGroupRuleId.NotFound",
+                                format!("The security group rule ID '{id}' does not exist"),
+                            )
+                        })?;
+                    rule.description.clone_from(description);
+                }
+                self.set_rules(group, *egress, rules);
+                Ok(Outcome::Done)
+            }
+            Op::CreateNetworkInterfaceV2 { .. }
+            | Op::SetNetworkInterfaceDescription { .. }
+            | Op::DeleteNetworkAcl { .. }
+            | Op::ReplaceNetworkAclAssociation { .. }
+            | Op::CreateManagedPrefixList { .. }
+            | Op::ModifyManagedPrefixList { .. }
+            | Op::DeleteTagsMatching { .. } => self.apply_extended(op, ids),
             Op::DeleteTags { resources, keys } => {
                 for resource in resources {
                     if let Some(entry) = self.tags.get_mut(resource) {
@@ -1445,6 +1655,7 @@ impl Model {
             || self.network_acls.contains_key(id)
             || self.peerings.contains_key(id)
             || self.prefix_lists.contains_key(id)
+            || self.vpc_of_route_table(id).is_some()
     }
 
     fn prefix_cidrs(texts: &[String], max: usize) -> Result<Vec<IpCidr>, ApiError> {
@@ -1569,7 +1780,7 @@ impl Model {
                     id: s.id.clone(),
                     vpc: s.vpc.clone(),
                     ipv4_cidr: s.cidr,
-                    ipv6_cidr: None,
+                    ipv6_cidr: s.ipv6_cidr,
                     nacl: s.network_acl.clone(),
                 })
                 .collect(),
@@ -1656,7 +1867,9 @@ impl Model {
                     id: s.id.clone(),
                     vpc: s.vpc.clone(),
                     cidr: s.cidr,
+                    ipv6_cidr: s.ipv6_cidr,
                     network_acl: s.network_acl.clone(),
+                    network_acl_association: None,
                 },
             );
         }
@@ -1689,6 +1902,7 @@ impl Model {
                     timeouts: e.timeouts,
                     port: e.port.clone(),
                     vlan: e.vlan,
+                    description: String::new(),
                 },
             );
         }
@@ -1726,6 +1940,9 @@ impl Model {
                     name: p.name.clone(),
                     cidrs: p.cidrs.clone(),
                     max_entries: p.max_entries,
+                    ipv6: p.cidrs.first().is_some_and(|c| !c.is_v4()),
+                    version: 1,
+                    descriptions: BTreeMap::new(),
                 },
             );
         }

@@ -1059,3 +1059,86 @@ fn eni_attribute_changes_apply() {
     .unwrap();
     w.apply(&Op::DeleteSecurityGroup { group: sg }).unwrap();
 }
+
+#[test]
+fn delete_subnet_refuses_while_an_eni_is_in_it() {
+    let mut w = World::new();
+    let eni = w.eni("10.0.1.10", vec![]);
+    let subnet = w.subnet.clone();
+    let refused = w.apply(&Op::DeleteSubnet {
+        subnet: subnet.clone(),
+    });
+    assert_eq!(refused.unwrap_err().code, "DependencyViolation");
+    w.apply(&Op::DeleteNetworkInterface { eni }).unwrap();
+    w.apply(&Op::CreateTags {
+        resources: vec![subnet.clone()],
+        tags: vec![("Name".into(), "a".into())],
+    })
+    .unwrap();
+    w.apply(&Op::DeleteSubnet {
+        subnet: subnet.clone(),
+    })
+    .unwrap();
+    assert!(!w.model.subnets.contains_key(&subnet));
+    assert!(!w.model.tags.contains_key(&subnet));
+    let again = w.apply(&Op::DeleteSubnet { subnet });
+    assert_eq!(again.unwrap_err().code, "InvalidSubnetID.NotFound");
+    // The VPC has no dependency left.
+    let vpc = w.vpc.clone();
+    w.apply(&Op::DeleteVpc { vpc }).unwrap();
+}
+
+#[test]
+fn rule_descriptions_update_by_body_or_id_and_nothing_else_moves() {
+    let mut w = World::new();
+    let group = w.group("web");
+    w.apply(&authorize(&group, tcp(80, cidr("10.0.0.0/8"))))
+        .unwrap();
+    w.apply(&authorize(&group, tcp(443, cidr("10.0.0.0/8"))))
+        .unwrap();
+    let before = w.model.security_groups[&group].ingress.clone();
+    let mut described = tcp(80, cidr("10.0.0.0/8"));
+    described.description = "http".into();
+    w.apply(&Op::UpdateRuleDescriptions {
+        group: group.clone(),
+        egress: false,
+        by_permission: vec![described],
+        by_id: vec![(before[1].id.0.clone(), "https".into())],
+    })
+    .unwrap();
+    let after = &w.model.security_groups[&group].ingress;
+    assert_eq!(after[0].description, "http");
+    assert_eq!(after[1].description, "https");
+    for (a, b) in before.iter().zip(after) {
+        assert_eq!(
+            (&a.id, a.protocol, a.ports, &a.peer),
+            (&b.id, b.protocol, b.ports, &b.peer)
+        );
+    }
+    // Unknown rule body / id / overlong description: refused, unchanged
+    // (World::apply checks the model did not move).
+    let missing = w.apply(&Op::UpdateRuleDescriptions {
+        group: group.clone(),
+        egress: false,
+        by_permission: vec![tcp(22, cidr("10.0.0.0/8"))],
+        by_id: vec![],
+    });
+    assert_eq!(missing.unwrap_err().code, "InvalidPermission.NotFound");
+    let missing_id = w.apply(&Op::UpdateRuleDescriptions {
+        group: group.clone(),
+        egress: true,
+        by_permission: vec![],
+        by_id: vec![(before[0].id.0.clone(), "x".into())],
+    });
+    assert_eq!(
+        missing_id.unwrap_err().code,
+        "InvalidSecurityGroupRuleId.NotFound"
+    );
+    let long = w.apply(&Op::UpdateRuleDescriptions {
+        group,
+        egress: false,
+        by_permission: vec![],
+        by_id: vec![(before[0].id.0.clone(), "x".repeat(256))],
+    });
+    assert_eq!(long.unwrap_err().code, "InvalidParameterValue");
+}

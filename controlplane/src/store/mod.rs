@@ -264,6 +264,34 @@ impl Store {
         Ok(true)
     }
 
+    /// Replaces the seed with the objects of `config` if nothing has been
+    /// changed since the store was seeded (no journal entry, only the seed
+    /// snapshot), so that editing the file and reloading keeps working
+    /// until the first API change. Returns whether it replaced; once the
+    /// API has changed anything the store owns the objects and the file
+    /// is left alone.
+    pub fn reseed_if_unchanged(&mut self, config: &Config) -> Result<bool, StoreError> {
+        let transaction = self.connection.transaction()?;
+        let journaled: i64 =
+            transaction.query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))?;
+        let later_snapshots: i64 =
+            transaction.query_row("SELECT COUNT(*) FROM snapshot WHERE seq <> 0", [], |r| {
+                r.get(0)
+            })?;
+        if journaled + later_snapshots > 0 {
+            return Ok(false);
+        }
+        let mut model = Model::from_config(config);
+        model.quotas = self.model.quotas;
+        transaction.execute(
+            "INSERT OR REPLACE INTO snapshot (seq, model) VALUES (0, ?1)",
+            params![encode_model(&model)?],
+        )?;
+        transaction.commit()?;
+        self.model = model;
+        Ok(true)
+    }
+
     /// Writes the current model as a snapshot and drops the journal it
     /// covers, in one transaction, so the next start replays nothing.
     pub fn compact(&mut self) -> Result<(), StoreError> {

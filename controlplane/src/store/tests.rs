@@ -181,7 +181,7 @@ fn step(model: &Model, kind: u8, a: usize, b: usize) -> Op {
     let other_group = pick(model.security_groups.keys().collect(), b);
     let subnet = pick(model.subnets.keys().collect(), a);
     let eni = pick(model.enis.keys().collect(), a);
-    match kind % 12 {
+    match kind % 14 {
         0 => Op::CreateVpc {
             cidr: format!("10.{}.0.0/16", a % 256),
             ipv6_cidr: (b % 2 == 0).then(|| "2001:db8::/56".to_owned()),
@@ -254,6 +254,16 @@ fn step(model: &Model, kind: u8, a: usize, b: usize) -> Op {
                 },
             }
         }
+        12 => Op::DeleteSubnet { subnet },
+        13 => Op::UpdateRuleDescriptions {
+            group,
+            egress: b % 2 == 0,
+            by_permission: vec![Permission {
+                description: format!("d{a}"),
+                ..tcp((b % 5) as i32, "10.0.0.0/8")
+            }],
+            by_id: Vec::new(),
+        },
         _ => Op::CreatePrefixList {
             name: format!("pl{b}"),
             max_entries: 1 + b % 4,
@@ -414,4 +424,37 @@ fn failed_write_leaves_model_as_on_disk() {
         .unwrap_err();
     assert!(matches!(error, StoreError::Sqlite(_)), "{error}");
     assert_eq!(store.model(), &before);
+}
+
+#[test]
+fn reseed_replaces_an_untouched_seed_and_never_api_changes() {
+    let demo = Config::demo();
+    let mut edited_text = crate::config::DEMO_TOML.to_owned();
+    edited_text.push_str("\n[[security_group]]\nname = \"reseeded\"\nvpc = \"demo\"\n");
+    let edited = Config::from_toml_str(&edited_text, "edited").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    assert!(store.seed_if_empty(&demo).unwrap());
+    assert!(store.reseed_if_unchanged(&edited).unwrap());
+    assert_eq!(store.model(), &Model::from_config(&edited));
+    drop(store);
+    let mut store = open(dir.path());
+    assert_eq!(
+        store.model(),
+        &Model::from_config(&edited),
+        "the reseed is durable"
+    );
+    let vpc = edited.vpcs[0].id.0.clone();
+    store
+        .apply(&Op::CreateSecurityGroup {
+            vpc,
+            name: "from-the-api".into(),
+            description: String::new(),
+        })
+        .unwrap();
+    let after_api = store.model().clone();
+    assert!(!store.reseed_if_unchanged(&demo).unwrap());
+    assert_eq!(store.model(), &after_api);
+    drop(store);
+    assert_eq!(open(dir.path()).model(), &after_api);
 }

@@ -1,0 +1,350 @@
+//! The control plane as `palisade run` runs it: the durable store, the
+//! policy the data plane reads, and the EC2 API's [`Backend`] between them.
+//!
+//! Every accepted change goes store → compile → publish under one lock:
+//! [`Store::apply`] returns once the op is fsynced, the next
+//! [`PolicySnapshot`] is derived from the current one (incrementally when
+//! the op touched only some groups' rules, see [`change_hint`]) and
+//! published, and only then does the API answer. So an acknowledged
+//! change is both durable and enforced, and publications are serialized
+//! as [`PolicyCell::publish`] requires.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use palisade_policy::{
+    ChangeHint, CompileError, NaclId, PolicyCell, PolicySnapshot, PolicySpec, PrefixListId,
+    PublishError, SgId,
+};
+
+use crate::api::{Backend, Credentials, internal_error};
+use crate::config::Config;
+use crate::model::{ApiError, Model, Op, Outcome, RandomIds};
+use crate::store::{Store, StoreError};
+
+/// Called after each publication with how long store-to-publish took.
+pub type PublishHook = Box<dyn Fn(Duration) + Send + Sync>;
+
+/// Why the control plane could not start, reload or publish.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The store could not open, seed or write.
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored objects do not compile into a policy.
+    #[error("policy: {0}")]
+    Compile(#[from] CompileError),
+    /// The snapshot's generation did not follow the current one.
+    #[error("publish: {0}")]
+    Publish(#[from] PublishError),
+    /// SIGHUP after the API changed the store: the file no longer owns the
+    /// objects.
+    #[error(
+        "the state in {0} has been changed through the EC2 API since it was seeded from the configuration file, so the file's objects are not applied again (change them through the API, or start with an empty --state-dir); the running policy stays"
+    )]
+    ApiOwnsState(PathBuf),
+    /// The credentials file could not be read or written.
+    #[error("credentials file {path}: {reason}")]
+    Credentials {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Opens the store in `dir` with the configuration's quotas and seeds it
+/// from the configuration's objects if it is empty. Returns the store and
+/// whether it was seeded now.
+pub fn open_store(config: &Config, dir: &Path) -> Result<(Store, bool), ServiceError> {
+    let mut store = Store::open_with(dir, config.quotas, Box::new(RandomIds::default()))?;
+    let seeded = store.seed_if_empty(config)?;
+    Ok((store, seeded))
+}
+
+/// The spec and snapshot of `model`, ports resolved through `ports`.
+pub fn compile_model<S: std::hash::BuildHasher>(
+    model: &Model,
+    ports: &HashMap<String, u16, S>,
+    generation: u64,
+) -> Result<(PolicySpec, PolicySnapshot), CompileError> {
+    let spec = model.to_spec(&|name| ports.get(name).copied());
+    let snapshot = PolicySnapshot::compile(&spec, generation)?;
+    Ok((spec, snapshot))
+}
+
+/// What an op changes in the compiled policy: `None` when nothing (tags),
+/// the touched groups / ACLs / prefix lists when the topology stays, and
+/// everything otherwise. Must never name too little: the incremental
+/// compile trusts it (it does check sizes and ids, and compiles from
+/// scratch when the spec does not fit).
+pub fn change_hint(op: &Op) -> Option<ChangeHint> {
+    let group = |g: &str| ChangeHint::groups([&SgId(g.to_owned())]);
+    Some(match op {
+        Op::CreateTags { .. }
+        | Op::DeleteTags { .. }
+        | Op::DeleteTagsMatching { .. }
+        | Op::SetNetworkInterfaceDescription { .. } => return None,
+        Op::Authorize { group: g, .. }
+        | Op::Revoke { group: g, .. }
+        | Op::RevokeRuleIds { group: g, .. }
+        | Op::ModifySecurityGroupRules { group: g, .. }
+        | Op::UpdateRuleDescriptions { group: g, .. } => group(g),
+        Op::PutNetworkAclEntry { acl, .. } | Op::DeleteNetworkAclEntry { acl, .. } => ChangeHint {
+            nacls: vec![NaclId(acl.clone())],
+            ..ChangeHint::default()
+        },
+        Op::ModifyPrefixList { prefix_list, .. }
+        | Op::ModifyManagedPrefixList { prefix_list, .. } => ChangeHint {
+            prefix_lists: vec![PrefixListId(prefix_list.clone())],
+            ..ChangeHint::default()
+        },
+        _ => ChangeHint::everything(),
+    })
+}
+
+struct Inner {
+    store: Store,
+    ports: HashMap<String, u16>,
+}
+
+/// The store and the published policy, as the API's [`Backend`].
+pub struct ControlPlane {
+    inner: Mutex<Inner>,
+    cell: Arc<PolicyCell>,
+    on_publish: PublishHook,
+    state_dir: PathBuf,
+}
+
+impl core::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// The control plane over `store`, publishing into `cell` (which
+    /// already holds the store's compiled policy) with ports named by
+    /// `ports`.
+    pub fn new(
+        store: Store,
+        ports: HashMap<String, u16>,
+        cell: Arc<PolicyCell>,
+        on_publish: PublishHook,
+    ) -> Self {
+        let state_dir = store
+            .path()
+            .parent()
+            .map_or_else(PathBuf::new, Path::to_path_buf);
+        Self {
+            inner: Mutex::new(Inner { store, ports }),
+            cell,
+            on_publish,
+            state_dir,
+        }
+    }
+
+    /// SIGHUP: while nothing was changed through the API, the edited
+    /// file's objects replace the seed and are published (the generation
+    /// is returned); after an API change the file is not applied
+    /// ([`ServiceError::ApiOwnsState`]).
+    pub fn reload(&self, config: &Config) -> Result<u64, ServiceError> {
+        let started = Instant::now();
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::Api(internal_error()))?;
+        let Inner { store, ports } = &mut *inner;
+        // Compile first: a file the compiler rejects must not replace the
+        // seed either.
+        let generation = self.cell.load().generation() + 1;
+        let (_, snapshot) = compile_model(&Model::from_config(config), ports, generation)?;
+        if !store.reseed_if_unchanged(config)? {
+            return Err(ServiceError::ApiOwnsState(self.state_dir.clone()));
+        }
+        self.cell.publish(snapshot)?;
+        (self.on_publish)(started.elapsed());
+        Ok(generation)
+    }
+
+    fn apply_and_publish(&self, op: &Op) -> Result<Outcome, ApiError> {
+        let started = Instant::now();
+        let mut inner = self.inner.lock().map_err(|_| internal_error())?;
+        let Inner { store, ports } = &mut *inner;
+        let outcome = store.apply(op).map_err(|error| match error {
+            StoreError::Api(api) => api,
+            other => {
+                eprintln!("palisade: store: {other}; the change was not applied");
+                internal_error()
+            }
+        })?;
+        let Some(hint) = change_hint(op) else {
+            return Ok(outcome);
+        };
+        let spec = store.model().to_spec(&|name| ports.get(name).copied());
+        let current = self.cell.load_full();
+        let published = current
+            .apply(&spec, &hint, current.generation() + 1)
+            .map_err(ServiceError::from)
+            .and_then(|next| self.cell.publish(next).map_err(ServiceError::from));
+        if let Err(error) = published {
+            // The change is durable but the data plane could not take it:
+            // say so rather than pretend it is enforced. The model's own
+            // checks are meant to make this unreachable.
+            eprintln!("palisade: {error}; the stored change is not enforced yet");
+            return Err(ApiError::new(
+                "InternalError",
+                format!(
+                    "The change was stored but could not be published to the data plane: {error}"
+                ),
+            ));
+        }
+        (self.on_publish)(started.elapsed());
+        Ok(outcome)
+    }
+}
+
+impl Backend for ControlPlane {
+    fn apply(&self, op: &Op) -> Result<Outcome, ApiError> {
+        self.apply_and_publish(op)
+    }
+
+    fn read(&self, f: &mut dyn FnMut(&Model)) {
+        if let Ok(inner) = self.inner.lock() {
+            f(inner.store.model());
+        }
+    }
+
+    fn port_names(&self) -> Option<Vec<String>> {
+        let inner = self.inner.lock().ok()?;
+        let mut names: Vec<String> = inner.ports.keys().cloned().collect();
+        names.sort();
+        Some(names)
+    }
+}
+
+/// The credentials file in the state directory.
+pub const CREDENTIALS_FILE: &str = "credentials";
+
+/// Where the API's key pair came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `--access-key-id` / `--secret-access-key`.
+    Flags,
+    /// `PALISADE_ACCESS_KEY_ID` / `PALISADE_SECRET_ACCESS_KEY`.
+    Environment,
+    /// `[appliance] access_key_id` / `secret_access_key`.
+    ConfigFile,
+    /// `STATE_DIR/credentials`, generated at an earlier start.
+    StateDir,
+    /// Generated now (and stored in `STATE_DIR/credentials`).
+    Generated,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+/// The API's key pair from the first source that has one: flags,
+/// environment, configuration file, the state directory's credentials
+/// file; with none, a fresh pair is generated and stored there (mode
+/// 0600) for the next start.
+pub fn resolve_credentials(
+    flags: Option<(String, String)>,
+    environment: Option<(String, String)>,
+    config: Option<(String, String)>,
+    state_dir: &Path,
+) -> Result<(Credentials, CredentialSource), ServiceError> {
+    let pair = |(access_key_id, secret_access_key): (String, String)| Credentials {
+        access_key_id,
+        secret_access_key,
+    };
+    if let Some(p) = flags {
+        return Ok((pair(p), CredentialSource::Flags));
+    }
+    if let Some(p) = environment {
+        return Ok((pair(p), CredentialSource::Environment));
+    }
+    if let Some(p) = config {
+        return Ok((pair(p), CredentialSource::ConfigFile));
+    }
+    let path = state_dir.join(CREDENTIALS_FILE);
+    let failed = |reason: String| ServiceError::Credentials {
+        path: path.clone(),
+        reason,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let stored: StoredCredentials =
+                toml::from_str(&text).map_err(|e| failed(e.to_string()))?;
+            Ok((
+                pair((stored.access_key_id, stored.secret_access_key)),
+                CredentialSource::StateDir,
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let generated = generate_credentials().map_err(|e| failed(e.to_string()))?;
+            write_credentials(&path, &generated).map_err(|e| failed(e.to_string()))?;
+            Ok((generated, CredentialSource::Generated))
+        }
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// A random `AKIA…` id (20 characters, AWS's alphabet) and a 40-character
+/// secret, from the kernel's random source.
+pub fn generate_credentials() -> std::io::Result<Credentials> {
+    use std::io::Read as _;
+    const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET_ALPHABET: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bytes = [0u8; 56];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let pick = |alphabet: &[u8], b: u8| char::from(alphabet[usize::from(b) % alphabet.len()]);
+    let access_key_id: String = std::iter::once("AKIA".to_owned())
+        .chain(
+            bytes[..16]
+                .iter()
+                .map(|&b| pick(ID_ALPHABET, b).to_string()),
+        )
+        .collect();
+    let secret_access_key: String = bytes[16..]
+        .iter()
+        .map(|&b| pick(SECRET_ALPHABET, b))
+        .collect();
+    Ok(Credentials {
+        access_key_id,
+        secret_access_key,
+    })
+}
+
+fn write_credentials(path: &Path, credentials: &Credentials) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = toml::to_string(&StoredCredentials {
+        access_key_id: credentials.access_key_id.clone(),
+        secret_access_key: credentials.secret_access_key.clone(),
+    })
+    .map_err(std::io::Error::other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(
+        format!("# palisade's EC2 API key pair, generated at first start.\n{text}").as_bytes(),
+    )?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests;
