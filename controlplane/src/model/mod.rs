@@ -986,6 +986,7 @@ impl Model {
                     )
                     .collect();
                 for id in &gone {
+                    self.remove_group_tags(id);
                     self.security_groups.remove(id);
                     self.network_acls.remove(id);
                     self.tags.remove(id);
@@ -1096,9 +1097,9 @@ impl Model {
                         format!("resource {group} has a dependent object"),
                     ));
                 }
+                self.remove_group_tags(group);
                 self.security_groups.remove(group);
                 self.group_order.retain(|g| g != group);
-                self.tags.remove(group);
                 Ok(Outcome::Done)
             }
             Op::Authorize {
@@ -1656,6 +1657,18 @@ impl Model {
             || self.peerings.contains_key(id)
             || self.prefix_lists.contains_key(id)
             || self.vpc_of_route_table(id).is_some()
+            || (id.starts_with("sgr-") && self.rule_exists(id))
+    }
+
+    /// Rule ids are not indexed (they live inside their group), so a
+    /// lookup scans: only CreateTags on an `sgr-` id needs it.
+    fn rule_exists(&self, id: &str) -> bool {
+        self.security_groups.values().any(|g| {
+            g.ingress
+                .iter()
+                .chain(&g.egress)
+                .any(|r| r.id.as_str() == id)
+        })
     }
 
     fn prefix_cidrs(texts: &[String], max: usize) -> Result<Vec<IpCidr>, ApiError> {
@@ -1747,14 +1760,32 @@ impl Model {
         Ok(())
     }
 
+    /// Replaces one direction's rules; the tags of rules that are gone go
+    /// with them, so a revoked rule's id cannot be tagged or listed again.
     fn set_rules(&mut self, group: &str, egress: bool, rules: Vec<SgRule>) {
         if let Some(target) = self.security_groups.get_mut(group) {
-            if egress {
-                target.egress = rules;
+            let slot = if egress {
+                &mut target.egress
             } else {
-                target.ingress = rules;
+                &mut target.ingress
+            };
+            for old in slot.iter() {
+                if !rules.iter().any(|r| r.id == old.id) {
+                    self.tags.remove(old.id.as_str());
+                }
+            }
+            *slot = rules;
+        }
+    }
+
+    /// Drops the tags of a group that is being deleted and of its rules.
+    fn remove_group_tags(&mut self, group: &str) {
+        if let Some(target) = self.security_groups.get(group) {
+            for rule in target.ingress.iter().chain(&target.egress) {
+                self.tags.remove(rule.id.as_str());
             }
         }
+        self.tags.remove(group);
     }
 
     /// The data plane's view. Port names the caller cannot resolve give port
