@@ -80,6 +80,69 @@ pub struct Vpc {
     pub default_group: SgId,
     /// Its default network ACL, which new subnets use.
     pub default_network_acl: NaclId,
+    /// What ModifyVpcAttribute set (absent in stores written before it
+    /// existed: AWS's defaults).
+    #[serde(default)]
+    pub attributes: VpcAttributes,
+}
+
+/// The VPC attributes ModifyVpcAttribute sets. palisade serves no DNS and
+/// meters no addresses, so it only keeps them: clients (Terraform) read
+/// back what they wrote and plan no change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcAttributes {
+    /// `enableDnsSupport`.
+    pub enable_dns_support: bool,
+    /// `enableDnsHostnames`: AWS allows it only with DNS support.
+    pub enable_dns_hostnames: bool,
+    /// `enableNetworkAddressUsageMetrics`.
+    pub enable_network_address_usage_metrics: bool,
+}
+
+impl Default for VpcAttributes {
+    /// AWS's values for a VPC that is not the account's default VPC.
+    fn default() -> Self {
+        Self {
+            enable_dns_support: true,
+            enable_dns_hostnames: false,
+            enable_network_address_usage_metrics: false,
+        }
+    }
+}
+
+/// One attribute of [`VpcAttributes`], as ModifyVpcAttribute and
+/// DescribeVpcAttribute name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VpcAttribute {
+    /// `enableDnsSupport`.
+    EnableDnsSupport,
+    /// `enableDnsHostnames`.
+    EnableDnsHostnames,
+    /// `enableNetworkAddressUsageMetrics`.
+    EnableNetworkAddressUsageMetrics,
+}
+
+impl VpcAttribute {
+    /// The attribute's value in `attributes`.
+    pub fn get(self, attributes: &VpcAttributes) -> bool {
+        match self {
+            Self::EnableDnsSupport => attributes.enable_dns_support,
+            Self::EnableDnsHostnames => attributes.enable_dns_hostnames,
+            Self::EnableNetworkAddressUsageMetrics => {
+                attributes.enable_network_address_usage_metrics
+            }
+        }
+    }
+
+    fn slot(self, attributes: &mut VpcAttributes) -> &mut bool {
+        match self {
+            Self::EnableDnsSupport => &mut attributes.enable_dns_support,
+            Self::EnableDnsHostnames => &mut attributes.enable_dns_hostnames,
+            Self::EnableNetworkAddressUsageMetrics => {
+                &mut attributes.enable_network_address_usage_metrics
+            }
+        }
+    }
 }
 
 /// A subnet.
@@ -514,6 +577,15 @@ pub enum Op {
         /// Keys with optional values; empty means every tag.
         tags: Vec<TagToDelete>,
     },
+    /// ModifyVpcAttribute: one attribute, kept (see [`VpcAttributes`]).
+    ModifyVpcAttribute {
+        /// The VPC.
+        vpc: String,
+        /// Which attribute.
+        attribute: VpcAttribute,
+        /// Its new value.
+        value: bool,
+    },
 }
 
 /// A NACL entry as the API receives it.
@@ -944,6 +1016,7 @@ impl Model {
                         ipv6_cidr,
                         default_group: SgId(String::new()),
                         default_network_acl: acl,
+                        attributes: VpcAttributes::default(),
                     },
                 );
                 let group = self.new_group(ids, &id, "default", "default VPC security group", true);
@@ -1631,7 +1704,8 @@ impl Model {
             | Op::ReplaceNetworkAclAssociation { .. }
             | Op::CreateManagedPrefixList { .. }
             | Op::ModifyManagedPrefixList { .. }
-            | Op::DeleteTagsMatching { .. } => self.apply_extended(op, ids),
+            | Op::DeleteTagsMatching { .. }
+            | Op::ModifyVpcAttribute { .. } => self.apply_extended(op, ids),
             Op::DeleteTags { resources, keys } => {
                 for resource in resources {
                     if let Some(entry) = self.tags.get_mut(resource) {
@@ -1888,6 +1962,7 @@ impl Model {
                     ipv6_cidr: v.ipv6_cidr,
                     default_group: v.default_group.clone(),
                     default_network_acl: v.default_network_acl.clone(),
+                    attributes: VpcAttributes::default(),
                 },
             );
         }
