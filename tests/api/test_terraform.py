@@ -11,6 +11,7 @@ terraform run logs at DEBUG to `terraform-*.log` in the test's tmp_path
 could not use.
 """
 
+import json
 import os
 import pathlib
 import shutil
@@ -26,8 +27,14 @@ PROVIDER_DIR = PLUGINS / "registry.terraform.io" / "hashicorp" / "aws" / PROVIDE
 
 
 def terraform_binary():
+    """The terraform to run, or why there is none."""
     explicit = os.environ.get("PALISADE_TERRAFORM")
-    return explicit if explicit and pathlib.Path(explicit).exists() else shutil.which("terraform")
+    if explicit:
+        if os.access(explicit, os.X_OK):
+            return explicit, None
+        return None, f"PALISADE_TERRAFORM={explicit} is not an executable"
+    found = shutil.which("terraform")
+    return (found, None) if found else (None, "terraform is not installed (not on PATH; PALISADE_TERRAFORM unset)")
 
 
 CLI_CONFIG = f"""\
@@ -43,11 +50,22 @@ provider_installation {{
 """
 
 
-def configuration(api_url, web_https_port):
-    """One module: a VPC with a subnet, a group with inline rules (web),
-    a group with none whose rules are their own resources (app), a
-    group-to-group rule, a legacy aws_security_group_rule and a network
-    ACL. `web_https_port` is the one thing the change step edits."""
+def configuration(api_url, changed=False):
+    """One module: a VPC (DNS hostnames on) with a subnet, a group with
+    inline rules (web), a group with none whose rules are their own
+    resources (app): a group-to-group rule, a CIDR rule, a prefix-list
+    rule, a legacy aws_security_group_rule; a managed prefix list and a
+    network ACL. `changed` edits one rule of each kind: a per-rule port
+    (ModifySecurityGroupRules, same rule id), an inline CIDR added, the
+    legacy rule's description, a prefix-list entry added."""
+    app_https_port = 8443 if changed else 443
+    ssh_cidrs = '"10.0.0.0/8", "192.168.0.0/16"' + (', "172.16.0.0/12"' if changed else "")
+    ping_description = 'description       = "ping from the corp net"' if changed else ""
+    extra_entry = """
+  entry {
+    cidr        = "192.0.2.0/24"
+    description = "lab"
+  }""" if changed else ""
     return f"""\
 terraform {{
   required_providers {{
@@ -62,7 +80,6 @@ provider "aws" {{
   region                      = "{REGION}"
   access_key                  = "{ACCESS_KEY}"
   secret_key                  = "{SECRET_KEY}"
-  skip_metadata_api_check     = true
   endpoints {{
     ec2 = "{api_url}"
     sts = "{api_url}"
@@ -70,7 +87,8 @@ provider "aws" {{
 }}
 
 resource "aws_vpc" "main" {{
-  cidr_block = "10.70.0.0/16"
+  cidr_block           = "10.70.0.0/16"
+  enable_dns_hostnames = true
   tags = {{
     Name = "tf-main"
   }}
@@ -90,18 +108,19 @@ resource "aws_security_group" "web" {{
   vpc_id      = aws_vpc.main.id
 
   ingress {{
-    description = "https"
-    from_port   = 443
-    to_port     = 443
-    protocol    = "tcp"
-    cidr_blocks = ["0.0.0.0/0"]
+    description      = "https"
+    from_port        = 443
+    to_port          = 443
+    protocol         = "tcp"
+    cidr_blocks      = ["0.0.0.0/0"]
+    ipv6_cidr_blocks = ["::/0"]
   }}
 
   ingress {{
     from_port   = 22
     to_port     = 22
     protocol    = "tcp"
-    cidr_blocks = ["10.0.0.0/8", "192.168.0.0/16"]
+    cidr_blocks = [{ssh_cidrs}]
   }}
 
   egress {{
@@ -135,8 +154,8 @@ resource "aws_vpc_security_group_ingress_rule" "app_https" {{
   security_group_id = aws_security_group.app.id
   cidr_ipv4         = "10.70.0.0/16"
   ip_protocol       = "tcp"
-  from_port         = {web_https_port}
-  to_port           = {web_https_port}
+  from_port         = {app_https_port}
+  to_port           = {app_https_port}
   tags = {{
     Name = "app-https"
   }}
@@ -155,6 +174,29 @@ resource "aws_security_group_rule" "app_ping" {{
   from_port         = 8
   to_port           = 0
   cidr_blocks       = ["10.0.0.0/8"]
+  {ping_description}
+}}
+
+resource "aws_ec2_managed_prefix_list" "corp" {{
+  name           = "tf-corp"
+  address_family = "IPv4"
+  max_entries    = 5
+
+  entry {{
+    cidr        = "198.51.100.0/24"
+    description = "office"
+  }}
+  entry {{
+    cidr = "203.0.113.0/24"
+  }}{extra_entry}
+}}
+
+resource "aws_vpc_security_group_ingress_rule" "app_from_corp" {{
+  security_group_id = aws_security_group.app.id
+  prefix_list_id    = aws_ec2_managed_prefix_list.corp.id
+  ip_protocol       = "tcp"
+  from_port         = 5432
+  to_port           = 5432
 }}
 
 resource "aws_network_acl" "main" {{
@@ -198,6 +240,9 @@ output "app_id" {{
 }}
 output "acl_id" {{
   value = aws_network_acl.main.id
+}}
+output "prefix_list_id" {{
+  value = aws_ec2_managed_prefix_list.corp.id
 }}
 output "app_https_rule_id" {{
   value = aws_vpc_security_group_ingress_rule.app_https.security_group_rule_id
@@ -243,16 +288,15 @@ class Terraform:
         return out
 
     def outputs(self):
-        import json
         out = self("output", "-json")
         return {k: v["value"] for k, v in json.loads(out.stdout).items()}
 
 
 @pytest.fixture(scope="module")
 def terraform(tmp_path_factory):
-    binary = terraform_binary()
+    binary, missing = terraform_binary()
     if not binary:
-        pytest.skip("terraform is not installed (not on PATH, PALISADE_TERRAFORM unset)")
+        pytest.skip(missing)
     if not PROVIDER_DIR.is_dir():
         pytest.skip(f"the AWS provider {PROVIDER_VERSION} mirror is missing: no {PROVIDER_DIR}")
     return Terraform(binary, tmp_path_factory.mktemp("terraform"))
@@ -270,8 +314,13 @@ def rule_key(rule):
     return (rule["IsEgress"], rule["IpProtocol"], rule["FromPort"], rule["ToPort"], peer)
 
 
+def prefix_list_entries(ec2, prefix_list_id):
+    entries = ec2.get_managed_prefix_list_entries(PrefixListId=prefix_list_id)["Entries"]
+    return sorted((e["Cidr"], e.get("Description", "")) for e in entries)
+
+
 def test_create_plan_change_and_destroy(terraform, palisade, ec2):
-    terraform.write(configuration(palisade.api_url, 443))
+    terraform.write(configuration(palisade.api_url))
     terraform("init", "-input=false")
     terraform("apply", "-auto-approve", "-input=false")
     ids = terraform.outputs()
@@ -279,21 +328,27 @@ def test_create_plan_change_and_destroy(terraform, palisade, ec2):
     vpc = ec2.describe_vpcs(VpcIds=[ids["vpc_id"]])["Vpcs"][0]
     assert vpc["CidrBlock"] == "10.70.0.0/16"
     assert {"Key": "Name", "Value": "tf-main"} in vpc["Tags"]
+    hostnames = ec2.describe_vpc_attribute(VpcId=ids["vpc_id"], Attribute="enableDnsHostnames")
+    assert hostnames["EnableDnsHostnames"]["Value"] is True
     subnet = ec2.describe_subnets(SubnetIds=[ids["subnet_id"]])["Subnets"][0]
     assert (subnet["VpcId"], subnet["CidrBlock"]) == (ids["vpc_id"], "10.70.1.0/24")
+    assert prefix_list_entries(ec2, ids["prefix_list_id"]) == [
+        ("198.51.100.0/24", "office"), ("203.0.113.0/24", "")]
 
     web = group_rules(ec2, ids["web_id"])
     assert sorted(rule_key(r) for r in web) == sorted([
         (False, "tcp", 443, 443, "0.0.0.0/0"),
+        (False, "tcp", 443, 443, "::/0"),
         (False, "tcp", 22, 22, "10.0.0.0/8"),
         (False, "tcp", 22, 22, "192.168.0.0/16"),
         (True, "-1", -1, -1, "0.0.0.0/0"),
     ])
-    assert [r["Description"] for r in web if r["FromPort"] == 443] == ["https"]
+    assert [r["Description"] for r in web if r["FromPort"] == 443] == ["https", "https"]
     app = group_rules(ec2, ids["app_id"])
     assert sorted(rule_key(r) for r in app) == sorted([
         (False, "tcp", 8080, 8080, ids["web_id"]),
         (False, "tcp", 443, 443, "10.70.0.0/16"),
+        (False, "tcp", 5432, 5432, ids["prefix_list_id"]),
         (False, "icmp", 8, 0, "10.0.0.0/8"),
         (True, "-1", -1, -1, "0.0.0.0/0"),
     ])
@@ -306,16 +361,20 @@ def test_create_plan_change_and_destroy(terraform, palisade, ec2):
                       for e in acl["Entries"] if e["RuleNumber"] < 32767)
     assert numbered == [(False, 100, "6", "allow"), (True, 100, "-1", "allow")]
 
-    # Everything read back equals what was written: no diff.
+    # Everything read back equals what was written: no diff (exit 2 fails).
     terraform("plan", "-detailed-exitcode", "-input=false")
 
-    # One rule changes in place (ModifySecurityGroupRules), same rule id.
-    terraform.write(configuration(palisade.api_url, 8443))
+    terraform.write(configuration(palisade.api_url, changed=True))
     terraform("apply", "-auto-approve", "-input=false")
     app = group_rules(ec2, ids["app_id"])
     changed = [r for r in app if r["SecurityGroupRuleId"] == ids["app_https_rule_id"]]
     assert [(r["FromPort"], r["ToPort"], r["CidrIpv4"]) for r in changed] == [(8443, 8443, "10.70.0.0/16")]
     assert (False, "tcp", 443, 443, "10.70.0.0/16") not in {rule_key(r) for r in app}
+    assert [r.get("Description") for r in app if r["IpProtocol"] == "icmp"] == ["ping from the corp net"]
+    web = group_rules(ec2, ids["web_id"])
+    assert sorted(r["CidrIpv4"] for r in web if r["FromPort"] == 22) == [
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    assert ("192.0.2.0/24", "lab") in prefix_list_entries(ec2, ids["prefix_list_id"])
     terraform("plan", "-detailed-exitcode", "-input=false")
 
     terraform("destroy", "-auto-approve", "-input=false")
@@ -325,3 +384,5 @@ def test_create_plan_change_and_destroy(terraform, palisade, ec2):
     assert ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [ids["subnet_id"]]}])["Subnets"] == []
     assert ec2.describe_network_acls(
         Filters=[{"Name": "network-acl-id", "Values": [ids["acl_id"]]}])["NetworkAcls"] == []
+    assert ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-id", "Values": [ids["prefix_list_id"]]}])["PrefixLists"] == []
