@@ -2,13 +2,19 @@
 //! benches cover what does not). `perf/bench-fwd-vs-testpmd.sh` runs
 //! `fwd-null` side by side with `dpdk-testpmd`;
 //! `perf/bench-appliance-memif.sh` runs `palisade run` (configured by
-//! `memif-config`) and `dpdk-testpmd` in turn, each fed by `gen-memif`.
+//! `memif-config`) and `dpdk-testpmd` in turn, each fed by `gen-memif`;
+//! `perf/bench-api.sh` seeds `palisade run` with `api-config`'s world and
+//! times its EC2 API with `api-latency`.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use palisade_controlplane::api::Credentials;
 use palisade_dpdk::Eal;
+use palisade_perf::api_bench::world::WorldShape;
+use palisade_perf::api_bench::{LatencyOptions, run_latency};
 use palisade_perf::fwd::{ForwardSetup, forward_io};
 use palisade_perf::memif_gen::{GenOptions, Mode, run_generator};
 use palisade_perf::traffic::TrafficPlan;
@@ -20,8 +26,87 @@ struct Cli {
     command: Command,
 }
 
+/// The world `api-config` writes and `api-latency` expects.
+#[derive(Debug, Clone, Copy, Args)]
+struct ShapeArgs {
+    /// Security groups in the VPC, its default group counted.
+    #[arg(long, default_value_t = 2500)]
+    groups: usize,
+    /// Inbound rules per group (1..=59).
+    #[arg(long, default_value_t = 50)]
+    rules: usize,
+    /// Network interfaces, two groups each.
+    #[arg(long, default_value_t = 10_000)]
+    enis: usize,
+}
+
+impl ShapeArgs {
+    fn shape(self) -> WorldShape {
+        WorldShape {
+            groups: self.groups,
+            rules: self.rules,
+            enis: self.enis,
+        }
+    }
+}
+
+/// The API key pair (the configuration `api-config` writes accepts it).
+#[derive(Debug, Clone, Args)]
+struct KeyArgs {
+    /// Access key id.
+    #[arg(long, default_value = "AKIAPALISADEBENCH001")]
+    access_key_id: String,
+    /// Secret access key.
+    #[arg(long, default_value = "palisade/bench/secret/key/0000000000000")]
+    secret_access_key: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print the appliance configuration of the API benchmark's world: one
+    /// VPC, --groups groups of --rules inbound rules, --enis ENIs on a
+    /// port of --profile, and the API key pair.
+    ApiConfig {
+        /// The DPDK profile (its ports number the ENIs' port names).
+        #[arg(long, default_value = "dpdk-config/null.toml")]
+        profile: String,
+        /// The profile port the ENIs are on.
+        #[arg(long, default_value = "null0")]
+        port: String,
+        #[command(flatten)]
+        shape: ShapeArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Time signed EC2 API calls against a running palisade seeded with
+    /// `api-config`'s world (same --groups/--rules/--enis): Authorize and
+    /// Revoke of one rule, DescribeSecurityGroups by id and filtered,
+    /// p50/p99/max; and the publish latency from palisade's /metrics.
+    ApiLatency {
+        /// palisade's EC2 endpoint.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        endpoint: SocketAddr,
+        /// palisade's /metrics endpoint.
+        #[arg(long, default_value = "127.0.0.1:9400")]
+        metrics: SocketAddr,
+        #[command(flatten)]
+        shape: ShapeArgs,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Measured iterations (each: Authorize, Revoke, two Describes).
+        #[arg(long, default_value_t = 1000)]
+        iterations: usize,
+        /// Unmeasured iterations first.
+        #[arg(long, default_value_t = 50)]
+        warmup: usize,
+        /// Groups the changes rotate over, spread across the world.
+        #[arg(long, default_value_t = 100)]
+        targets: usize,
+        /// Check the published generation after every this many
+        /// Authorizes (0: never).
+        #[arg(long, default_value_t = 10)]
+        check_every: usize,
+    },
     /// io-forward between two net_null ports on one core, like
     /// `dpdk-testpmd --forward-mode=io`, and print the rate.
     FwdNull {
@@ -86,6 +171,54 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::ApiConfig {
+            profile,
+            port,
+            shape,
+            key,
+        } => match shape.shape().config_toml(
+            &profile,
+            &port,
+            &key.access_key_id,
+            &key.secret_access_key,
+        ) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
+        },
+        Command::ApiLatency {
+            endpoint,
+            metrics,
+            shape,
+            key,
+            iterations,
+            warmup,
+            targets,
+            check_every,
+        } => {
+            let options = LatencyOptions {
+                endpoint,
+                metrics,
+                key: Credentials {
+                    access_key_id: key.access_key_id,
+                    secret_access_key: key.secret_access_key,
+                },
+                shape: shape.shape(),
+                iterations,
+                warmup,
+                targets,
+                check_every,
+            };
+            match run_latency(&options) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error),
+            }
+        }
         Command::FwdNull {
             seconds,
             lcore,

@@ -37,6 +37,7 @@ pub fn is_root() -> bool {
 }
 
 pub mod appliance;
+pub mod aws;
 pub mod netns;
 pub mod pcap;
 pub mod prom;

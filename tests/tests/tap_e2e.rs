@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use palisade_e2e::aws::{AwsCli, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY};
 use palisade_e2e::netns::{Background, Netns, Protocol, Scratch, metric_sum, scrape};
 use palisade_e2e::{is_root, palisade_bin};
 
@@ -335,6 +336,19 @@ impl World {
     fn metrics(&self) -> String {
         scrape(self.metrics_port)
     }
+
+    fn generation(&self) -> u64 {
+        metric_sum(&self.metrics(), "palisade_policy_generation", &[]).round() as u64
+    }
+
+    /// The real AWS CLI pointed at this palisade's EC2 API.
+    fn aws(&self) -> AwsCli {
+        AwsCli::new(
+            &format!("http://127.0.0.1:{}", api_port(self.index)),
+            TEST_ACCESS_KEY_ID,
+            TEST_SECRET_ACCESS_KEY,
+        )
+    }
 }
 
 /// One of the three ENIs, by its namespace.
@@ -418,6 +432,11 @@ data_room = 2176
     text
 }
 
+/// Test `index`'s EC2 API port.
+fn api_port(index: u16) -> u16 {
+    19500 + index
+}
+
 fn config_toml(
     index: u16,
     profile: &std::path::Path,
@@ -432,6 +451,8 @@ profile = "{profile}"
 state_dir = "{state}"
 metrics_listen = "127.0.0.1:{metrics_port}"
 api_listen = "127.0.0.1:{api_port}"
+access_key_id = "{TEST_ACCESS_KEY_ID}"
+secret_access_key = "{TEST_SECRET_ACCESS_KEY}"
 max_flows_per_worker = 4096
 
 [[vpc]]
@@ -473,7 +494,7 @@ ips = ["{C_IP}"]
 {groups_c}"#,
         profile = profile.display(),
         state = scratch.path("var").display(),
-        api_port = 19500 + index,
+        api_port = api_port(index),
         objects = policy.objects,
         mac_a = eni_mac(index, "a"),
         mac_b = eni_mac(index, "b"),
@@ -841,4 +862,95 @@ fn a_network_acl_deny_cuts_an_established_connection_at_once() {
         2,
         "{metrics}"
     );
+}
+
+/// Through the EC2 API with the real AWS CLI, as an operator would: B's
+/// group "web" starts without rules, so A's connection to B:8080 times
+/// out; `aws ec2 authorize-security-group-ingress` admits it as soon as the
+/// CLI returns (palisade answers only once the new policy is published);
+/// `revoke-security-group-ingress` then blocks new connections while one
+/// opened before it keeps working.
+#[test]
+fn a_rule_authorized_with_the_aws_cli_admits_and_its_revocation_blocks_only_new_connections() {
+    let Some(mut world) = World::start(
+        7,
+        &Policy {
+            objects: WEB_WITHOUT_RULES,
+            ..CLIENT_TO_WEB
+        },
+    ) else {
+        return;
+    };
+    let aws = world.aws();
+    world.tcp_echo(Side::B, 8080);
+    assert_eq!(world.tcp_exchange(Side::A, Side::B, 8080), Reach::TimedOut);
+
+    let web = aws.text(&[
+        "ec2",
+        "describe-security-groups",
+        "--filters",
+        "Name=group-name,Values=web",
+        "--query",
+        "SecurityGroups[0].GroupId",
+    ]);
+    assert!(web.starts_with("sg-"), "no group web: {web:?}");
+    let permission = [
+        "--group-id",
+        &web,
+        "--protocol",
+        "tcp",
+        "--port",
+        "8080",
+        "--cidr",
+        "10.0.1.0/24",
+    ];
+    let generation = world.generation();
+    let authorized = aws.text(
+        &[
+            &["ec2", "authorize-security-group-ingress"][..],
+            &permission[..],
+        ]
+        .concat(),
+    );
+    assert!(authorized.starts_with("True"), "{authorized}");
+    assert_eq!(world.generation(), generation + 1);
+    let (mut held, first) = world.tcp_client(Side::A, Side::B, 8080);
+    assert_eq!(first, "connected");
+    held.send_line("while allowed");
+    assert_eq!(
+        held.next_line(Duration::from_secs(10)).as_deref(),
+        Some("reply echo while allowed")
+    );
+    // Another address of the rule's block is no reason to admit c (in b's
+    // subnet): the rule names a's subnet only.
+    assert_eq!(world.tcp_exchange(Side::C, Side::B, 8080), Reach::TimedOut);
+
+    let revoked = aws.text(
+        &[
+            &["ec2", "revoke-security-group-ingress"][..],
+            &permission[..],
+        ]
+        .concat(),
+    );
+    assert!(revoked.starts_with("True"), "{revoked}");
+    assert_eq!(world.generation(), generation + 2);
+    // Stateful: the connection admitted before the revocation goes on.
+    for n in 0..3 {
+        held.send_line(&format!("after revoke {n}"));
+        assert_eq!(
+            held.next_line(Duration::from_secs(10)),
+            Some(format!("reply echo after revoke {n}"))
+        );
+    }
+    // A new one meets the revoked policy.
+    assert_eq!(world.tcp_exchange(Side::A, Side::B, 8080), Reach::TimedOut);
+    let rules = aws.text(&[
+        "ec2",
+        "describe-security-groups",
+        "--group-ids",
+        &web,
+        "--query",
+        "length(SecurityGroups[0].IpPermissions)",
+    ]);
+    assert_eq!(rules, "0");
 }
