@@ -51,7 +51,8 @@ provider_installation {{
 
 
 def configuration(api_url, changed=False):
-    """One module: a VPC (DNS hostnames on) with a subnet, a group with
+    """One module: a VPC (DNS hostnames on, its default group stripped of
+    its rules) with a subnet, a group with
     inline rules (web), a group with none whose rules are their own
     resources (app): a group-to-group rule, a CIDR rule, a prefix-list
     rule, a legacy aws_security_group_rule; a managed prefix list and a
@@ -92,6 +93,11 @@ resource "aws_vpc" "main" {{
   tags = {{
     Name = "tf-main"
   }}
+}}
+
+# The usual lock-down: the default group keeps no rules at all.
+resource "aws_default_security_group" "locked" {{
+  vpc_id = aws_vpc.main.id
 }}
 
 resource "aws_subnet" "a" {{
@@ -241,6 +247,9 @@ output "app_id" {{
 output "acl_id" {{
   value = aws_network_acl.main.id
 }}
+output "default_group_id" {{
+  value = aws_default_security_group.locked.id
+}}
 output "prefix_list_id" {{
   value = aws_ec2_managed_prefix_list.corp.id
 }}
@@ -335,6 +344,7 @@ def test_create_plan_change_and_destroy(terraform, palisade, ec2):
     assert prefix_list_entries(ec2, ids["prefix_list_id"]) == [
         ("198.51.100.0/24", "office"), ("203.0.113.0/24", "")]
 
+    assert group_rules(ec2, ids["default_group_id"]) == []
     web = group_rules(ec2, ids["web_id"])
     assert sorted(rule_key(r) for r in web) == sorted([
         (False, "tcp", 443, 443, "0.0.0.0/0"),
