@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use palisade_controlplane::api::{
     self, Api, ApiSettings, Backend, Credentials, HttpRequest, sigv4,
 };
-use palisade_controlplane::model::{Op, Outcome};
+use palisade_controlplane::model::{LiveSpec, Op, Outcome, SpecUpdate};
 use palisade_controlplane::service::{self, ControlPlane};
 use palisade_controlplane::store::Store;
 use palisade_policy::PolicyCell;
@@ -139,16 +139,29 @@ fn bench_api(c: &mut Criterion) {
         });
     });
     // Where a change's time goes besides the store: the spec of the whole
-    // model, and the incremental compile of one changed group.
+    // model (what every change rebuilt before the spec was patched), the
+    // patch that replaced it, and the incremental compile of one changed
+    // group.
     let mut model = palisade_controlplane::model::Model::default();
     plane.read(&mut |m| model = m.clone());
     let ports: HashMap<String, u16> = HashMap::new();
     g.bench_function("model_to_spec", |b| {
         b.iter(|| model.to_spec(&|name| ports.get(name).copied()));
     });
+    let hint = palisade_policy::ChangeHint::groups([&palisade_policy::SgId(group.clone())]);
+    // What a rule change costs the spec now: the one group's entry rebuilt
+    // in the spec kept beside the model, against `model_to_spec` above.
+    let mut live = LiveSpec::new(&model, &|name| ports.get(name).copied());
+    g.bench_function("live_spec_update_one_group", |b| {
+        b.iter(|| {
+            assert_eq!(
+                live.update(&model, &hint, &|name| ports.get(name).copied()),
+                SpecUpdate::Patched
+            );
+        });
+    });
     let spec = model.to_spec(&|name| ports.get(name).copied());
     let (_, base) = service::compile_model(&model, &ports, 1).expect("compile");
-    let hint = palisade_policy::ChangeHint::groups([&palisade_policy::SgId(group.clone())]);
     g.bench_function("snapshot_apply_one_group", |b| {
         b.iter(|| base.apply(&spec, &hint, 2).expect("apply"));
     });

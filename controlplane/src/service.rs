@@ -2,9 +2,10 @@
 //! policy the data plane reads, and the EC2 API's [`Backend`] between them.
 //!
 //! Every accepted change goes store → compile → publish under one lock:
-//! [`Store::apply`] returns once the op is fsynced, the next
-//! [`PolicySnapshot`] is derived from the current one (incrementally when
-//! the op touched only some groups' rules, see [`change_hint`]) and
+//! [`Store::apply`] returns once the op is fsynced, the [`LiveSpec`] kept
+//! beside the model is patched and the next [`PolicySnapshot`] derived
+//! from the current one (both incrementally when the op touched only some
+//! groups' rules, ACLs' entries or prefix lists, see [`change_hint`]) and
 //! published, and only then does the API answer. So an acknowledged
 //! change is both durable and enforced, and publications are serialized
 //! as [`PolicyCell::publish`] requires.
@@ -21,7 +22,7 @@ use palisade_policy::{
 
 use crate::api::{Backend, Credentials, internal_error};
 use crate::config::Config;
-use crate::model::{ApiError, Model, Op, Outcome, RandomIds};
+use crate::model::{ApiError, LiveSpec, Model, Op, Outcome, RandomIds, SpecUpdate};
 use crate::store::{Store, StoreError};
 
 /// Called after each publication with how long store-to-publish took.
@@ -108,6 +109,12 @@ pub fn change_hint(op: &Op) -> Option<ChangeHint> {
 struct Inner {
     store: Store,
     ports: HashMap<String, u16>,
+    /// The store's model as the data plane sees it, patched per change.
+    spec: LiveSpec,
+    /// The last publication failed, so the published snapshot lags the
+    /// spec by more than the next op's hint: compile the next one from
+    /// scratch.
+    publish_failed: bool,
 }
 
 /// The store and the published policy, as the API's [`Backend`].
@@ -140,8 +147,14 @@ impl ControlPlane {
             .path()
             .parent()
             .map_or_else(PathBuf::new, Path::to_path_buf);
+        let spec = LiveSpec::new(store.model(), &|name| ports.get(name).copied());
         Self {
-            inner: Mutex::new(Inner { store, ports }),
+            inner: Mutex::new(Inner {
+                store,
+                ports,
+                spec,
+                publish_failed: false,
+            }),
             cell,
             on_publish,
             state_dir,
@@ -158,15 +171,24 @@ impl ControlPlane {
             .inner
             .lock()
             .map_err(|_| StoreError::Api(internal_error()))?;
-        let Inner { store, ports } = &mut *inner;
+        let Inner {
+            store,
+            ports,
+            spec,
+            publish_failed,
+        } = &mut *inner;
         // Compile first: a file the compiler rejects must not replace the
         // seed either.
         let generation = self.cell.load().generation() + 1;
-        let (_, snapshot) = compile_model(&Model::from_config(config), ports, generation)?;
+        let (compiled, snapshot) = compile_model(&Model::from_config(config), ports, generation)?;
         if !store.reseed_if_unchanged(config)? {
             return Err(ServiceError::ApiOwnsState(self.state_dir.clone()));
         }
+        // The store now holds the file's model (its quotas aside, which
+        // the spec does not carry).
+        *spec = compiled.into();
         self.cell.publish(snapshot)?;
+        *publish_failed = false;
         (self.on_publish)(started.elapsed());
         Ok(generation)
     }
@@ -174,7 +196,12 @@ impl ControlPlane {
     fn apply_and_publish(&self, op: &Op) -> Result<Outcome, ApiError> {
         let started = Instant::now();
         let mut inner = self.inner.lock().map_err(|_| internal_error())?;
-        let Inner { store, ports } = &mut *inner;
+        let Inner {
+            store,
+            ports,
+            spec,
+            publish_failed,
+        } = &mut *inner;
         let outcome = store.apply(op).map_err(|error| match error {
             StoreError::Api(api) => api,
             other => {
@@ -185,12 +212,17 @@ impl ControlPlane {
         let Some(hint) = change_hint(op) else {
             return Ok(outcome);
         };
-        let spec = store.model().to_spec(&|name| ports.get(name).copied());
+        let port_id = |name: &str| ports.get(name).copied();
+        let hint = match spec.update(store.model(), &hint, &port_id) {
+            SpecUpdate::Patched if !*publish_failed => hint,
+            SpecUpdate::Patched | SpecUpdate::Rebuilt => ChangeHint::everything(),
+        };
         let current = self.cell.load_full();
         let published = current
-            .apply(&spec, &hint, current.generation() + 1)
+            .apply(spec.spec(), &hint, current.generation() + 1)
             .map_err(ServiceError::from)
             .and_then(|next| self.cell.publish(next).map_err(ServiceError::from));
+        *publish_failed = published.is_err();
         if let Err(error) = published {
             // The change is durable but the data plane could not take it:
             // say so rather than pretend it is enforced. The model's own

@@ -5,7 +5,8 @@
 //! This is where a change is judged before anything reaches the packet
 //! path: the EC2 API turns a request into an [`Op`], [`Model::apply`]
 //! accepts or refuses it with AWS's error code, the store makes it durable,
-//! and [`Model::to_spec`] hands the data plane the [`PolicySpec`] it
+//! and [`Model::to_spec`] (or the [`LiveSpec`] patched per change) hands
+//! the data plane the [`PolicySpec`](palisade_policy::PolicySpec) it
 //! compiles into the next snapshot.
 //!
 //! The model is deterministic: the only input besides the op is the source
@@ -17,6 +18,7 @@ mod error;
 mod extended;
 #[cfg(test)]
 mod extended_tests;
+mod spec;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -24,9 +26,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use palisade_policy::{
-    ConntrackTimeouts, EniId, EniSpec, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction, NaclEntry, NaclId,
-    NaclSpec, Peer, PeeringId, PeeringSpec, PolicySpec, PortSpec, PrefixListId, PrefixListSpec,
-    Protocol, SecurityGroupSpec, SgId, SgRule, SgRuleId, SubnetId, SubnetSpec, VpcId, VpcSpec,
+    ConntrackTimeouts, EniId, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction, NaclEntry, NaclId, Peer,
+    PeeringId, PortSpec, PrefixListId, Protocol, SgId, SgRule, SgRuleId, SubnetId, VpcId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,7 @@ pub use extended::{
     NewNetworkInterface, PREFIX_LIST_MAX_ENTRIES, PrefixListEntryRequest, TagToDelete,
     initial_network_acl_association_id, main_route_table_association_id, route_table_id,
 };
+pub use spec::{LiveSpec, SpecUpdate};
 
 /// Where fresh ids come from: random in the API, replayed from the journal
 /// when the store loads.
@@ -1860,92 +1862,6 @@ impl Model {
             }
         }
         self.tags.remove(group);
-    }
-
-    /// The data plane's view. Port names the caller cannot resolve give port
-    /// 0 so a missing port never hides the rest of the policy; stale group
-    /// references stay in the spec and match nothing there (the compiler
-    /// treats groups of un-peered VPCs as stale).
-    pub fn to_spec(&self, port_id: &dyn Fn(&str) -> Option<u16>) -> PolicySpec {
-        PolicySpec {
-            router_mac: self.router_mac,
-            vpcs: self
-                .vpcs
-                .values()
-                .map(|v| VpcSpec {
-                    id: v.id.clone(),
-                    ipv4_cidr: v.cidr,
-                    ipv6_cidr: v.ipv6_cidr,
-                })
-                .collect(),
-            subnets: self
-                .subnets
-                .values()
-                .map(|s| SubnetSpec {
-                    id: s.id.clone(),
-                    vpc: s.vpc.clone(),
-                    ipv4_cidr: s.cidr,
-                    ipv6_cidr: s.ipv6_cidr,
-                    nacl: s.network_acl.clone(),
-                })
-                .collect(),
-            security_groups: self
-                .group_order
-                .iter()
-                .filter_map(|id| self.security_groups.get(id))
-                .map(|g| SecurityGroupSpec {
-                    id: g.id.clone(),
-                    vpc: g.vpc.clone(),
-                    ingress: g.ingress.clone(),
-                    egress: g.egress.clone(),
-                })
-                .collect(),
-            enis: self
-                .eni_order
-                .iter()
-                .filter_map(|id| self.enis.get(id))
-                .map(|e| EniSpec {
-                    id: e.id.clone(),
-                    subnet: e.subnet.clone(),
-                    port: port_id(&e.port).unwrap_or_default(),
-                    vlan: e.vlan,
-                    mac: e.mac,
-                    private_ips: e.private_ips.clone(),
-                    groups: e.groups.clone(),
-                    source_dest_check: e.source_dest_check,
-                    timeouts: e.timeouts,
-                })
-                .collect(),
-            nacls: self
-                .network_acls
-                .values()
-                .map(|a| NaclSpec {
-                    id: a.id.clone(),
-                    vpc: a.vpc.clone(),
-                    entries: a.entries.clone(),
-                })
-                .collect(),
-            peerings: self
-                .peerings
-                .values()
-                .filter(|p| p.state != PeeringState::Deleted)
-                .map(|p| PeeringSpec {
-                    id: p.id.clone(),
-                    vpc_a: p.requester.clone(),
-                    vpc_b: p.accepter.clone(),
-                    active: p.state == PeeringState::Active,
-                })
-                .collect(),
-            prefix_lists: self
-                .prefix_lists
-                .values()
-                .map(|p| PrefixListSpec {
-                    id: p.id.clone(),
-                    cidrs: p.cidrs.clone(),
-                })
-                .collect(),
-            uplink: None,
-        }
     }
 
     /// The model a validated configuration describes, ids included (they

@@ -1,8 +1,11 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use proptest::prelude::*;
+
 use super::*;
-use crate::model::{PeerRequest, Permission};
+use crate::model::tests::CountingIds;
+use crate::model::{EniChange, PeerRequest, Permission, PrefixListEntryRequest, Quotas};
 
 fn demo_ports(config: &Config) -> HashMap<String, u16> {
     let mut names: Vec<&str> = config.enis.iter().map(|e| e.port.as_str()).collect();
@@ -161,6 +164,136 @@ fn hints_name_the_touched_groups_or_everything() {
         .unwrap()
         .everything
     );
+}
+
+/// The store's random step, widened to the ops it does not draw: those
+/// the spec is patched for (prefix-list and ACL-entry changes, rules by id,
+/// prefix-list peers) and topology changes between them.
+fn any_step(model: &Model, kind: u8, a: usize, b: usize) -> Op {
+    let pick = |ids: Vec<&String>, i: usize| -> String {
+        ids.get(i % ids.len().max(1))
+            .map_or_else(|| "x-00000000000000bad".to_owned(), |id| (*id).clone())
+    };
+    let group = pick(model.security_groups.keys().collect(), a);
+    let prefix_list = pick(model.prefix_lists.keys().collect(), b);
+    let acl = pick(model.network_acls.keys().collect(), a);
+    let rule = model.security_groups.get(&group).and_then(|g| {
+        let rules = if b % 2 == 0 { &g.ingress } else { &g.egress };
+        rules.get(a % rules.len().max(1)).map(|r| r.id.0.clone())
+    });
+    let tcp = |port: usize, peer: PeerRequest| Permission {
+        protocol: "tcp".into(),
+        from_port: Some(port as i32),
+        to_port: Some(port as i32),
+        peer,
+        description: String::new(),
+    };
+    match kind % 26 {
+        kind @ 0..=13 => crate::store::tests::step(model, kind, a, b),
+        14 => Op::ModifyPrefixList {
+            prefix_list,
+            add: vec![format!("10.{}.0.0/16", a % 256)],
+            remove: if b % 3 == 0 {
+                vec!["172.16.0.0/12".into()]
+            } else {
+                Vec::new()
+            },
+        },
+        15 => Op::ModifyManagedPrefixList {
+            prefix_list,
+            current_version: None,
+            name: (a % 2 == 0).then(|| format!("renamed{b}")),
+            max_entries: None,
+            remove: Vec::new(),
+            add: vec![PrefixListEntryRequest {
+                cidr: format!("192.168.{}.0/24", b % 256),
+                description: String::new(),
+            }],
+        },
+        16 => Op::Authorize {
+            group,
+            egress: b % 2 == 0,
+            permissions: vec![tcp(b % 5 + 100, PeerRequest::PrefixList(prefix_list))],
+        },
+        17 => Op::DeleteNetworkAclEntry {
+            acl,
+            rule_number: (b % 50 + 1) as u16,
+            egress: a % 2 == 0,
+        },
+        18 => Op::RevokeRuleIds {
+            group,
+            egress: b % 2 == 1,
+            rule_ids: rule.into_iter().collect(),
+        },
+        19 => Op::ModifySecurityGroupRules {
+            group,
+            rules: rule
+                .into_iter()
+                .map(|id| (id, tcp(b % 7 + 200, PeerRequest::Cidr("0.0.0.0/0".into()))))
+                .collect(),
+        },
+        20 => Op::CreateNetworkAcl {
+            vpc: pick(model.vpcs.keys().collect(), a),
+        },
+        21 => Op::AssociateNetworkAcl {
+            subnet: pick(model.subnets.keys().collect(), b),
+            acl,
+        },
+        22 => Op::RequestPeering {
+            vpc: pick(model.vpcs.keys().collect(), a),
+            peer_vpc: pick(model.vpcs.keys().collect(), b),
+        },
+        23 => Op::AcceptPeering {
+            peering: pick(model.peerings.keys().collect(), a),
+        },
+        24 => Op::ModifyNetworkInterface {
+            eni: pick(model.enis.keys().collect(), a),
+            change: EniChange {
+                groups: Some(vec![group]),
+                source_dest_check: None,
+                timeouts: None,
+            },
+        },
+        _ => Op::DeletePrefixList { prefix_list },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The spec patched per op is the spec of the model: after every step
+    /// of a random sequence (accepted or refused), the control plane's
+    /// spec equals a fresh `to_spec` of its store's model, and the
+    /// snapshot it published has that spec's groups in that order.
+    #[test]
+    fn patched_spec_equals_the_models_spec_after_any_ops(
+        steps in proptest::collection::vec((any::<u8>(), 0usize..64, 0usize..64), 1..48),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open_with(dir.path(), Quotas::default(), Box::new(CountingIds::default()))
+                .unwrap();
+        let ports: HashMap<String, u16> = [("p0".to_owned(), 3)].into();
+        let (_, snapshot) = compile_model(store.model(), &ports, 1).unwrap();
+        let cell = Arc::new(PolicyCell::new(snapshot));
+        let plane = ControlPlane::new(store, ports.clone(), Arc::clone(&cell), Box::new(|_| {}));
+        let mut accepted = 0;
+        for (kind, a, b) in steps {
+            let mut model = Model::default();
+            plane.read(&mut |m| model = m.clone());
+            let op = any_step(&model, kind, a, b);
+            accepted += usize::from(plane.apply(&op).is_ok());
+            let inner = plane.inner.lock().unwrap();
+            let fresh = inner.store.model().to_spec(&|name| ports.get(name).copied());
+            prop_assert_eq!(inner.spec.spec(), &fresh, "after {:?}", op);
+            let published = cell.load_full();
+            prop_assert!(
+                published.group_ids().eq(fresh.security_groups.iter().map(|g| &g.id)),
+                "published groups after {:?}", op
+            );
+        }
+        prop_assert!(cell.load().generation() <= 1 + accepted as u64);
+    }
 }
 
 #[test]

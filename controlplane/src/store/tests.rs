@@ -168,7 +168,7 @@ fn compact_then_reopen_gives_the_same_model_with_an_empty_journal() {
 
 /// One random step, resolved against the current model so most steps are
 /// valid and some are refused (both must round-trip).
-fn step(model: &Model, kind: u8, a: usize, b: usize) -> Op {
+pub(crate) fn step(model: &Model, kind: u8, a: usize, b: usize) -> Op {
     let pick = |ids: Vec<&String>, i: usize| -> String {
         if ids.is_empty() {
             "sg-00000000000000bad".to_owned()
