@@ -27,14 +27,22 @@
 //! Every pass checks that the benchmark measured what it says (every ACK a
 //! flow hit, every SYN a new tracked flow, nothing dropped).
 //!
-//! Run: `cargo bench -p palisade-dataplane --bench process`.
+//! Each timed case runs with the [`PlainLoad`] prefetcher (tests' and
+//! fuzzing's default) and, with `--features dpdk`, again as
+//! `*_cpu_prefetch` with the DPDK binding's prefetch instruction (what the
+//! appliance runs), each on its own worker with the same flows and frames.
+//!
+//! Run: `cargo bench -p palisade-dataplane --features dpdk --bench process`.
 
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+#[cfg(feature = "dpdk")]
+use palisade_dataplane::CpuPrefetch;
 use palisade_dataplane::policy::{
     ConntrackTimeouts, EniIdx, EniSpec, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction, NaclEntry,
     NaclSpec, PacketFields, Peer, PolicySnapshot, PolicySpec, PortSpec, Protocol,
@@ -42,7 +50,8 @@ use palisade_dataplane::policy::{
 };
 use palisade_dataplane::testkit::{FrameSpec, Payload, ROUTER_MAC, demo_spec, flags, frame};
 use palisade_dataplane::{
-    DropReason, HeapPacket, PacketBuf, Verdict, Worker, WorkerConfig, WorkerCounters,
+    DropReason, HeapPacket, PacketBuf, PlainLoad, Prefetch, Verdict, Worker, WorkerConfig,
+    WorkerCounters,
 };
 
 const BURST: usize = 32;
@@ -150,15 +159,15 @@ impl Burst {
         }
     }
 
-    fn run(&mut self, worker: &mut Worker, snapshot: &PolicySnapshot) {
+    fn run<F: Prefetch>(&mut self, worker: &mut Worker<F>, snapshot: &PolicySnapshot) {
         worker.process(&mut self.packets, NOW, snapshot, &mut self.verdicts);
     }
 }
 
 /// Runs every frame of `frames` through `worker` in bursts, returning how
 /// many were forwarded.
-fn run_all(
-    worker: &mut Worker,
+fn run_all<F: Prefetch>(
+    worker: &mut Worker<F>,
     snapshot: &PolicySnapshot,
     frames: &FrameArray,
     burst: &mut Burst,
@@ -231,8 +240,8 @@ fn connections(count: usize, seed: u64) -> Vec<(usize, usize, u16, u16)> {
 
 /// Opens every connection through `process()` (SYN, SYN-ACK, ACK, one
 /// burst of each per 32 connections) and returns the ones the table took.
-fn open(
-    worker: &mut Worker,
+fn open<F: Prefetch>(
+    worker: &mut Worker<F>,
     snapshot: &PolicySnapshot,
     spec: &PolicySpec,
     conns: &[(usize, usize, u16, u16)],
@@ -277,14 +286,55 @@ fn established(c: &mut Criterion) {
     let spec = small_vpc();
     let snapshot = PolicySnapshot::compile(&spec, 1).expect("small VPC compiles");
     for (name, count) in [("established_1m", 1_000_000), ("established_1k", 1024)] {
-        let mut worker = Worker::new(WorkerConfig {
-            max_flows: 1 << 20,
-            ..WorkerConfig::default()
-        })
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements(BURST as u64));
+        let case = EstablishedCase {
+            spec: &spec,
+            snapshot: &snapshot,
+            name,
+            count,
+        };
+        case.run(&mut group, "process_burst_32", PlainLoad, true);
+        #[cfg(feature = "dpdk")]
+        case.run(
+            &mut group,
+            "process_burst_32_cpu_prefetch",
+            CpuPrefetch,
+            false,
+        );
+        group.finish();
+    }
+}
+
+/// One established-flows case; run once per prefetcher, each with its own
+/// worker holding the same connections and replaying the same frames.
+struct EstablishedCase<'a> {
+    spec: &'a PolicySpec,
+    snapshot: &'a PolicySnapshot,
+    name: &'a str,
+    count: usize,
+}
+
+impl EstablishedCase<'_> {
+    fn run<F: Prefetch>(
+        &self,
+        group: &mut BenchmarkGroup<'_, WallTime>,
+        id: &str,
+        prefetcher: F,
+        with_reset_only: bool,
+    ) {
+        let (spec, snapshot, name, count) = (self.spec, self.snapshot, self.name, self.count);
+        let mut worker = Worker::with_prefetcher(
+            WorkerConfig {
+                max_flows: 1 << 20,
+                ..WorkerConfig::default()
+            },
+            prefetcher,
+        )
         .expect("worker");
         let started = Instant::now();
         let conns = connections(count, 0x5eed ^ count as u64);
-        let opened = open(&mut worker, &snapshot, &spec, &conns);
+        let opened = open(&mut worker, snapshot, spec, &conns);
         // The table probes a bounded window: a handful of a million random
         // keys may be refused; they are left out of the traffic.
         assert!(
@@ -306,37 +356,36 @@ fn established(c: &mut Criterion) {
         let mut burst = Burst::new(frames.frame_len);
         // One untimed pass: every frame must be a hit on its flow.
         let before = worker.counters().clone();
-        let forwarded = run_all(&mut worker, &snapshot, &frames, &mut burst);
+        let forwarded = run_all(&mut worker, snapshot, &frames, &mut burst);
         assert_eq!(forwarded, frames.bursts() * BURST, "every ACK forwarded");
         check_hits_only(&before, worker.counters());
         eprintln!(
-            "{name}: {} connections open ({} refused by the table), {} bursts, set up in {:.1?}",
+            "{name}/{id}: {} connections open ({} refused by the table), {} bursts, set up in {:.1?}",
             opened.len(),
             count - opened.len(),
             frames.bursts(),
             started.elapsed()
         );
 
-        let mut group = c.benchmark_group(name);
-        group.throughput(Throughput::Elements(BURST as u64));
         let mut next = 0;
         let before = worker.counters().clone();
-        group.bench_function("process_burst_32", |b| {
+        group.bench_function(id, |b| {
             b.iter(|| {
                 burst.reset(frames.burst(next), frames.frame_len);
-                burst.run(&mut worker, &snapshot);
+                burst.run(&mut worker, snapshot);
                 next = (next + 1) % frames.bursts();
                 black_box(&burst.verdicts);
             });
         });
-        group.bench_function("reset_only", |b| {
-            b.iter(|| {
-                burst.reset(frames.burst(next), frames.frame_len);
-                next = (next + 1) % frames.bursts();
-                black_box(&burst.packets);
+        if with_reset_only {
+            group.bench_function("reset_only", |b| {
+                b.iter(|| {
+                    burst.reset(frames.burst(next), frames.frame_len);
+                    next = (next + 1) % frames.bursts();
+                    black_box(&burst.packets);
+                });
             });
-        });
-        group.finish();
+        }
         check_hits_only(&before, worker.counters());
     }
 }
@@ -647,11 +696,14 @@ fn allowed_syns(spec: &PolicySpec, snapshot: &PolicySnapshot) -> FrameArray {
     frames
 }
 
-fn new_flow_worker() -> Worker {
-    Worker::new(WorkerConfig {
-        max_flows: 1 << 20,
-        ..WorkerConfig::default()
-    })
+fn new_flow_worker<F: Prefetch>(prefetcher: F) -> Worker<F> {
+    Worker::with_prefetcher(
+        WorkerConfig {
+            max_flows: 1 << 20,
+            ..WorkerConfig::default()
+        },
+        prefetcher,
+    )
     .expect("worker")
 }
 
@@ -685,45 +737,32 @@ fn new_flows(c: &mut Criterion) {
     );
     let frames = allowed_syns(&spec, &snapshot);
     let mut burst = Burst::new(frames.frame_len);
-    let mut worker = new_flow_worker();
     // One untimed pass, checked.
+    let mut worker = new_flow_worker(PlainLoad);
     let forwarded = run_all(&mut worker, &snapshot, &frames, &mut burst);
     assert_eq!(forwarded, POOL);
     check_all_new(worker.counters(), POOL);
-    worker = new_flow_worker();
+    drop(worker);
 
     let mut group = c.benchmark_group("new_flows");
     group.throughput(Throughput::Elements(BURST as u64));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(6));
-    let mut next = 0;
-    let mut rounds = 0;
-    group.bench_function("process_burst_32_syn_1000_rules", |b| {
-        b.iter_custom(|iterations| {
-            let mut elapsed = Duration::ZERO;
-            let mut left = iterations;
-            while left > 0 {
-                if next == frames.bursts() {
-                    // Pool used up: check, then a fresh table (untimed).
-                    check_all_new(worker.counters(), POOL);
-                    worker = new_flow_worker();
-                    next = 0;
-                    rounds += 1;
-                }
-                let chunk = left.min((frames.bursts() - next) as u64);
-                let start = Instant::now();
-                for _ in 0..chunk {
-                    burst.reset(frames.burst(next), frames.frame_len);
-                    burst.run(&mut worker, &snapshot);
-                    next += 1;
-                    black_box(&burst.verdicts);
-                }
-                elapsed += start.elapsed();
-                left -= chunk;
-            }
-            elapsed
-        });
-    });
+    new_flows_case(
+        &mut group,
+        "process_burst_32_syn_1000_rules",
+        PlainLoad,
+        &snapshot,
+        &frames,
+    );
+    #[cfg(feature = "dpdk")]
+    new_flows_case(
+        &mut group,
+        "process_burst_32_syn_1000_rules_cpu_prefetch",
+        CpuPrefetch,
+        &snapshot,
+        &frames,
+    );
     group.bench_function("reset_only", |b| {
         let mut next = 0;
         b.iter(|| {
@@ -733,11 +772,53 @@ fn new_flows(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// Replays the pool of SYNs through a worker prefetching with
+/// `prefetcher`, replacing the worker (untimed) whenever the pool is used
+/// up, and checks every pass.
+fn new_flows_case<F: Prefetch + Copy>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    prefetcher: F,
+    snapshot: &PolicySnapshot,
+    frames: &FrameArray,
+) {
+    let mut burst = Burst::new(frames.frame_len);
+    let mut worker = new_flow_worker(prefetcher);
+    let mut next = 0;
+    let mut rounds = 0;
+    group.bench_function(id, |b| {
+        b.iter_custom(|iterations| {
+            let mut elapsed = Duration::ZERO;
+            let mut left = iterations;
+            while left > 0 {
+                if next == frames.bursts() {
+                    // Pool used up: check, then a fresh table (untimed).
+                    check_all_new(worker.counters(), POOL);
+                    worker = new_flow_worker(prefetcher);
+                    next = 0;
+                    rounds += 1;
+                }
+                let chunk = left.min((frames.bursts() - next) as u64);
+                let start = Instant::now();
+                for _ in 0..chunk {
+                    burst.reset(frames.burst(next), frames.frame_len);
+                    burst.run(&mut worker, snapshot);
+                    next += 1;
+                    black_box(&burst.verdicts);
+                }
+                elapsed += start.elapsed();
+                left -= chunk;
+            }
+            elapsed
+        });
+    });
     let partial = worker.counters();
     assert_eq!(partial.new_flows, partial.packets, "all new tracked flows");
     assert_eq!(partial.dropped_total(), 0);
     eprintln!(
-        "new_flows: {rounds} full passes over the pool checked, plus {} SYNs",
+        "new_flows/{id}: {rounds} full passes over the pool checked, plus {} SYNs",
         partial.packets
     );
 }

@@ -8,6 +8,8 @@
 //!
 //! - [`buffer`]: what a frame must offer ([`PacketBuf`]); [`HeapPacket`].
 //! - [`process`]: the [`Worker`] and its two-pass burst loop.
+//! - [`prefetch`]: what starts the burst's flow-table lines loading: plain
+//!   loads, or (feature `dpdk`) the CPU's prefetch instruction.
 //! - [`verdict`]: [`Verdict`] and the one [`DropReason`] enum every counter uses.
 //! - [`counters`]: per-worker counters, summed on read.
 //! - [`dispatch`]: which worker owns a frame when the NIC cannot hash.
@@ -22,6 +24,7 @@
 pub mod buffer;
 pub mod counters;
 pub mod dispatch;
+pub mod prefetch;
 pub mod process;
 pub mod reference;
 pub mod testkit;
@@ -29,6 +32,9 @@ pub mod verdict;
 
 pub use buffer::{HeapPacket, PacketBuf};
 pub use counters::{FlowGauges, SharedCounters, WorkerCounters};
+#[cfg(feature = "dpdk")]
+pub use prefetch::CpuPrefetch;
+pub use prefetch::{PlainLoad, Prefetch};
 pub use process::{MAX_BURST, Worker, WorkerConfig, WorkerError};
 pub use verdict::{DropReason, Verdict};
 

@@ -38,6 +38,9 @@ PORT_BASE = 10000
 # kill), so that ROUNDS rounds of rules fit RULES_PER_GROUP.
 PER_ROUND = 200
 RULES_PER_GROUP = 1000
+# Groups the tags are spread over: ROUNDS * PER_ROUND / TAG_HOLDERS stays
+# under AWS's 50 tags per resource.
+TAG_HOLDERS = 20
 CONFIG = DEFAULT_CONFIG + f"""
 [quotas]
 rules_per_group = {RULES_PER_GROUP}
@@ -80,7 +83,7 @@ def permission(port):
              "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]
 
 
-def apply(ec2, anchor, vpc, kind, value):
+def apply(ec2, anchor, holders, vpc, kind, value):
     if kind == "ingress":
         ec2.authorize_security_group_ingress(GroupId=anchor, IpPermissions=permission(value))
     elif kind == "egress":
@@ -88,10 +91,12 @@ def apply(ec2, anchor, vpc, kind, value):
     elif kind == "group":
         ec2.create_security_group(GroupName=value, Description="durability", VpcId=vpc)
     else:
-        ec2.create_tags(Resources=[anchor], Tags=[{"Key": value, "Value": "v"}])
+        # AWS allows 50 tags per resource: spread them over the holders.
+        k = int(value.rsplit("-", 1)[1])
+        ec2.create_tags(Resources=[holders[k % len(holders)]], Tags=[{"Key": value, "Value": "v"}])
 
 
-def write_until_killed(ec2, anchor, vpc, round_number, ledger, stop):
+def write_until_killed(ec2, anchor, holders, vpc, round_number, ledger, stop):
     """Applies changes until one gets no answer (palisade was killed); that
     one is in doubt, and nothing more is sent."""
     for kind, value in changes(ledger.kinds, round_number):
@@ -103,7 +108,7 @@ def write_until_killed(ec2, anchor, vpc, round_number, ledger, stop):
         ledger.sent_this_round += 1
         ledger.sent += 1
         try:
-            apply(ec2, anchor, vpc, kind, value)
+            apply(ec2, anchor, holders, vpc, kind, value)
         except botocore.exceptions.ClientError as e:  # answered: a bug
             ledger.refused = (kind, value, e.response["Error"])
             return
@@ -113,9 +118,9 @@ def write_until_killed(ec2, anchor, vpc, round_number, ledger, stop):
         ledger.acked[kind].add(value)
 
 
-def observed(ec2, anchor):
+def observed(ec2, anchor, holders):
     """What the store shows: the anchor group's rule ports, the
-    durability groups' names, the anchor's tags."""
+    durability groups' names, the holders' tags."""
     groups = ec2.describe_security_groups()["SecurityGroups"]
     by_id = {g["GroupId"]: g for g in groups}
 
@@ -126,7 +131,8 @@ def observed(ec2, anchor):
         "ingress": ports(by_id[anchor]["IpPermissions"]),
         "egress": ports(by_id[anchor]["IpPermissionsEgress"]),
         "group": {g["GroupName"] for g in groups if g["GroupName"].startswith(GROUP_PREFIX)},
-        "tag": {t["Key"] for t in by_id[anchor].get("Tags", []) if t["Key"].startswith(TAG_PREFIX)},
+        "tag": {t["Key"] for h in holders for t in by_id[h].get("Tags", [])
+                if t["Key"].startswith(TAG_PREFIX)},
     }
 
 
@@ -190,7 +196,10 @@ def test_acknowledged_changes_survive_kill_9_and_nothing_unsent_appears():
             ec2 = client(p, "ec2")
             vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
             anchor = ec2.create_security_group(
-                GroupName="anchor", Description="rules and tags land here", VpcId=vpc)["GroupId"]
+                GroupName="anchor", Description="rules land here", VpcId=vpc)["GroupId"]
+            holders = [ec2.create_security_group(
+                GroupName=f"tags-{n}", Description="tags land here", VpcId=vpc)["GroupId"]
+                for n in range(TAG_HOLDERS)]
             kinds = ["ingress", "group", "egress"]
             if serves_create_tags(ec2, anchor):
                 kinds.append("tag")
@@ -204,7 +213,7 @@ def test_acknowledged_changes_survive_kill_9_and_nothing_unsent_appears():
                 stop = threading.Event()
                 writer = threading.Thread(
                     target=write_until_killed,
-                    args=(client(p, "ec2"), anchor, vpc, round_number, ledger, stop))
+                    args=(client(p, "ec2"), anchor, holders, vpc, round_number, ledger, stop))
                 writer.start()
                 time.sleep(rng.uniform(*KILL_AFTER))
                 p.kill9()
@@ -217,7 +226,7 @@ def test_acknowledged_changes_survive_kill_9_and_nothing_unsent_appears():
                     "the round tested nothing")
 
                 restarted = restart_and_check_publication(p)
-                seen = observed(client(p, "ec2"), anchor)
+                seen = observed(client(p, "ec2"), anchor, holders)
                 print(f"round {round_number}: {ledger.sent} sent, "
                       f"{ledger.acknowledged_count()} acknowledged in all, in doubt: {ledger.in_doubt}")
                 for kind in ledger.kinds:
@@ -238,8 +247,9 @@ def test_acknowledged_changes_survive_kill_9_and_nothing_unsent_appears():
                     if committed:
                         ledger.acked[kind].add(value)
                 # The restarted palisade loaded this store and counted its
-                # groups before serving: default + anchor + durability groups.
+                # groups before serving: default, anchor, tag holders and
+                # the durability groups.
                 assert restarted == {"vpcs_loaded": 1,
-                                     "groups_loaded": 2 + len(ledger.acked["group"])}, restarted
+                                     "groups_loaded": 2 + TAG_HOLDERS + len(ledger.acked["group"])}, restarted
         finally:
             p.stop()

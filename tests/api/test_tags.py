@@ -111,3 +111,47 @@ def test_tag_specifications_on_the_new_creates(ec2, res):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ec2.create_network_acl(VpcId=res["vpc"], TagSpecifications=spec("vpc"))
     assert error_code(e) == "InvalidParameterValue"
+
+
+def test_tag_specifications_on_authorize_tag_every_new_rule(ec2, aws, res):
+    spec = [{"ResourceType": "security-group-rule", "Tags": [{"Key": "Name", "Value": "ssh"}]}]
+    out = ec2.authorize_security_group_ingress(
+        GroupId=res["group"], TagSpecifications=spec,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                        "IpRanges": [{"CidrIp": "10.1.0.0/16"}, {"CidrIp": "10.2.0.0/16"}]}])
+    created = out["SecurityGroupRules"]
+    assert len(created) == 2
+    assert all(r["Tags"] == [{"Key": "Name", "Value": "ssh"}] for r in created)
+    ids = {r["SecurityGroupRuleId"] for r in created}
+    described = ec2.describe_security_group_rules(Filters=[{"Name": "tag:Name", "Values": ["ssh"]}])
+    assert {r["SecurityGroupRuleId"] for r in described["SecurityGroupRules"]} == ids
+    assert {(t[0], t[1]) for t in tags(ec2, ("resource-type", ["security-group-rule"]))} == {
+        (i, "security-group-rule") for i in ids}
+    # The CLI's egress form, and the rule ids are ordinary CreateTags targets.
+    egress = aws("ec2", "authorize-security-group-egress", "--group-id", res["group"],
+                 "--ip-permissions", "IpProtocol=udp,FromPort=53,ToPort=53,IpRanges=[{CidrIp=10.3.0.0/16}]",
+                 "--tag-specifications", "ResourceType=security-group-rule,Tags=[{Key=dns,Value=yes}]")
+    egress_id = egress["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    assert egress["SecurityGroupRules"][0]["Tags"] == [{"Key": "dns", "Value": "yes"}]
+    aws("ec2", "create-tags", "--resources", egress_id, "--tags", "Key=more,Value=1")
+    assert {t[2] for t in tags(ec2, ("resource-id", [egress_id]))} == {"dns", "more"}
+
+    # A revoked rule's tags go with it.
+    ec2.revoke_security_group_ingress(GroupId=res["group"], SecurityGroupRuleIds=sorted(ids))
+    ec2.revoke_security_group_egress(GroupId=res["group"], SecurityGroupRuleIds=[egress_id])
+    assert tags(ec2, ("resource-type", ["security-group-rule"])) == set()
+
+
+def test_tag_specifications_on_authorize_refuse_bad_tags_and_write_no_rule(ec2, res):
+    before = ec2.describe_security_groups(GroupIds=[res["group"]])["SecurityGroups"][0]["IpPermissions"]
+    permission = [{"IpProtocol": "tcp", "FromPort": 23, "ToPort": 23, "IpRanges": [{"CidrIp": "10.9.0.0/16"}]}]
+    for spec, code in [
+        ([{"ResourceType": "security-group", "Tags": [{"Key": "a", "Value": "b"}]}], "InvalidParameterValue"),
+        ([{"ResourceType": "security-group-rule", "Tags": [{"Key": "aws:x", "Value": "b"}]}], "InvalidParameterValue"),
+    ]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ec2.authorize_security_group_ingress(GroupId=res["group"], TagSpecifications=spec,
+                                                 IpPermissions=permission)
+        assert error_code(e) == code
+    after = ec2.describe_security_groups(GroupIds=[res["group"]])["SecurityGroups"][0]["IpPermissions"]
+    assert after == before

@@ -1,10 +1,12 @@
-"""CreateVpc, DeleteVpc, DescribeVpcs, DescribeVpcAttribute, CreateSubnet,
+"""CreateVpc, DeleteVpc, DescribeVpcs, Describe/ModifyVpcAttribute, CreateSubnet,
 DeleteSubnet, DescribeSubnets: success, errors and filters."""
+
+import tempfile
 
 import botocore.exceptions
 import pytest
 
-from conftest import ACCOUNT, AwsCliError, error_code
+from conftest import ACCOUNT, AwsCliError, Palisade, client, error_code
 
 
 def ids(items, key):
@@ -127,6 +129,57 @@ def test_describe_vpc_attribute(ec2, aws, vpc):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute="enableTeleport")
     assert error_code(e) == "InvalidParameterValue"
+
+
+def attribute(ec2, vpc_id, name):
+    out = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=name)
+    return out[name[0].upper() + name[1:]]["Value"]
+
+
+def test_modify_vpc_attribute_keeps_what_it_is_given(ec2, aws, signed):
+    vpc_id = ec2.create_vpc(CidrBlock="10.11.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    assert attribute(ec2, vpc_id, "enableDnsHostnames") is True
+    aws("ec2", "modify-vpc-attribute", "--vpc-id", vpc_id, "--enable-network-address-usage-metrics")
+    assert attribute(ec2, vpc_id, "enableNetworkAddressUsageMetrics") is True
+    aws("ec2", "modify-vpc-attribute", "--vpc-id", vpc_id, "--no-enable-dns-hostnames")
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": False})
+    assert [attribute(ec2, vpc_id, a) for a in
+            ("enableDnsSupport", "enableDnsHostnames", "enableNetworkAddressUsageMetrics")] == [False, False, True]
+
+    def refused(code, **kwargs):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ec2.modify_vpc_attribute(**kwargs)
+        assert error_code(e) == code, e.value.response["Error"]
+
+    # AWS: DNS hostnames only with DNS support.
+    refused("InvalidParameterValue", VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    assert attribute(ec2, vpc_id, "enableDnsHostnames") is False
+    refused("InvalidVpcID.NotFound", VpcId="vpc-00000000000000000", EnableDnsSupport={"Value": True})
+    refused("InvalidParameterCombination", VpcId=vpc_id, EnableDnsSupport={"Value": True},
+            EnableDnsHostnames={"Value": True})
+    assert signed({"Action": "ModifyVpcAttribute", "VpcId": vpc_id}).code == "MissingParameter"
+    assert signed({"Action": "ModifyVpcAttribute", "VpcId": vpc_id,
+                   "EnableDnsSupport.Value": "maybe"}).code == "InvalidParameterValue"
+    dry = signed({"Action": "ModifyVpcAttribute", "VpcId": vpc_id, "EnableDnsSupport.Value": "true",
+                  "DryRun": "true"})
+    assert dry.code == "DryRunOperation"
+    assert attribute(ec2, vpc_id, "enableDnsSupport") is False
+    ec2.delete_vpc(VpcId=vpc_id)
+
+
+def test_vpc_attributes_survive_a_restart():
+    with tempfile.TemporaryDirectory(prefix="palisade-api-") as directory:
+        p = Palisade(directory).start()
+        try:
+            ec2 = client(p, "ec2")
+            vpc_id = ec2.create_vpc(CidrBlock="10.12.0.0/16")["Vpc"]["VpcId"]
+            ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+            p.kill9()
+            p.start()
+            assert attribute(client(p, "ec2"), vpc_id, "enableDnsHostnames") is True
+        finally:
+            p.stop()
 
 
 def test_subnet_life_cycle_errors_and_filters(ec2, aws, vpc):

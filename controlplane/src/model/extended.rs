@@ -180,6 +180,27 @@ impl Model {
     ) -> Result<Outcome, ApiError> {
         match op {
             Op::CreateNetworkInterfaceV2 { interface } => self.create_interface(interface, ids),
+            Op::ModifyVpcAttribute {
+                vpc,
+                attribute,
+                value,
+            } => {
+                let mut attributes = self.vpc(vpc)?.attributes;
+                *attribute.slot(&mut attributes) = *value;
+                let enables_hostnames =
+                    *attribute == super::VpcAttribute::EnableDnsHostnames && *value;
+                if enables_hostnames && !attributes.enable_dns_support {
+                    // AWS: "You can only enable DNS hostnames if you've
+                    // enabled DNS support."
+                    return Err(ApiError::invalid_value(
+                        "DNS hostnames cannot be enabled while DNS resolution (enableDnsSupport) is disabled",
+                    ));
+                }
+                if let Some(target) = self.vpcs.get_mut(vpc) {
+                    target.attributes = attributes;
+                }
+                Ok(Outcome::Done)
+            }
             Op::SetNetworkInterfaceDescription { eni, description } => {
                 self.eni(eni)?;
                 check_description(description, "network interface")?;

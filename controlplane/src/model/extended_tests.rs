@@ -569,6 +569,13 @@ fn every_new_op_survives_the_journal() {
             description: "renamed".into(),
         })
         .unwrap();
+    store
+        .apply(&Op::ModifyVpcAttribute {
+            vpc: vpc.clone(),
+            attribute: VpcAttribute::EnableDnsHostnames,
+            value: true,
+        })
+        .unwrap();
     let acl = id(store
         .apply(&Op::CreateNetworkAcl { vpc: vpc.clone() })
         .unwrap());
@@ -614,4 +621,76 @@ fn every_new_op_survives_the_journal() {
     let expected = store.model().clone();
     drop(store);
     assert_eq!(*open().model(), expected);
+}
+
+#[test]
+fn vpc_attributes_start_at_aws_defaults_and_keep_what_is_set() {
+    let mut w = World::new();
+    let attributes = |w: &World| w.model.vpcs[&w.vpc].attributes;
+    assert_eq!(
+        attributes(&w),
+        VpcAttributes {
+            enable_dns_support: true,
+            enable_dns_hostnames: false,
+            enable_network_address_usage_metrics: false,
+        }
+    );
+    let set = |vpc: &str, attribute, value| Op::ModifyVpcAttribute {
+        vpc: vpc.to_owned(),
+        attribute,
+        value,
+    };
+    w.apply(&set(&w.vpc.clone(), VpcAttribute::EnableDnsHostnames, true))
+        .unwrap();
+    w.apply(&set(
+        &w.vpc.clone(),
+        VpcAttribute::EnableNetworkAddressUsageMetrics,
+        true,
+    ))
+    .unwrap();
+    assert!(attributes(&w).enable_dns_hostnames);
+    assert!(attributes(&w).enable_network_address_usage_metrics);
+    w.apply(&set(
+        &w.vpc.clone(),
+        VpcAttribute::EnableDnsHostnames,
+        false,
+    ))
+    .unwrap();
+    w.apply(&set(&w.vpc.clone(), VpcAttribute::EnableDnsSupport, false))
+        .unwrap();
+    // Hostnames only with DNS support, as in AWS.
+    let vpc = w.vpc.clone();
+    assert_eq!(
+        w.refused(&set(&vpc, VpcAttribute::EnableDnsHostnames, true)),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        w.refused(&set(
+            "vpc-00000000000000bad",
+            VpcAttribute::EnableDnsSupport,
+            true
+        )),
+        "InvalidVpcID.NotFound"
+    );
+    for which in [
+        VpcAttribute::EnableDnsSupport,
+        VpcAttribute::EnableDnsHostnames,
+        VpcAttribute::EnableNetworkAddressUsageMetrics,
+    ] {
+        let expected = which == VpcAttribute::EnableNetworkAddressUsageMetrics;
+        assert_eq!(which.get(&attributes(&w)), expected, "{which:?}");
+    }
+}
+
+/// A snapshot written before VPCs had attributes still loads, with AWS's
+/// defaults.
+#[test]
+fn a_vpc_without_attributes_deserializes_with_the_defaults() {
+    let w = World::new();
+    let mut text = toml::to_string(&w.model.vpcs[&w.vpc]).unwrap();
+    let start = text.find("[attributes]").expect("attributes are written");
+    text.truncate(start);
+    let vpc: Vpc = toml::from_str(&text).unwrap();
+    assert_eq!(vpc.attributes, VpcAttributes::default());
+    assert_eq!(vpc.cidr, w.model.vpcs[&w.vpc].cidr);
 }

@@ -82,6 +82,69 @@ pub struct Vpc {
     pub default_group: SgId,
     /// Its default network ACL, which new subnets use.
     pub default_network_acl: NaclId,
+    /// What ModifyVpcAttribute set (absent in stores written before it
+    /// existed: AWS's defaults).
+    #[serde(default)]
+    pub attributes: VpcAttributes,
+}
+
+/// The VPC attributes ModifyVpcAttribute sets. palisade serves no DNS and
+/// meters no addresses, so it only keeps them: clients (Terraform) read
+/// back what they wrote and plan no change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcAttributes {
+    /// `enableDnsSupport`.
+    pub enable_dns_support: bool,
+    /// `enableDnsHostnames`: AWS allows it only with DNS support.
+    pub enable_dns_hostnames: bool,
+    /// `enableNetworkAddressUsageMetrics`.
+    pub enable_network_address_usage_metrics: bool,
+}
+
+impl Default for VpcAttributes {
+    /// AWS's values for a VPC that is not the account's default VPC.
+    fn default() -> Self {
+        Self {
+            enable_dns_support: true,
+            enable_dns_hostnames: false,
+            enable_network_address_usage_metrics: false,
+        }
+    }
+}
+
+/// One attribute of [`VpcAttributes`], as ModifyVpcAttribute and
+/// DescribeVpcAttribute name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VpcAttribute {
+    /// `enableDnsSupport`.
+    EnableDnsSupport,
+    /// `enableDnsHostnames`.
+    EnableDnsHostnames,
+    /// `enableNetworkAddressUsageMetrics`.
+    EnableNetworkAddressUsageMetrics,
+}
+
+impl VpcAttribute {
+    /// The attribute's value in `attributes`.
+    pub fn get(self, attributes: &VpcAttributes) -> bool {
+        match self {
+            Self::EnableDnsSupport => attributes.enable_dns_support,
+            Self::EnableDnsHostnames => attributes.enable_dns_hostnames,
+            Self::EnableNetworkAddressUsageMetrics => {
+                attributes.enable_network_address_usage_metrics
+            }
+        }
+    }
+
+    fn slot(self, attributes: &mut VpcAttributes) -> &mut bool {
+        match self {
+            Self::EnableDnsSupport => &mut attributes.enable_dns_support,
+            Self::EnableDnsHostnames => &mut attributes.enable_dns_hostnames,
+            Self::EnableNetworkAddressUsageMetrics => {
+                &mut attributes.enable_network_address_usage_metrics
+            }
+        }
+    }
 }
 
 /// A subnet.
@@ -516,6 +579,15 @@ pub enum Op {
         /// Keys with optional values; empty means every tag.
         tags: Vec<TagToDelete>,
     },
+    /// ModifyVpcAttribute: one attribute, kept (see [`VpcAttributes`]).
+    ModifyVpcAttribute {
+        /// The VPC.
+        vpc: String,
+        /// Which attribute.
+        attribute: VpcAttribute,
+        /// Its new value.
+        value: bool,
+    },
 }
 
 /// A NACL entry as the API receives it.
@@ -946,6 +1018,7 @@ impl Model {
                         ipv6_cidr,
                         default_group: SgId(String::new()),
                         default_network_acl: acl,
+                        attributes: VpcAttributes::default(),
                     },
                 );
                 let group = self.new_group(ids, &id, "default", "default VPC security group", true);
@@ -988,6 +1061,7 @@ impl Model {
                     )
                     .collect();
                 for id in &gone {
+                    self.remove_group_tags(id);
                     self.security_groups.remove(id);
                     self.network_acls.remove(id);
                     self.tags.remove(id);
@@ -1098,9 +1172,9 @@ impl Model {
                         format!("resource {group} has a dependent object"),
                     ));
                 }
+                self.remove_group_tags(group);
                 self.security_groups.remove(group);
                 self.group_order.retain(|g| g != group);
-                self.tags.remove(group);
                 Ok(Outcome::Done)
             }
             Op::Authorize {
@@ -1632,7 +1706,8 @@ impl Model {
             | Op::ReplaceNetworkAclAssociation { .. }
             | Op::CreateManagedPrefixList { .. }
             | Op::ModifyManagedPrefixList { .. }
-            | Op::DeleteTagsMatching { .. } => self.apply_extended(op, ids),
+            | Op::DeleteTagsMatching { .. }
+            | Op::ModifyVpcAttribute { .. } => self.apply_extended(op, ids),
             Op::DeleteTags { resources, keys } => {
                 for resource in resources {
                     if let Some(entry) = self.tags.get_mut(resource) {
@@ -1658,6 +1733,18 @@ impl Model {
             || self.peerings.contains_key(id)
             || self.prefix_lists.contains_key(id)
             || self.vpc_of_route_table(id).is_some()
+            || (id.starts_with("sgr-") && self.rule_exists(id))
+    }
+
+    /// Rule ids are not indexed (they live inside their group), so a
+    /// lookup scans: only CreateTags on an `sgr-` id needs it.
+    fn rule_exists(&self, id: &str) -> bool {
+        self.security_groups.values().any(|g| {
+            g.ingress
+                .iter()
+                .chain(&g.egress)
+                .any(|r| r.id.as_str() == id)
+        })
     }
 
     fn prefix_cidrs(texts: &[String], max: usize) -> Result<Vec<IpCidr>, ApiError> {
@@ -1749,14 +1836,32 @@ impl Model {
         Ok(())
     }
 
+    /// Replaces one direction's rules; the tags of rules that are gone go
+    /// with them, so a revoked rule's id cannot be tagged or listed again.
     fn set_rules(&mut self, group: &str, egress: bool, rules: Vec<SgRule>) {
         if let Some(target) = self.security_groups.get_mut(group) {
-            if egress {
-                target.egress = rules;
+            let slot = if egress {
+                &mut target.egress
             } else {
-                target.ingress = rules;
+                &mut target.ingress
+            };
+            for old in slot.iter() {
+                if !rules.iter().any(|r| r.id == old.id) {
+                    self.tags.remove(old.id.as_str());
+                }
+            }
+            *slot = rules;
+        }
+    }
+
+    /// Drops the tags of a group that is being deleted and of its rules.
+    fn remove_group_tags(&mut self, group: &str) {
+        if let Some(target) = self.security_groups.get(group) {
+            for rule in target.ingress.iter().chain(&target.egress) {
+                self.tags.remove(rule.id.as_str());
             }
         }
+        self.tags.remove(group);
     }
 
     /// The model a validated configuration describes, ids included (they
@@ -1773,6 +1878,7 @@ impl Model {
                     ipv6_cidr: v.ipv6_cidr,
                     default_group: v.default_group.clone(),
                     default_network_acl: v.default_network_acl.clone(),
+                    attributes: VpcAttributes::default(),
                 },
             );
         }

@@ -1142,3 +1142,56 @@ fn rule_descriptions_update_by_body_or_id_and_nothing_else_moves() {
     });
     assert_eq!(long.unwrap_err().code, "InvalidParameterValue");
 }
+
+#[test]
+fn rule_tags_live_and_die_with_their_rules() {
+    let mut w = World::new();
+    let sg = w.group("tagged-rules");
+    let Outcome::Created(rules) = w
+        .apply(&Op::Authorize {
+            group: sg.clone(),
+            egress: false,
+            permissions: vec![tcp(22, cidr("10.0.0.0/8")), tcp(80, cidr("10.0.0.0/8"))],
+        })
+        .unwrap()
+    else {
+        panic!("authorize names its rules")
+    };
+    let tag = vec![("Name".to_owned(), "r".to_owned())];
+    w.apply(&Op::CreateTags {
+        resources: rules.clone(),
+        tags: tag.clone(),
+    })
+    .unwrap();
+    assert_eq!(w.model.tags[&rules[0]]["Name"], "r");
+    // An id that was never a rule is refused like any unknown id.
+    let unknown = w.apply(&Op::CreateTags {
+        resources: vec!["sgr-0000000000000dead".into()],
+        tags: tag.clone(),
+    });
+    assert_eq!(unknown.unwrap_err().code, "InvalidID");
+
+    w.apply(&Op::RevokeRuleIds {
+        group: sg.clone(),
+        egress: false,
+        rule_ids: vec![rules[0].clone()],
+    })
+    .unwrap();
+    assert!(
+        !w.model.tags.contains_key(&rules[0]),
+        "a revoked rule keeps no tags"
+    );
+    assert_eq!(w.model.tags[&rules[1]]["Name"], "r");
+    let revoked_again = w.apply(&Op::CreateTags {
+        resources: vec![rules[0].clone()],
+        tags: tag,
+    });
+    assert_eq!(revoked_again.unwrap_err().code, "InvalidID");
+
+    w.apply(&Op::DeleteSecurityGroup { group: sg.clone() })
+        .unwrap();
+    assert!(
+        !w.model.tags.contains_key(&rules[1]),
+        "a deleted group's rules keep no tags"
+    );
+}

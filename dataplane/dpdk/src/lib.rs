@@ -24,6 +24,7 @@ mod error;
 mod mbuf;
 mod mempool;
 mod port;
+mod prefetch;
 mod ring;
 
 pub use eal::{Eal, process_is_privileged};
@@ -34,6 +35,7 @@ pub use port::{
     Link, MacAddr, Port, PortInfo, PortStats, RxQueue, SYMMETRIC_RSS_KEY_40, TxQueue,
     symmetric_rss_key,
 };
+pub use prefetch::prefetch0;
 pub use ring::{Ring, RingConsumer, RingProducer, RingSync};
 
 /// The raw bindings, for code that must call DPDK functions this layer does

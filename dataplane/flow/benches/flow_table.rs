@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use palisade_flow::{
-    FlowInit, FlowKey, FlowTable, IPPROTO_TCP, IPPROTO_UDP, Side, TcpFlags, Timeouts,
+    FlowInit, FlowKey, FlowTable, IPPROTO_TCP, IPPROTO_UDP, PlainLoad, Side, TcpFlags, Timeouts,
 };
 
 const BURST: usize = 32;
@@ -121,7 +121,7 @@ fn lookup_hit_with(c: &mut Criterion, name: &str, flows: usize) {
             next = (next + 1) % bursts.len();
             let hashes: [u64; BURST] = std::array::from_fn(|i| burst[i].hash());
             for &hash in &hashes {
-                table.prefetch(hash);
+                table.prefetch(hash, &PlainLoad);
             }
             let mut hits = 0u32;
             for (key, &hash) in burst.iter().zip(&hashes) {

@@ -25,8 +25,9 @@
 
 use thiserror::Error;
 
-use crate::index::{BucketIndex, CapacityError, SLOTS_PER_BUCKET, touch};
+use crate::index::{BucketIndex, CapacityError, SLOTS_PER_BUCKET};
 use crate::key::{AddressFamily, DEFAULT_HASH_SEED, mix_words};
+use crate::prefetch::Prefetch;
 use crate::state::Seconds;
 
 /// How long a first fragment's verdict is kept, in seconds.
@@ -270,10 +271,10 @@ impl FragmentTable {
     }
 
     /// Starts loading the home bucket of `hash` and its likeliest record.
-    pub fn prefetch(&self, hash: u64) {
-        self.index.prefetch(hash);
+    pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
+        self.index.prefetch(hash, prefetcher);
         if let Some(record) = self.records.get(self.index.preferred_slot(hash)) {
-            touch(u8::from(record.allowed));
+            prefetcher.prefetch(&record.allowed);
         }
     }
 

@@ -22,6 +22,7 @@
 use thiserror::Error;
 
 use crate::pages::PageArray;
+use crate::prefetch::Prefetch;
 
 /// Slots per bucket: eight one-byte tags fit one `u64` compared at once.
 pub const SLOTS_PER_BUCKET: usize = 8;
@@ -144,9 +145,9 @@ impl BucketIndex {
 
     /// Asks the CPU to start loading the home bucket's metadata.
     #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
+    pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
         if let Some(bucket) = self.buckets.as_slice().get(self.home(hash)) {
-            touch(bucket.spill);
+            prefetcher.prefetch(&bucket.spill);
         }
     }
 
@@ -275,23 +276,6 @@ impl BucketIndex {
     }
 }
 
-/// Starts loading the cache line holding `byte` so that the lookup that
-/// follows finds it in cache.
-///
-/// `core::arch::x86_64::_mm_prefetch` would be the natural tool, but on
-/// this toolchain (Rust 1.95) calling it is `unsafe` (a `#[target_feature]`
-/// function, even with SSE enabled globally), and `unsafe` is denied outside
-/// the DPDK binding crates. A plain load does the same job: nothing
-/// consumes its result, so an out-of-order core issues the loads of a whole
-/// burst back to back and their misses overlap, as prefetches' would; the
-/// only difference is that each load holds a reorder-buffer slot until its
-/// line arrives, which 32 loads per burst can afford. `black_box` keeps the
-/// compiler from deleting the unused load.
-#[inline(always)]
-pub fn touch(byte: u8) {
-    std::hint::black_box(byte);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +323,27 @@ mod tests {
         assert!(index.vacate(slot));
         assert!(!index.vacate(slot));
         assert_eq!(index.occupied_in_bucket(1), 0);
+    }
+
+    #[test]
+    fn prefetch_asks_for_the_home_bucket() {
+        struct Recorder(core::cell::Cell<usize>);
+        impl Prefetch for Recorder {
+            fn prefetch<T: Copy>(&self, what: &T) {
+                self.0.set(core::ptr::from_ref(what).addr());
+            }
+        }
+        let index = BucketIndex::for_entries(1024).unwrap();
+        let buckets = index.buckets.as_slice();
+        for hash in [0, 1, 0xffff_ffff_ffff_ffff, 0x1234_5678_9abc_def0, 255, 256] {
+            let recorder = Recorder(core::cell::Cell::new(0));
+            index.prefetch(hash, &recorder);
+            let home = core::ptr::from_ref(&buckets[index.home(hash)]).addr();
+            assert!(
+                (home..home + size_of::<Bucket>()).contains(&recorder.0.get()),
+                "hash {hash:#x}"
+            );
+        }
     }
 
     /// Recomputes every spill count from scratch.

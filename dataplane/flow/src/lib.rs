@@ -14,6 +14,8 @@
 //! - [`fragment`]: the [`FragmentTable`] that lets later IP fragments follow
 //!   the first one's verdict.
 //! - [`pages`]: the tables' arrays in a mapping advised to huge pages.
+//! - [`prefetch`]: the injected prefetch instruction ([`Prefetch`]) and its
+//!   stand-in without `unsafe` ([`PlainLoad`]).
 //! - `index` (private): the bucketed, bounded-probing slot index both
 //!   tables share; its sizing constants are re-exported.
 
@@ -21,6 +23,7 @@ pub mod fragment;
 mod index;
 pub mod key;
 pub mod pages;
+pub mod prefetch;
 pub mod state;
 pub mod table;
 
@@ -33,5 +36,6 @@ pub use key::{
     AddressFamily, DEFAULT_HASH_SEED, Direction, FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
     IPPROTO_TCP, IPPROTO_UDP, KeyError, Side,
 };
+pub use prefetch::{PlainLoad, Prefetch};
 pub use state::{FlowState, FlowUpdate, Seconds, TcpFlags, TimeoutError, Timeouts};
 pub use table::{FlowEntry, FlowInit, FlowTable, FlowTableCounters, InsertError, Presence};

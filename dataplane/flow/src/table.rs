@@ -7,12 +7,14 @@
 //! burst overlap their cache misses:
 //!
 //! ```
-//! # use palisade_flow::{FlowTable, FlowKey, IPPROTO_UDP};
+//! # use palisade_flow::{FlowTable, FlowKey, IPPROTO_UDP, PlainLoad};
 //! # let mut table = FlowTable::with_capacity(1024).unwrap();
 //! # let keys = [FlowKey::new_v4(1, [10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, 1, 2).0; 4];
 //! # let now = 0;
 //! let hashes = keys.map(|key| key.hash());          // 1. hash the burst
-//! for &hash in &hashes { table.prefetch(hash) }     // 2. prefetch every bucket
+//! for &hash in &hashes {                            // 2. prefetch every bucket
+//!     table.prefetch(hash, &PlainLoad);             //    (the appliance passes
+//! }                                                 //    a real prefetch)
 //! for (key, hash) in keys.iter().zip(hashes) {      // 3. look up each packet
 //!     if let Some(flow) = table.lookup(hash, key, now) { /* … */ }
 //! }
@@ -40,9 +42,10 @@
 
 use thiserror::Error;
 
-use crate::index::{BucketIndex, CapacityError, touch};
+use crate::index::{BucketIndex, CapacityError};
 use crate::key::{Direction, FlowKey, IPPROTO_TCP, Side};
 use crate::pages::PageArray;
+use crate::prefetch::Prefetch;
 use crate::state::{
     FinsSeen, FlowState, FlowUpdate, Seconds, TcpFlags, Timeouts, initial_expiry, initial_fins,
     transition,
@@ -340,11 +343,12 @@ impl FlowTable {
 
     /// Starts loading what `lookup(hash, …)` will read: the home bucket's
     /// tags and the entry in the slot the key most likely occupies.
+    /// `prefetcher` is the instruction to use (see [`crate::prefetch`]).
     #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
-        self.index.prefetch(hash);
+    pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
+        self.index.prefetch(hash, prefetcher);
         if let Some(entry) = self.entries.as_slice().get(self.index.preferred_slot(hash)) {
-            touch(entry.state);
+            prefetcher.prefetch(&entry.state);
         }
     }
 
@@ -356,8 +360,36 @@ impl FlowTable {
         })
     }
 
+    /// The slot of `key`'s live flow if it sits in its preferred slot,
+    /// found from the entry alone, without the bucket's tags: a hit on an
+    /// established flow then waits for one cache line, not two.
+    ///
+    /// Sound because of the table's invariant: an entry that is not expired
+    /// is occupied. Entries start expired (`VACANT`), and [`Self::vacate`]
+    /// marks every entry it frees expired for good, so an unexpired entry
+    /// with `key` can only be `key`'s one live flow.
+    #[inline(always)]
+    fn find_live_in_preferred_slot(&self, hash: u64, key: &FlowKey, now: Seconds) -> Option<usize> {
+        let slot = self.index.preferred_slot(hash);
+        let entry = self.entries.as_slice().get(slot)?;
+        (entry.key == *key && !entry.is_expired(now)).then_some(slot)
+    }
+
+    /// Frees `slot` in the index and marks its entry expired for good,
+    /// which [`Self::find_live_in_preferred_slot`] relies on. Returns
+    /// whether the slot was occupied.
+    fn vacate(&mut self, slot: usize) -> bool {
+        if !self.index.vacate(slot) {
+            return false;
+        }
+        if let Some(entry) = self.entries.as_mut_slice().get_mut(slot) {
+            entry.expires_at = 0;
+        }
+        true
+    }
+
     fn reclaim(&mut self, slot: usize) {
-        if self.index.vacate(slot) {
+        if self.vacate(slot) {
             self.len -= 1;
             self.counters.expirations += 1;
         }
@@ -368,6 +400,9 @@ impl FlowTable {
     /// (and is reclaimed on the spot).
     #[inline]
     pub fn lookup(&mut self, hash: u64, key: &FlowKey, now: Seconds) -> Option<&mut FlowEntry> {
+        if let Some(slot) = self.find_live_in_preferred_slot(hash, key, now) {
+            return self.entries.as_mut_slice().get_mut(slot);
+        }
         let slot = self.find(hash, key)?;
         if self.entries.as_slice().get(slot)?.is_expired(now) {
             self.reclaim(slot);
@@ -400,6 +435,12 @@ impl FlowTable {
         now: Seconds,
         timeouts: &Timeouts,
     ) -> Result<(&mut FlowEntry, Presence), InsertError> {
+        if let Some(slot) = self.find_live_in_preferred_slot(hash, &key, now) {
+            return match self.entries.as_mut_slice().get_mut(slot) {
+                Some(entry) => Ok((entry, Presence::Existing)),
+                None => Err(InsertError::ProbeLimit),
+            };
+        }
         if let Some(slot) = self.find(hash, &key) {
             if self
                 .entries
@@ -469,7 +510,7 @@ impl FlowTable {
             self.reclaim(slot);
             return false;
         }
-        if self.index.vacate(slot) {
+        if self.vacate(slot) {
             self.len -= 1;
             self.counters.removals += 1;
         }

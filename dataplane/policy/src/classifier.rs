@@ -89,7 +89,7 @@ pub(crate) enum RemoteMatch {
 
 /// A rule, resolved against the spec, ready to be placed in the tables.
 /// Plain `Copy` data so that resolving 150,000 rules allocates nothing per rule.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ResolvedRule {
     /// `None` for all protocols.
     pub protocol: Option<u8>,
@@ -359,6 +359,10 @@ pub(crate) struct FieldTables {
     /// Rules whose peer is exactly `0.0.0.0/0` / `::/0`.
     any_v4_rows: Box<[u64]>,
     any_v6_rows: Box<[u64]>,
+    /// Per family `[v4, v6]`, the first rule that allows every packet of the
+    /// family (all protocols, all ports, `0.0.0.0/0` / `::/0`): such a group
+    /// allows without any lookup. `None` in merged tables.
+    allow_all: [Option<u32>; 2],
 }
 
 /// A rank bitmap over group indices: membership and position in O(1).
@@ -475,6 +479,14 @@ impl FieldTables {
         }
         peer_groups.sort_unstable();
         peer_groups.dedup();
+        let allows_all = |r: &ResolvedRule, any: bool| {
+            any && r.protocol.is_none() && r.key_range == (0, u16::MAX)
+        };
+        let allow_all = [
+            rules.iter().position(|r| allows_all(r, r.any_v4())),
+            rules.iter().position(|r| allows_all(r, r.any_v6())),
+        ]
+        .map(|i| i.map(|i| i as u32));
         let mut peer_rows = vec![0u64; peer_groups.len() * words];
         for (bit, r) in rules.iter().enumerate() {
             if let RemoteMatch::Group(g) = r.remote {
@@ -497,12 +509,17 @@ impl FieldTables {
             peer_rows: peer_rows.into_boxed_slice(),
             any_v4_rows: any_v4_rows.into_boxed_slice(),
             any_v6_rows: any_v6_rows.into_boxed_slice(),
+            allow_all,
         }
     }
 
     /// Concatenates several groups' tables into one set's tables, part `i`
-    /// owning the words after parts `0..i`.
-    fn merge(parts: &[&Self]) -> Self {
+    /// owning the words after parts `0..i`. The address table of a family
+    /// not in `families` `[v4, v6]` is left empty: its packets never look here.
+    fn merge(parts: &[&Self], families: [bool; 2]) -> Self {
+        if parts.is_empty() {
+            return Self::default();
+        }
         let words: usize = parts.iter().map(|p| p.words).sum();
 
         let mut named: Vec<u8> = parts
@@ -549,6 +566,7 @@ impl FieldTables {
         let ports: Vec<_> = parts.iter().map(|p| (&p.ports, p.words)).collect();
         let v4: Vec<_> = parts.iter().map(|p| (&p.v4, p.words)).collect();
         let v6: Vec<_> = parts.iter().map(|p| (&p.v6, p.words)).collect();
+        let [with_v4, with_v6] = families;
         Self {
             words,
             named_protocols: named.into_boxed_slice(),
@@ -556,12 +574,21 @@ impl FieldTables {
             proto_rows: proto_rows.into_boxed_slice(),
             peer_index: PeerIndex::new(&peer_groups),
             ports: IntervalTable::merge(&ports, words),
-            v4: IntervalTable::merge(&v4, words),
-            v6: IntervalTable::merge(&v6, words),
+            v4: if with_v4 {
+                IntervalTable::merge(&v4, words)
+            } else {
+                IntervalTable::default()
+            },
+            v6: if with_v6 {
+                IntervalTable::merge(&v6, words)
+            } else {
+                IntervalTable::default()
+            },
             peer_groups: peer_groups.into_boxed_slice(),
             peer_rows: peer_rows.into_boxed_slice(),
             any_v4_rows: concat(|p| &p.any_v4_rows),
             any_v6_rows: concat(|p| &p.any_v6_rows),
+            allow_all: [None; 2],
         }
     }
 
@@ -592,17 +619,152 @@ pub(crate) struct GroupPart {
     pub reverse_open: ReverseOpen,
 }
 
+/// The rows one packet selects in one [`FieldTables`]: a word of each per
+/// word of the tables.
+struct PacketRows<'a> {
+    proto: &'a [u64],
+    port: &'a [u64],
+    addr: &'a [u64],
+    any: &'a [u64],
+    /// Rows of the live peer groups the remote ENI belongs to.
+    peers: [&'a [u64]; MAX_GROUPS_PER_ENI],
+    peer_count: usize,
+}
+
+impl<'a> PacketRows<'a> {
+    #[inline]
+    fn new(t: &'a FieldTables, pkt: &PacketFields, addr: IpAddr, remote_groups: &[SgIdx]) -> Self {
+        let words = t.words;
+        let class = usize::from(
+            t.proto_class
+                .get(usize::from(pkt.protocol))
+                .copied()
+                .unwrap_or(0),
+        );
+        let proto = t
+            .proto_rows
+            .get(class * words..(class + 1) * words)
+            .unwrap_or(&[]);
+        let port = t.ports.row(pkt.port_key(), words);
+        let (addr, any) = match addr {
+            IpAddr::V4(a) => (t.v4.row(u32::from(a), words), &*t.any_v4_rows),
+            IpAddr::V6(a) => (t.v6.row(u128::from(a), words), &*t.any_v6_rows),
+        };
+        let mut peers: [&[u64]; MAX_GROUPS_PER_ENI] = [&[]; MAX_GROUPS_PER_ENI];
+        let mut peer_count = 0;
+        if !t.peer_groups.is_empty() {
+            for g in remote_groups.iter().take(MAX_GROUPS_PER_ENI) {
+                if let Some(i) = t.peer_index.position(*g) {
+                    peers[peer_count] = t.peer_rows.get(i * words..(i + 1) * words).unwrap_or(&[]);
+                    peer_count += 1;
+                }
+            }
+        }
+        Self {
+            proto,
+            port,
+            addr,
+            any,
+            peers,
+            peer_count,
+        }
+    }
+
+    /// Calls `hit(word, rules matched, of which with a `0.0.0.0/0` / `::/0`
+    /// peer)` for every word with a match, in word order, until it returns
+    /// `false`.
+    #[inline]
+    fn for_each_hit(&self, mut hit: impl FnMut(usize, u64, u64) -> bool) {
+        let peers = &self.peers[..self.peer_count];
+        let lanes = self
+            .proto
+            .iter()
+            .zip(self.port)
+            .zip(self.addr)
+            .zip(self.any);
+        for (w, (((&p, &q), &a), &any)) in lanes.enumerate() {
+            let mut hits = p & q;
+            if hits == 0 {
+                continue;
+            }
+            let mut addr = a;
+            for row in peers {
+                addr |= row.get(w).copied().unwrap_or(0);
+            }
+            hits &= addr;
+            if hits != 0 && !hit(w, hits, hits & any) {
+                return;
+            }
+        }
+    }
+}
+
+/// The merged tables of the groups of a set that a packet of one family
+/// must be looked up in (those not allowing the whole family outright).
+#[derive(Debug)]
+struct Lanes {
+    tables: Arc<FieldTables>,
+    /// Word → position in the set of the group owning it.
+    word_group: Box<[u8]>,
+    /// Word → index within its group of the rule of the word's bit 0.
+    word_rule_base: Box<[u32]>,
+}
+
+impl Lanes {
+    /// The lanes of the parts whose position is not in `skip`.
+    fn build(parts: &[GroupPart], skip: u32, families: [bool; 2]) -> Self {
+        let kept: Vec<(usize, &GroupPart)> = parts
+            .iter()
+            .enumerate()
+            .filter(|(pos, _)| skip & 1 << pos == 0)
+            .collect();
+        let tables = if let [(_, only)] = kept[..] {
+            Arc::clone(&only.tables)
+        } else {
+            let refs: Vec<&FieldTables> = kept.iter().map(|(_, p)| &*p.tables).collect();
+            Arc::new(FieldTables::merge(&refs, families))
+        };
+        let mut word_group = Vec::with_capacity(tables.words);
+        let mut word_rule_base = Vec::with_capacity(tables.words);
+        for &(pos, part) in &kept {
+            word_group.extend(core::iter::repeat_n(pos as u8, part.tables.words));
+            word_rule_base.extend((0..part.tables.words).map(|w| (w * 64) as u32));
+        }
+        Self {
+            tables,
+            word_group: word_group.into_boxed_slice(),
+            word_rule_base: word_rule_base.into_boxed_slice(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.tables.heap_bytes()
+            + size_of_val(&*self.word_group)
+            + size_of_val(&*self.word_rule_base)
+    }
+}
+
 /// The compiled classifier of one SG set in one direction.
+///
+/// Groups that allow a whole address family (the default "all traffic to
+/// `0.0.0.0/0`" egress rule, kept by most groups) answer "allowed" for its
+/// packets without a lookup, so each family has its own merged tables of
+/// only the *other* groups: fewer boundaries to search, fewer words to AND.
+/// (Both families share one merge when the same groups allow both.)
 #[derive(Debug, Clone)]
 pub struct SetClassifier {
     direction: Direction,
-    tables: Arc<FieldTables>,
     /// The set's groups, in bit order.
     members: Box<[SgIdx]>,
-    /// Word → position of the group owning it.
-    word_group: Box<[u8]>,
-    /// Position → its first word.
-    group_first_word: Box<[usize]>,
+    /// Each member's own tables, to name the first matching rule of an
+    /// allow-all group.
+    member_tables: Box<[Arc<FieldTables>]>,
+    /// Per family `[v4, v6]`: the positions of the groups allowing all of it.
+    allow_all: [u32; 2],
+    /// Per family: those of them whose first rule is the allow-all one.
+    allow_all_first: [u32; 2],
+    /// Per family: the tables of the other groups.
+    lanes: [Arc<Lanes>; 2],
     /// Rule count, for reports.
     rule_count: usize,
     reverse_open: ReverseOpen,
@@ -611,35 +773,61 @@ pub struct SetClassifier {
 impl SetClassifier {
     /// Builds the classifier of a set from its groups' parts (in bit order).
     pub(crate) fn build(direction: Direction, parts: &[GroupPart], rule_count: usize) -> Self {
-        let tables = if let [only] = parts {
-            Arc::clone(&only.tables)
-        } else {
-            let refs: Vec<&FieldTables> = parts.iter().map(|p| &*p.tables).collect();
-            Arc::new(FieldTables::merge(&refs))
+        let positions = |family: usize, first: bool| {
+            parts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.tables.allow_all[family].is_some_and(|rule| !first || rule == 0))
+                .fold(0u32, |mask, (pos, _)| mask | 1 << pos)
         };
-        let mut word_group = Vec::with_capacity(tables.words);
-        let mut group_first_word = Vec::with_capacity(parts.len());
-        let mut reverse_open = [[false; 2]; 2];
-        for (pos, part) in parts.iter().enumerate() {
-            group_first_word.push(word_group.len());
-            word_group.extend(core::iter::repeat_n(pos as u8, part.tables.words));
-            for (open, part_open) in reverse_open
+        let allow_all = [positions(0, false), positions(1, false)];
+        let allow_all_first = [positions(0, true), positions(1, true)];
+        let lanes = if allow_all[0] == allow_all[1] {
+            let both = Arc::new(Lanes::build(parts, allow_all[0], [true, true]));
+            [Arc::clone(&both), both]
+        } else {
+            [
+                Arc::new(Lanes::build(parts, allow_all[0], [true, false])),
+                Arc::new(Lanes::build(parts, allow_all[1], [false, true])),
+            ]
+        };
+        Self {
+            direction,
+            members: parts.iter().map(|p| p.group).collect(),
+            member_tables: parts.iter().map(|p| Arc::clone(&p.tables)).collect(),
+            allow_all,
+            allow_all_first,
+            lanes,
+            rule_count,
+            reverse_open: parts.iter().fold([[false; 2]; 2], |mut open, part| {
+                for (o, p) in open
+                    .iter_mut()
+                    .flatten()
+                    .zip(part.reverse_open.iter().flatten())
+                {
+                    *o |= *p;
+                }
+                open
+            }),
+        }
+    }
+
+    /// The same classifier with the other direction's "allows all replies"
+    /// facts of `parts` (whose tables in this direction are unchanged).
+    pub(crate) fn with_reverse_open(&self, parts: &[GroupPart]) -> Self {
+        let mut next = self.clone();
+        next.reverse_open = [[false; 2]; 2];
+        for part in parts {
+            for (o, p) in next
+                .reverse_open
                 .iter_mut()
                 .flatten()
                 .zip(part.reverse_open.iter().flatten())
             {
-                *open |= *part_open;
+                *o |= *p;
             }
         }
-        Self {
-            direction,
-            tables,
-            members: parts.iter().map(|p| p.group).collect(),
-            word_group: word_group.into_boxed_slice(),
-            group_first_word: group_first_word.into_boxed_slice(),
-            rule_count,
-            reverse_open,
-        }
+        next
     }
 
     /// Which direction this classifier checks.
@@ -652,14 +840,18 @@ impl SetClassifier {
         self.rule_count
     }
 
-    /// Heap memory held by its tables (shared tables counted in full).
+    /// Heap memory held by its tables (shared tables counted in full, each
+    /// once).
     pub fn heap_bytes(&self) -> usize {
-        self.tables.heap_bytes()
-            + size_of_val(&*self.word_group)
-            + size_of_val(&*self.group_first_word)
+        let lanes = if Arc::ptr_eq(&self.lanes[0], &self.lanes[1]) {
+            self.lanes[0].heap_bytes()
+        } else {
+            self.lanes[0].heap_bytes() + self.lanes[1].heap_bytes()
+        };
+        lanes + size_of_val(&*self.member_tables) + size_of_val(&*self.members)
     }
 
-    /// Whether its tables are its single group's own (not a merged copy).
+    /// Whether it made no merged copy of its groups' tables (a one-group set).
     pub fn shares_group_tables(&self) -> bool {
         self.members.len() == 1
     }
@@ -669,58 +861,43 @@ impl SetClassifier {
     /// external or does not own the remote address. Allocation-free.
     #[inline]
     pub(crate) fn classify(&self, pkt: &PacketFields, remote_groups: &[SgIdx]) -> SgMatch {
-        let t = &*self.tables;
-        let words = t.words;
-        let class = usize::from(
-            t.proto_class
-                .get(usize::from(pkt.protocol))
-                .copied()
-                .unwrap_or(0),
-        );
-        let proto_row = t
-            .proto_rows
-            .get(class * words..(class + 1) * words)
-            .unwrap_or(&[]);
-        let port_row = t.ports.row(pkt.port_key(), words);
-        let (addr_row, any_row, family) = match self.direction.remote_addr(pkt) {
-            IpAddr::V4(a) => (t.v4.row(u32::from(a), words), &*t.any_v4_rows, 0),
-            IpAddr::V6(a) => (t.v6.row(u128::from(a), words), &*t.any_v6_rows, 1),
-        };
+        let addr = self.direction.remote_addr(pkt);
+        let family = usize::from(addr.is_ipv6());
+        let lanes = &*self.lanes[family];
+        let allow_all = self.allow_all[family];
 
-        // Rows of the live peer groups the remote ENI belongs to.
-        let mut peer_rows: [&[u64]; MAX_GROUPS_PER_ENI] = [&[]; MAX_GROUPS_PER_ENI];
-        let mut peer_count = 0;
-        if !t.peer_groups.is_empty() {
-            for g in remote_groups.iter().take(MAX_GROUPS_PER_ENI) {
-                if let Some(i) = t.peer_index.position(*g) {
-                    peer_rows[peer_count] =
-                        t.peer_rows.get(i * words..(i + 1) * words).unwrap_or(&[]);
-                    peer_count += 1;
-                }
-            }
-        }
-        let peer_rows = &peer_rows[..peer_count];
-
-        let mut groups = 0u32;
+        let mut groups = allow_all;
         let mut first: Option<(usize, u32)> = None;
-        let mut any_peer_hit = false;
-        let lanes = proto_row.iter().zip(port_row).zip(addr_row).zip(any_row);
-        for (w, (((&p, &q), &a), &any)) in lanes.enumerate() {
-            let mut hits = p & q;
-            if hits == 0 {
-                continue;
+        // An allow-all rule has the open peer and matches this packet.
+        let mut any_peer_hit = allow_all != 0;
+        PacketRows::new(&lanes.tables, pkt, addr, remote_groups).for_each_hit(|w, hits, any| {
+            any_peer_hit |= any != 0;
+            groups |= 1 << lanes.word_group.get(w).copied().unwrap_or(0);
+            first.get_or_insert((w, hits.trailing_zeros()));
+            true
+        });
+
+        // The first rule of the lowest allowing group: from the lanes, unless
+        // a lower group allows the whole family.
+        let lowest_allow_all = allow_all.trailing_zeros() as usize;
+        let rule = match first {
+            Some((w, bit))
+                if lanes
+                    .word_group
+                    .get(w)
+                    .is_some_and(|&pos| usize::from(pos) < lowest_allow_all) =>
+            {
+                let pos = usize::from(lanes.word_group.get(w).copied().unwrap_or(0));
+                let base = lanes.word_rule_base.get(w).copied().unwrap_or(0);
+                self.rule_ref(pos, base + bit)
             }
-            let mut addr = a;
-            for row in peer_rows {
-                addr |= row.get(w).copied().unwrap_or(0);
+            _ if allow_all == 0 => None,
+            // The default egress rule usually comes first: no lookup.
+            _ if self.allow_all_first[family] & 1 << lowest_allow_all != 0 => {
+                self.rule_ref(lowest_allow_all, 0)
             }
-            hits &= addr;
-            if hits != 0 {
-                any_peer_hit |= hits & any != 0;
-                groups |= 1 << self.word_group.get(w).copied().unwrap_or(0);
-                first.get_or_insert((w, hits.trailing_zeros()));
-            }
-        }
+            _ => self.first_rule_of_allow_all(lowest_allow_all, family, pkt, addr, remote_groups),
+        };
 
         let proto_index = match pkt.protocol {
             Protocol::TCP => Some(0),
@@ -729,18 +906,38 @@ impl SetClassifier {
         };
         SgMatch {
             groups,
-            rule: first.and_then(|(w, bit)| self.rule_at(w, bit)),
+            rule,
             untracked: any_peer_hit && proto_index.is_some_and(|p| self.reverse_open[p][family]),
         }
     }
 
-    fn rule_at(&self, word: usize, bit: u32) -> Option<RuleRef> {
-        let pos = usize::from(*self.word_group.get(word)?);
-        let first = *self.group_first_word.get(pos)?;
+    /// The first rule of member `pos`, a group allowing the whole family,
+    /// that matches: its allow-all rule unless an earlier rule matches too
+    /// (a lookup in the group's own tables).
+    #[cold]
+    fn first_rule_of_allow_all(
+        &self,
+        pos: usize,
+        family: usize,
+        pkt: &PacketFields,
+        addr: IpAddr,
+        remote_groups: &[SgIdx],
+    ) -> Option<RuleRef> {
+        let tables = self.member_tables.get(pos)?;
+        let allow_all_rule = tables.allow_all[family]?;
+        let mut index = allow_all_rule;
+        PacketRows::new(tables, pkt, addr, remote_groups).for_each_hit(|w, hits, _| {
+            index = index.min((w * 64) as u32 + hits.trailing_zeros());
+            false
+        });
+        self.rule_ref(pos, index)
+    }
+
+    fn rule_ref(&self, pos: usize, index: u32) -> Option<RuleRef> {
         Some(RuleRef {
             group: *self.members.get(pos)?,
             direction: self.direction,
-            index: ((word - first) * 64) as u32 + bit,
+            index,
         })
     }
 }
@@ -953,11 +1150,19 @@ mod tests {
 
         /// Merged sets of up to 16 groups of up to 140 rules (several words
         /// per group) answer as the plain loop does, for every field
-        /// combination the generators reach.
+        /// combination the generators reach. About half the groups get
+        /// "all traffic to 0.0.0.0/0" and/or "to ::/0" rules at random
+        /// places (first, after rules that match too, more than one), so
+        /// sets mix groups that allow a whole family outright with groups
+        /// that need the lookup, in either family or both.
         #[test]
         fn set_classifier_agrees_with_a_plain_loop(
             groups in proptest::collection::vec(
-                (proptest::collection::vec(rule(), 0..140), any::<[[bool; 2]; 2]>()),
+                (
+                    proptest::collection::vec(rule(), 0..140),
+                    any::<[[bool; 2]; 2]>(),
+                    proptest::collection::vec((any::<proptest::sample::Index>(), any::<bool>()), 0..3),
+                ),
                 0..=MAX_GROUPS_PER_ENI,
             ),
             packets in proptest::collection::vec(
@@ -969,6 +1174,24 @@ mod tests {
                 PrefixRanges { v4: vec![(0x0a00_0010, 0x0a00_0020), (0x0a00_0018, 0x0a00_0100)], v6: vec![(3 << 64, 9 << 64)] },
                 PrefixRanges { v4: vec![(0x0a00_0200, 0x0a00_02ff)], v6: vec![] },
             ];
+            let groups: Vec<(Vec<ResolvedRule>, ReverseOpen)> = groups
+                .into_iter()
+                .map(|(mut rules, reverse, allow_all)| {
+                    for (at, v6) in allow_all {
+                        let rule = ResolvedRule {
+                            protocol: None,
+                            key_range: (0, u16::MAX),
+                            remote: if v6 {
+                                RemoteMatch::V6(0, u128::MAX)
+                            } else {
+                                RemoteMatch::V4(0, u32::MAX)
+                            },
+                        };
+                        rules.insert(at.index(rules.len() + 1), rule);
+                    }
+                    (rules, reverse)
+                })
+                .collect();
             let parts: Vec<GroupPart> = groups
                 .iter()
                 .enumerate()

@@ -456,6 +456,9 @@ struct CompiledGroup {
     parts: [GroupPart; 2],
     /// `[ingress, egress]` rule counts.
     rule_counts: [usize; 2],
+    /// `[ingress, egress]` resolved rules: an apply compares them to tell
+    /// which direction of a hinted group really changed.
+    rules: [Box<[ResolvedRule]>; 2],
     /// Prefix lists its rules name (indices into the prefix list table).
     prefix_lists: Box<[usize]>,
 }
@@ -582,12 +585,33 @@ fn prefix_ranges(list: &PrefixListSpec) -> PrefixRanges {
     ranges
 }
 
-/// Resolves one group's rules against the topology.
+/// The compiled group a [`PolicySnapshot::apply`] recompiles, and the
+/// prefix lists that changed with it: a direction whose resolved rules are
+/// equal and name none of them keeps its old tables.
+struct Previous<'a> {
+    group: &'a CompiledGroup,
+    changed_lists: &'a [usize],
+}
+
+impl Previous<'_> {
+    /// The old tables of direction `dir`, if `rules` would build the same.
+    fn tables_for(&self, dir: usize, rules: &[ResolvedRule]) -> Option<Arc<FieldTables>> {
+        let same = *self.group.rules[dir] == *rules
+            && !rules.iter().any(|r| {
+                matches!(r.remote, RemoteMatch::PrefixList(l) if self.changed_lists.contains(&l))
+            });
+        same.then(|| Arc::clone(&self.group.parts[dir].tables))
+    }
+}
+
+/// Resolves one group's rules against the topology and builds its tables
+/// (or takes them from `previous` where they cannot have changed).
 fn compile_group(
     spec: &SecurityGroupSpec,
     index: SgIdx,
     topology: &Topology,
     prefix_ranges: &[PrefixRanges],
+    previous: Option<&Previous<'_>>,
 ) -> Result<CompiledGroup, CompileError> {
     let vpc = *topology
         .vpc_index
@@ -651,37 +675,73 @@ fn compile_group(
     let egress = resolve(&spec.egress)?;
     prefix_lists.sort_unstable();
     prefix_lists.dedup();
-    let part = |rules: &[ResolvedRule], other: &[ResolvedRule]| GroupPart {
+    let part = |dir: Direction, rules: &[ResolvedRule], other: &[ResolvedRule]| GroupPart {
         group: index,
-        tables: Arc::new(FieldTables::build(rules, prefix_ranges)),
+        tables: previous
+            .and_then(|p| p.tables_for(dir.index(), rules))
+            .unwrap_or_else(|| Arc::new(FieldTables::build(rules, prefix_ranges))),
         reverse_open: reverse_open(other),
     };
+    let parts = [
+        part(Direction::Ingress, &ingress, &egress),
+        part(Direction::Egress, &egress, &ingress),
+    ];
     Ok(CompiledGroup {
         id: spec.id.clone(),
         vpc,
         rule_ids: [RuleIds::new(&spec.ingress), RuleIds::new(&spec.egress)],
-        parts: [part(&ingress, &egress), part(&egress, &ingress)],
+        parts,
         rule_counts: [ingress.len(), egress.len()],
+        rules: [ingress.into_boxed_slice(), egress.into_boxed_slice()],
         prefix_lists: prefix_lists.into_boxed_slice(),
     })
 }
 
-/// Builds both directions' classifiers of one SG set from its groups' parts.
+/// What an apply changed in one direction of a group, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum DirectionChange {
+    None,
+    /// Only whether its other direction allows all replies.
+    ReverseOpen,
+    /// Its rules (or a prefix list they name).
+    Tables,
+}
+
+/// The parts of a set's members in one direction, in bit order.
+fn set_parts(
+    members: &[SgIdx],
+    groups: &ChunkedVec<Arc<CompiledGroup>>,
+    dir: Direction,
+) -> Vec<GroupPart> {
+    members
+        .iter()
+        .map(|g| groups[g.index()].parts[dir.index()].clone())
+        .collect()
+}
+
+/// Builds one direction's classifier of one SG set from its groups' parts.
+fn compile_set_direction(
+    members: &[SgIdx],
+    groups: &ChunkedVec<Arc<CompiledGroup>>,
+    dir: Direction,
+) -> Arc<SetClassifier> {
+    let rule_count = members
+        .iter()
+        .map(|g| groups[g.index()].rule_counts[dir.index()])
+        .sum();
+    Arc::new(SetClassifier::build(
+        dir,
+        &set_parts(members, groups, dir),
+        rule_count,
+    ))
+}
+
+/// Builds both directions' classifiers of one SG set.
 fn compile_set(
     members: &[SgIdx],
     groups: &ChunkedVec<Arc<CompiledGroup>>,
 ) -> [Arc<SetClassifier>; 2] {
-    Direction::BOTH.map(|dir| {
-        let parts: Vec<GroupPart> = members
-            .iter()
-            .map(|g| groups[g.index()].parts[dir.index()].clone())
-            .collect();
-        let rule_count = members
-            .iter()
-            .map(|g| groups[g.index()].rule_counts[dir.index()])
-            .sum();
-        Arc::new(SetClassifier::build(dir, &parts, rule_count))
-    })
+    Direction::BOTH.map(|dir| compile_set_direction(members, groups, dir))
 }
 
 impl PolicySnapshot {
@@ -973,7 +1033,9 @@ impl PolicySnapshot {
             spec.security_groups
                 .iter()
                 .enumerate()
-                .map(|(i, g)| compile_group(g, SgIdx::new(i), &topo, &prefix_lists).map(Arc::new))
+                .map(|(i, g)| {
+                    compile_group(g, SgIdx::new(i), &topo, &prefix_lists, None).map(Arc::new)
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         );
         let classifiers = ChunkedVec::from_vec(
@@ -1016,15 +1078,15 @@ impl PolicySnapshot {
         for id in &hint.security_groups {
             changed_groups.push(topo.group_index[id]);
         }
-        if !hint.prefix_lists.is_empty() {
+        let changed_lists: Vec<usize> = hint
+            .prefix_lists
+            .iter()
+            .map(|id| topo.prefix_list_index[id])
+            .collect();
+        if !changed_lists.is_empty() {
             prefix_lists = spec.prefix_lists.iter().map(prefix_ranges).collect();
-            let changed: Vec<usize> = hint
-                .prefix_lists
-                .iter()
-                .map(|id| topo.prefix_list_index[id])
-                .collect();
             for (i, g) in self.groups.iter().enumerate() {
-                if g.prefix_lists.iter().any(|p| changed.contains(p)) {
+                if g.prefix_lists.iter().any(|p| changed_lists.contains(p)) {
                     changed_groups.push(SgIdx::new(i));
                 }
             }
@@ -1032,9 +1094,36 @@ impl PolicySnapshot {
         changed_groups.sort_unstable();
         changed_groups.dedup();
 
+        // Per changed group and direction: whether its tables changed (the
+        // sets' tables must be merged again) or only its other direction's
+        // "allows all replies" facts (the sets' tables are kept).
         let mut recompiled = Vec::with_capacity(changed_groups.len());
+        let mut changes: Vec<(SgIdx, [DirectionChange; 2])> =
+            Vec::with_capacity(changed_groups.len());
         for &g in &changed_groups {
-            let group = compile_group(&spec.security_groups[g.index()], g, topo, &prefix_lists)?;
+            let old = &self.groups[g.index()];
+            let previous = Previous {
+                group: old,
+                changed_lists: &changed_lists,
+            };
+            let group = compile_group(
+                &spec.security_groups[g.index()],
+                g,
+                topo,
+                &prefix_lists,
+                Some(&previous),
+            )?;
+            let change = [0, 1].map(|d| {
+                let (new, old) = (&group.parts[d], &old.parts[d]);
+                if !Arc::ptr_eq(&new.tables, &old.tables) {
+                    DirectionChange::Tables
+                } else if new.reverse_open != old.reverse_open {
+                    DirectionChange::ReverseOpen
+                } else {
+                    DirectionChange::None
+                }
+            });
+            changes.push((g, change));
             recompiled.push((g.index(), Arc::new(group)));
         }
         let groups = self.groups.with_replaced(recompiled);
@@ -1045,16 +1134,45 @@ impl PolicySnapshot {
             nacls[n.index()] = Arc::new(CompiledNacl::compile(&spec.nacls[n.index()])?);
         }
 
-        let mut affected: Vec<SgSetIdx> = changed_groups
+        // Per affected set, the strongest change of its changed members, per
+        // direction.
+        let mut affected: Vec<(SgSetIdx, [DirectionChange; 2])> = changes
             .iter()
-            .flat_map(|g| topo.sets_by_group[g.index()].iter().copied())
+            .flat_map(|&(g, change)| {
+                topo.sets_by_group[g.index()]
+                    .iter()
+                    .map(move |&s| (s, change))
+            })
             .collect();
-        affected.sort_unstable();
-        affected.dedup();
+        affected.sort_unstable_by_key(|&(s, _)| s);
+        affected.dedup_by(|(s, change), (kept_s, kept)| {
+            if s != kept_s {
+                return false;
+            }
+            for (k, c) in kept.iter_mut().zip(*change) {
+                *k = (*k).max(c);
+            }
+            true
+        });
         let classifiers = self.classifiers.with_replaced(
             affected
                 .into_iter()
-                .map(|s| (s.index(), compile_set(&topo.sets[s.index()], &groups)))
+                .filter(|(_, change)| change.iter().any(|&c| c != DirectionChange::None))
+                .map(|(s, change)| {
+                    let old = &self.classifiers[s.index()];
+                    let members = &topo.sets[s.index()];
+                    let pair = Direction::BOTH.map(|dir| {
+                        let old = &old[dir.index()];
+                        match change[dir.index()] {
+                            DirectionChange::None => Arc::clone(old),
+                            DirectionChange::ReverseOpen => {
+                                Arc::new(old.with_reverse_open(&set_parts(members, &groups, dir)))
+                            }
+                            DirectionChange::Tables => compile_set_direction(members, &groups, dir),
+                        }
+                    });
+                    (s.index(), pair)
+                })
                 .collect(),
         );
 
@@ -1107,6 +1225,20 @@ impl PolicySnapshot {
             &other.classifiers[set.index()],
         );
         Arc::ptr_eq(&a[0], &b[0]) && Arc::ptr_eq(&a[1], &b[1])
+    }
+
+    /// Whether both snapshots hold the very same classifier for `set` in `dir`.
+    #[cfg(test)]
+    pub(crate) fn shares_classifier_with(
+        &self,
+        other: &Self,
+        set: SgSetIdx,
+        dir: Direction,
+    ) -> bool {
+        Arc::ptr_eq(
+            &self.classifiers[set.index()][dir.index()],
+            &other.classifiers[set.index()][dir.index()],
+        )
     }
 
     /// Whether both snapshots share one topology (ENIs, routes, sets).

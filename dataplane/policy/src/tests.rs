@@ -1310,6 +1310,60 @@ fn apply_shares_what_a_rule_change_does_not_touch() {
     assert!(full.group_by_id(&"sg-new".into()).is_some());
 }
 
+#[test]
+fn apply_rebuilds_only_the_direction_whose_rules_changed() {
+    let spec = world();
+    let before = PolicySnapshot::compile(&spec, 1).unwrap();
+    let web = idx(&before, "eni-web");
+    let web_set = before.eni(web).sg_set;
+    let inbound = tcp("8.8.8.8", "10.0.1.10", 443);
+    let apply = |snap: &PolicySnapshot, spec: &PolicySpec, generation| {
+        let next = snap
+            .apply(
+                spec,
+                &ChangeHint::groups([&spec.security_groups[0].id]),
+                generation,
+            )
+            .unwrap();
+        let full = PolicySnapshot::compile(spec, generation).unwrap();
+        for dir in Direction::BOTH {
+            for pkt in [inbound, tcp("10.0.1.10", "8.8.8.8", 443)] {
+                assert_eq!(
+                    next.classify(web_set, dir, &pkt, Remote::External),
+                    full.classify(web_set, dir, &pkt, Remote::External),
+                );
+            }
+        }
+        next
+    };
+
+    // An ingress rule of sg-web changes: egress keeps its classifier.
+    let mut narrowed = spec.clone();
+    narrowed.security_groups[0].ingress[1].peer = cidr4("10.0.0.0/16");
+    let after = apply(&before, &narrowed, 2);
+    assert!(after.shares_classifier_with(&before, web_set, Direction::Egress));
+    assert!(!after.shares_classifier_with(&before, web_set, Direction::Ingress));
+
+    // Its egress rule narrows: egress is rebuilt, and so is ingress (its
+    // tables stay, but inbound :443 is no longer untracked).
+    let mut closed = spec.clone();
+    closed.security_groups[0].egress[0] = rule(
+        "sgr-web-out",
+        Protocol::Tcp,
+        tcp_ports(1024, 65535),
+        cidr4("0.0.0.0/0"),
+    );
+    let after = apply(&before, &closed, 3);
+    assert!(!after.shares_classifier_with(&before, web_set, Direction::Egress));
+    assert!(!after.shares_classifier_with(&before, web_set, Direction::Ingress));
+    assert!(before.decide_from_uplink(&inbound).untracked);
+    assert!(!after.decide_from_uplink(&inbound).untracked);
+
+    // A hinted group whose rules did not change keeps both.
+    let same = apply(&before, &spec, 4);
+    assert!(same.shares_classifiers_with(&before, web_set));
+}
+
 /// Guards the generator: if random worlds stopped reaching these outcomes,
 /// the property tests above would silently test less.
 #[test]

@@ -120,6 +120,17 @@ pub static ACTIONS: &[Action] = &[
         handler: vpc::describe_vpc_attribute,
     },
     Action {
+        name: "ModifyVpcAttribute",
+        mutates: true,
+        params: &[
+            "VpcId",
+            "EnableDnsSupport",
+            "EnableDnsHostnames",
+            "EnableNetworkAddressUsageMetrics",
+        ],
+        handler: vpc::modify_vpc_attribute,
+    },
+    Action {
         name: "CreateSubnet",
         mutates: true,
         params: &[

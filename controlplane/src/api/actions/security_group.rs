@@ -11,8 +11,9 @@ use crate::api::{Context, Filter, Params, Xml};
 use crate::model::{ApiError, Model, Op, Outcome, PeerRequest, Permission, SecurityGroup};
 
 /// Parameters of Authorize*: the permission list, or (ingress, legacy)
-/// one permission spelled at the top level.
+/// one permission spelled at the top level; tags for the new rules.
 pub(super) const AUTHORIZE_PARAMS: &[&str] = &[
+    "TagSpecification",
     "GroupId",
     "GroupName",
     "IpPermissions",
@@ -567,6 +568,8 @@ fn authorize(cx: &Context<'_>, p: &Params, out: &mut Xml, egress: bool) -> Resul
     }
     let group = target_group(cx, p)?;
     let permissions = permissions(cx, p)?;
+    // Validated before the rules exist, so a bad tag refuses the whole call.
+    let tags = tag_specifications(p, "security-group-rule")?;
     let outcome = cx.apply(&Op::Authorize {
         group: group.clone(),
         egress,
@@ -576,6 +579,13 @@ fn authorize(cx: &Context<'_>, p: &Params, out: &mut Xml, egress: bool) -> Resul
         Outcome::Created(ids) => ids,
         Outcome::Done => Vec::new(),
     };
+    if !tags.is_empty() && !created.is_empty() {
+        // Every rule the call created gets the tags, as in AWS.
+        cx.apply(&Op::CreateTags {
+            resources: created.clone(),
+            tags,
+        })?;
+    }
     out.return_true();
     cx.read(|model| {
         let Some(g) = model.security_groups.get(&group) else {

@@ -20,6 +20,7 @@ fn resource_type(id: &str) -> &'static str {
         "vpc" => "vpc",
         "subnet" => "subnet",
         "sg" => "security-group",
+        "sgr" => "security-group-rule",
         "eni" => "network-interface",
         "acl" => "network-acl",
         "pcx" => "vpc-peering-connection",

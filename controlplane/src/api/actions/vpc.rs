@@ -1,9 +1,10 @@
 //! VPC and subnet actions: CreateVpc, DeleteVpc, DescribeVpcs,
-//! DescribeVpcAttribute, CreateSubnet, DeleteSubnet, DescribeSubnets.
+//! Describe/ModifyVpcAttribute, CreateSubnet, DeleteSubnet, DescribeSubnets.
 
 use super::{apply_tags, paginate, tag_filter, tag_specifications, unknown_filter, write_tags};
+use crate::api::params::missing;
 use crate::api::{Context, Params, Xml};
-use crate::model::{ApiError, Model, Op, Outcome, Subnet, Vpc};
+use crate::model::{ApiError, Model, Op, Outcome, Subnet, Vpc, VpcAttribute};
 
 fn created_id(outcome: Outcome) -> Result<String, ApiError> {
     match outcome {
@@ -130,10 +131,7 @@ pub(super) fn describe_vpcs(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Resu
     cx.read(|model| -> Result<(), ApiError> {
         for id in &ids {
             if !model.vpcs.contains_key(*id) {
-                return Err(ApiError::new(
-                    "InvalidVpcID.NotFound",
-                    format!("The vpc ID '{id}' does not exist"),
-                ));
+                return Err(vpc_not_found(id));
             }
         }
         let mut selected = Vec::new();
@@ -156,6 +154,33 @@ pub(super) fn describe_vpcs(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Resu
     })?
 }
 
+/// The attribute names of Describe/ModifyVpcAttribute: the `Attribute`
+/// value, and the structure name ModifyVpcAttribute takes.
+const VPC_ATTRIBUTES: [(&str, &str, VpcAttribute); 3] = [
+    (
+        "enableDnsSupport",
+        "EnableDnsSupport",
+        VpcAttribute::EnableDnsSupport,
+    ),
+    (
+        "enableDnsHostnames",
+        "EnableDnsHostnames",
+        VpcAttribute::EnableDnsHostnames,
+    ),
+    (
+        "enableNetworkAddressUsageMetrics",
+        "EnableNetworkAddressUsageMetrics",
+        VpcAttribute::EnableNetworkAddressUsageMetrics,
+    ),
+];
+
+fn vpc_not_found(vpc: &str) -> ApiError {
+    ApiError::new(
+        "InvalidVpcID.NotFound",
+        format!("The vpc ID '{vpc}' does not exist"),
+    )
+}
+
 pub(super) fn describe_vpc_attribute(
     cx: &Context<'_>,
     p: &Params,
@@ -163,28 +188,57 @@ pub(super) fn describe_vpc_attribute(
 ) -> Result<(), ApiError> {
     let vpc = p.required("VpcId")?.to_owned();
     let attribute = p.required("Attribute")?;
-    // palisade answers DNS itself for nobody: report AWS's defaults for a
-    // non-default VPC, consistently.
-    let value = match attribute {
-        "enableDnsSupport" => "true",
-        "enableDnsHostnames" | "enableNetworkAddressUsageMetrics" => "false",
-        other => {
+    let Some(&(name, _, which)) = VPC_ATTRIBUTES.iter().find(|(n, _, _)| *n == attribute) else {
+        return Err(ApiError::new(
+            "InvalidParameterValue",
+            format!("Value ({attribute}) for parameter attribute is invalid. Unknown attribute."),
+        ));
+    };
+    let value = cx
+        .read(|model| model.vpcs.get(&vpc).map(|v| which.get(&v.attributes)))?
+        .ok_or_else(|| vpc_not_found(&vpc))?;
+    out.leaf("vpcId", &vpc).element(name, |x| {
+        x.leaf("value", value);
+    });
+    Ok(())
+}
+
+/// Keeps the attribute (palisade serves no DNS and meters nothing, see
+/// [`crate::model::VpcAttributes`]); one attribute per call, as in AWS.
+pub(super) fn modify_vpc_attribute(
+    cx: &Context<'_>,
+    p: &Params,
+    out: &mut Xml,
+) -> Result<(), ApiError> {
+    let vpc = p.required("VpcId")?.to_owned();
+    let mut given = Vec::new();
+    for (_, parameter, which) in VPC_ATTRIBUTES {
+        if p.has(parameter) {
+            let value_name = format!("{parameter}.Value");
+            let value = p.bool(&value_name)?.ok_or_else(|| missing(&value_name))?;
+            given.push((which, value));
+        }
+    }
+    let (attribute, value) = match given[..] {
+        [one] => one,
+        [] => {
+            return Err(missing(
+                "EnableDnsSupport, EnableDnsHostnames or EnableNetworkAddressUsageMetrics",
+            ));
+        }
+        _ => {
             return Err(ApiError::new(
-                "InvalidParameterValue",
-                format!("Value ({other}) for parameter attribute is invalid. Unknown attribute."),
+                "InvalidParameterCombination",
+                "Only one attribute can be modified at a time: use a separate request for each",
             ));
         }
     };
-    let exists = cx.read(|model| model.vpcs.contains_key(&vpc))?;
-    if !exists {
-        return Err(ApiError::new(
-            "InvalidVpcID.NotFound",
-            format!("The vpc ID '{vpc}' does not exist"),
-        ));
-    }
-    out.leaf("vpcId", &vpc).element(attribute, |x| {
-        x.leaf("value", value);
-    });
+    cx.apply(&Op::ModifyVpcAttribute {
+        vpc,
+        attribute,
+        value,
+    })?;
+    out.return_true();
     Ok(())
 }
 

@@ -518,3 +518,106 @@ proptest! {
         run_model(&ops, crowding)?;
     }
 }
+
+/// Records the address of every line it is asked for.
+#[derive(Default)]
+struct RecordingPrefetch(core::cell::RefCell<Vec<usize>>);
+
+impl Prefetch for RecordingPrefetch {
+    fn prefetch<T: Copy>(&self, what: &T) {
+        self.0.borrow_mut().push(core::ptr::from_ref(what).addr());
+    }
+}
+
+/// The prefetch is only worth its instruction if it asks for the lines the
+/// lookup then reads: the home bucket's metadata and the key's entry. The
+/// entry is where `preferred_slot` says for nearly every key at the load
+/// the tables run at; a key displaced from its preferred slot costs a
+/// second miss, not a wrong answer.
+#[test]
+fn prefetch_asks_for_the_entry_the_lookup_returns() {
+    const FLOWS: u16 = 700;
+    let mut table = FlowTable::with_capacity(1024).unwrap();
+    let keys: Vec<FlowKey> = (0..FLOWS).map(|port| tcp_key(10_000 + port).0).collect();
+    for key in &keys {
+        table
+            .insert(key.hash(), *key, &init(Side::Low, TcpFlags::SYN), 10, &T)
+            .unwrap();
+    }
+    let entry_lines = {
+        let entries = table.entries.as_slice().as_ptr_range();
+        entries.start.addr()..entries.end.addr()
+    };
+    let mut on_the_prefetched_line = 0;
+    for key in &keys {
+        let recorder = RecordingPrefetch::default();
+        table.prefetch(key.hash(), &recorder);
+        let asked = recorder.0.into_inner();
+        assert_eq!(asked.len(), 2, "one bucket line and one entry line");
+        assert!(
+            !entry_lines.contains(&asked[0]),
+            "the first line is the bucket's"
+        );
+        assert!(entry_lines.contains(&asked[1]), "the second is an entry's");
+        let found = core::ptr::from_ref(table.lookup(key.hash(), key, 11).unwrap()).addr();
+        if asked[1] / 64 == found / 64 {
+            on_the_prefetched_line += 1;
+        }
+    }
+    // 700 flows in 2,048 slots (34 % load): a key leaves its preferred slot
+    // only when an earlier key of the same bucket took it.
+    assert!(
+        on_the_prefetched_line * 10 >= usize::from(FLOWS) * 8,
+        "only {on_the_prefetched_line} of {FLOWS} entries were on the prefetched line"
+    );
+}
+
+/// The first key of an empty table always lands on its preferred slot, so
+/// the prefetched entry is exactly the one found.
+#[test]
+fn prefetch_of_a_lone_key_asks_for_its_entry_exactly() {
+    for port in 1..200 {
+        let mut table = FlowTable::with_capacity(64).unwrap();
+        let (key, side) = tcp_key(port);
+        let found = core::ptr::from_ref(
+            table
+                .insert(key.hash(), key, &init(side, TcpFlags::SYN), 10, &T)
+                .unwrap(),
+        )
+        .addr();
+        let recorder = RecordingPrefetch::default();
+        table.prefetch(key.hash(), &recorder);
+        let asked = recorder.0.into_inner();
+        assert_eq!(asked.last().map(|a| a / 64), Some(found / 64));
+    }
+}
+
+/// A hit is found from the entry alone when the key sits in its preferred
+/// slot, so a freed entry must never look live again — not even to a
+/// caller whose clock is behind the entry's expiry.
+#[test]
+fn a_removed_or_reclaimed_flow_stays_gone_whatever_the_clock() {
+    for port in 1..100 {
+        let mut table = FlowTable::with_capacity(64).unwrap();
+        let (key, side) = tcp_key(port);
+        let hash = key.hash();
+        table
+            .insert(hash, key, &init(side, TcpFlags::SYN), 100, &T)
+            .unwrap();
+        assert!(table.remove(hash, &key, 100));
+        assert!(table.lookup(hash, &key, 100).is_none());
+        assert!(table.lookup(hash, &key, 0).is_none(), "port {port}");
+
+        table
+            .insert(hash, key, &init(side, TcpFlags::SYN), 100, &T)
+            .unwrap();
+        let expires = table.lookup(hash, &key, 100).unwrap().expires_at();
+        assert!(table.lookup(hash, &key, expires).is_none(), "reclaimed");
+        assert_eq!(table.len(), 0);
+        assert!(table.lookup(hash, &key, 100).is_none(), "port {port}");
+        let (_, presence) = table
+            .lookup_or_insert(hash, key, &init(side, TcpFlags::SYN), 50, &T)
+            .unwrap();
+        assert_eq!(presence, Presence::Inserted);
+    }
+}
