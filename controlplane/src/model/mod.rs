@@ -189,6 +189,13 @@ pub struct SecurityGroup {
     pub egress: Vec<SgRule>,
 }
 
+impl SecurityGroup {
+    /// The rules of one direction: outbound when `egress`.
+    pub fn rules(&self, egress: bool) -> &[SgRule] {
+        if egress { &self.egress } else { &self.ingress }
+    }
+}
+
 /// A network interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkInterface {
@@ -1183,11 +1190,7 @@ impl Model {
                 permissions,
             } => {
                 let target = self.group(group)?;
-                let mut rules = if *egress {
-                    target.egress.clone()
-                } else {
-                    target.ingress.clone()
-                };
+                let mut rules = target.rules(*egress).to_vec();
                 let mut created = Vec::new();
                 for permission in permissions {
                     let mut rule = self.rule_of(target, permission)?;
@@ -1217,11 +1220,7 @@ impl Model {
                 permissions,
             } => {
                 let target = self.group(group)?;
-                let mut rules = if *egress {
-                    target.egress.clone()
-                } else {
-                    target.ingress.clone()
-                };
+                let mut rules = target.rules(*egress).to_vec();
                 for permission in permissions {
                     let rule = self.rule_of(target, permission)?;
                     let before = rules.len();
@@ -1242,11 +1241,7 @@ impl Model {
                 rule_ids,
             } => {
                 let target = self.group(group)?;
-                let mut rules = if *egress {
-                    target.egress.clone()
-                } else {
-                    target.ingress.clone()
-                };
+                let mut rules = target.rules(*egress).to_vec();
                 for id in rule_ids {
                     let before = rules.len();
                     rules.retain(|r| r.id.as_str() != id);
@@ -1662,11 +1657,7 @@ impl Model {
                 by_id,
             } => {
                 let target = self.group(group)?;
-                let mut rules = if *egress {
-                    target.egress.clone()
-                } else {
-                    target.ingress.clone()
-                };
+                let mut rules = target.rules(*egress).to_vec();
                 for permission in by_permission {
                     let wanted = self.rule_of(target, permission)?;
                     let rule = rules
@@ -1816,10 +1807,8 @@ impl Model {
                 .map(|g| {
                     if g.id.as_str() == group {
                         new_len
-                    } else if egress {
-                        g.egress.len()
                     } else {
-                        g.ingress.len()
+                        g.rules(egress).len()
                     }
                 })
                 .sum();

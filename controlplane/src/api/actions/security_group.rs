@@ -620,13 +620,10 @@ pub(super) fn authorize_egress(
 
 fn rules_of(cx: &Context<'_>, group: &str, egress: bool) -> Result<Vec<SgRule>, ApiError> {
     cx.read(|model| {
-        model.security_groups.get(group).map(|g| {
-            if egress {
-                g.egress.clone()
-            } else {
-                g.ingress.clone()
-            }
-        })
+        model
+            .security_groups
+            .get(group)
+            .map(|g| g.rules(egress).to_vec())
     })?
     .ok_or_else(|| group_not_found(group))
 }
