@@ -41,8 +41,13 @@ use core::net::IpAddr;
 use std::sync::Arc;
 
 use crate::packet::{Direction, PacketFields};
-use crate::snapshot::{RuleRef, SgIdx};
+use crate::snapshot::{RuleRef, SgIdx, SgSetIdx};
 use crate::spec::{PortKind, PortSpec, Protocol};
+
+mod peer_cache;
+
+use peer_cache::PeerCache;
+pub(crate) use peer_cache::SetMembership;
 
 /// Most groups one ENI may have attached (SEMANTICS.md quota maximum); the
 /// bitmap of a [`SgMatch`] is a `u32` with one bit per group.
@@ -619,6 +624,17 @@ pub(crate) struct GroupPart {
     pub reverse_open: ReverseOpen,
 }
 
+/// The remote end of a packet as group-peer rules see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RemotePeers<'a> {
+    /// The remote ENI's SG set (the key of the pre-ORed peer rows), `None`
+    /// when `groups` is empty or not a snapshot set (tests).
+    pub set: Option<SgSetIdx>,
+    /// The remote ENI's groups, sorted; empty when the remote is external or
+    /// does not own the remote address.
+    pub groups: &'a [SgIdx],
+}
+
 /// The rows one packet selects in one [`FieldTables`]: a word of each per
 /// word of the tables.
 struct PacketRows<'a> {
@@ -626,14 +642,23 @@ struct PacketRows<'a> {
     port: &'a [u64],
     addr: &'a [u64],
     any: &'a [u64],
-    /// Rows of the live peer groups the remote ENI belongs to.
+    /// Rows of the live peer groups the remote ENI belongs to (or one
+    /// pre-ORed row of all of them).
     peers: [&'a [u64]; MAX_GROUPS_PER_ENI],
     peer_count: usize,
 }
 
 impl<'a> PacketRows<'a> {
-    #[inline]
-    fn new(t: &'a FieldTables, pkt: &PacketFields, addr: IpAddr, remote_groups: &[SgIdx]) -> Self {
+    /// `cached` is the OR of the remote's peer rows when the caller has it;
+    /// otherwise each of `remote_groups` is looked up.
+    #[inline(always)]
+    fn new(
+        t: &'a FieldTables,
+        pkt: &PacketFields,
+        addr: IpAddr,
+        cached: Option<&'a [u64]>,
+        remote_groups: &[SgIdx],
+    ) -> Self {
         let words = t.words;
         let class = usize::from(
             t.proto_class
@@ -652,7 +677,10 @@ impl<'a> PacketRows<'a> {
         };
         let mut peers: [&[u64]; MAX_GROUPS_PER_ENI] = [&[]; MAX_GROUPS_PER_ENI];
         let mut peer_count = 0;
-        if !t.peer_groups.is_empty() {
+        if let Some(row) = cached {
+            peers[0] = row;
+            peer_count = 1;
+        } else if !t.peer_groups.is_empty() {
             for g in remote_groups.iter().take(MAX_GROUPS_PER_ENI) {
                 if let Some(i) = t.peer_index.position(*g) {
                     peers[peer_count] = t.peer_rows.get(i * words..(i + 1) * words).unwrap_or(&[]);
@@ -708,11 +736,19 @@ struct Lanes {
     word_group: Box<[u8]>,
     /// Word → index within its group of the rule of the word's bit 0.
     word_rule_base: Box<[u32]>,
+    /// `tables`' peer rows pre-ORed per remote set.
+    peer_cache: PeerCache,
 }
 
 impl Lanes {
     /// The lanes of the parts whose position is not in `skip`.
-    fn build(parts: &[GroupPart], skip: u32, families: [bool; 2]) -> Self {
+    fn build(
+        parts: &[GroupPart],
+        skip: u32,
+        families: [bool; 2],
+        membership: SetMembership<'_>,
+        scratch: &mut Vec<u8>,
+    ) -> Self {
         let kept: Vec<(usize, &GroupPart)> = parts
             .iter()
             .enumerate()
@@ -731,6 +767,7 @@ impl Lanes {
             word_rule_base.extend((0..part.tables.words).map(|w| (w * 64) as u32));
         }
         Self {
+            peer_cache: PeerCache::build(&tables, membership, scratch),
             tables,
             word_group: word_group.into_boxed_slice(),
             word_rule_base: word_rule_base.into_boxed_slice(),
@@ -741,6 +778,7 @@ impl Lanes {
         self.tables.heap_bytes()
             + size_of_val(&*self.word_group)
             + size_of_val(&*self.word_rule_base)
+            + self.peer_cache.heap_bytes()
     }
 }
 
@@ -772,7 +810,15 @@ pub struct SetClassifier {
 
 impl SetClassifier {
     /// Builds the classifier of a set from its groups' parts (in bit order).
-    pub(crate) fn build(direction: Direction, parts: &[GroupPart], rule_count: usize) -> Self {
+    /// `membership` is the snapshot's sets, to pre-OR peer rows per remote
+    /// set; `scratch` is all zeros and is left so.
+    pub(crate) fn build(
+        direction: Direction,
+        parts: &[GroupPart],
+        rule_count: usize,
+        membership: SetMembership<'_>,
+        scratch: &mut Vec<u8>,
+    ) -> Self {
         let positions = |family: usize, first: bool| {
             parts
                 .iter()
@@ -783,12 +829,30 @@ impl SetClassifier {
         let allow_all = [positions(0, false), positions(1, false)];
         let allow_all_first = [positions(0, true), positions(1, true)];
         let lanes = if allow_all[0] == allow_all[1] {
-            let both = Arc::new(Lanes::build(parts, allow_all[0], [true, true]));
+            let both = Arc::new(Lanes::build(
+                parts,
+                allow_all[0],
+                [true, true],
+                membership,
+                scratch,
+            ));
             [Arc::clone(&both), both]
         } else {
             [
-                Arc::new(Lanes::build(parts, allow_all[0], [true, false])),
-                Arc::new(Lanes::build(parts, allow_all[1], [false, true])),
+                Arc::new(Lanes::build(
+                    parts,
+                    allow_all[0],
+                    [true, false],
+                    membership,
+                    scratch,
+                )),
+                Arc::new(Lanes::build(
+                    parts,
+                    allow_all[1],
+                    [false, true],
+                    membership,
+                    scratch,
+                )),
             ]
         };
         Self {
@@ -856,11 +920,11 @@ impl SetClassifier {
         self.members.len() == 1
     }
 
-    /// Classifies one packet. `remote_groups` are the groups of the remote
-    /// ENI, sorted, already cleared by the caller to empty when the remote is
-    /// external or does not own the remote address. Allocation-free.
+    /// Classifies one packet. `remote` names the remote ENI's set and groups,
+    /// already cleared by the caller to empty when the remote is external or
+    /// does not own the remote address. Allocation-free.
     #[inline]
-    pub(crate) fn classify(&self, pkt: &PacketFields, remote_groups: &[SgIdx]) -> SgMatch {
+    pub(crate) fn classify(&self, pkt: &PacketFields, remote: RemotePeers<'_>) -> SgMatch {
         let addr = self.direction.remote_addr(pkt);
         let family = usize::from(addr.is_ipv6());
         let lanes = &*self.lanes[family];
@@ -870,7 +934,11 @@ impl SetClassifier {
         let mut first: Option<(usize, u32)> = None;
         // An allow-all rule has the open peer and matches this packet.
         let mut any_peer_hit = allow_all != 0;
-        PacketRows::new(&lanes.tables, pkt, addr, remote_groups).for_each_hit(|w, hits, any| {
+        let cached = remote
+            .set
+            .and_then(|s| lanes.peer_cache.row(s, lanes.tables.words));
+        let rows = PacketRows::new(&lanes.tables, pkt, addr, cached, remote.groups);
+        rows.for_each_hit(|w, hits, any| {
             any_peer_hit |= any != 0;
             groups |= 1 << lanes.word_group.get(w).copied().unwrap_or(0);
             first.get_or_insert((w, hits.trailing_zeros()));
@@ -896,7 +964,7 @@ impl SetClassifier {
             _ if self.allow_all_first[family] & 1 << lowest_allow_all != 0 => {
                 self.rule_ref(lowest_allow_all, 0)
             }
-            _ => self.first_rule_of_allow_all(lowest_allow_all, family, pkt, addr, remote_groups),
+            _ => self.first_rule_of_allow_all(lowest_allow_all, family, pkt, addr, remote.groups),
         };
 
         let proto_index = match pkt.protocol {
@@ -926,7 +994,7 @@ impl SetClassifier {
         let tables = self.member_tables.get(pos)?;
         let allow_all_rule = tables.allow_all[family]?;
         let mut index = allow_all_rule;
-        PacketRows::new(tables, pkt, addr, remote_groups).for_each_hit(|w, hits, _| {
+        PacketRows::new(tables, pkt, addr, None, remote_groups).for_each_hit(|w, hits, _| {
             index = index.min((w * 64) as u32 + hits.trailing_zeros());
             false
         });
@@ -1208,19 +1276,45 @@ mod tests {
                     *x |= *y;
                 }
             }
+            // The remote ENIs' sets, as a snapshot's topology holds them, so
+            // that the pre-ORed peer rows are built and used.
+            let mut remote_sets: Vec<Box<[SgIdx]>> = packets
+                .iter()
+                .map(|(_, r)| r.iter().map(|&g| SgIdx::for_test(g)).collect())
+                .collect();
+            remote_sets.sort();
+            remote_sets.dedup();
+            let mut sets_by_group: Vec<Box<[SgSetIdx]>> = vec![Box::default(); 40];
+            for (g, of) in sets_by_group.iter_mut().enumerate() {
+                *of = (0..remote_sets.len())
+                    .filter(|&s| remote_sets[s].contains(&SgIdx::for_test(g)))
+                    .map(SgSetIdx::for_test)
+                    .collect();
+            }
+            let membership = SetMembership { sets: &remote_sets, sets_by_group: &sets_by_group };
+            let mut scratch = Vec::new();
             for direction in Direction::BOTH {
-                let set = SetClassifier::build(direction, &parts, 0);
+                let set = SetClassifier::build(direction, &parts, 0, membership, &mut scratch);
+                prop_assert!(scratch.iter().all(|&c| c == 0), "scratch left zeroed");
                 for (pkt, remote) in &packets {
                     let remote: Vec<SgIdx> = remote.iter().map(|&g| SgIdx::for_test(g)).collect();
-                    let got = set.classify(pkt, &remote);
+                    let set_idx = remote_sets.binary_search(&remote.clone().into_boxed_slice()).ok().map(SgSetIdx::for_test);
                     let (groups_want, first, untracked) =
                         naive(&rule_lists, reverse, &lists, pkt, &remote, direction);
-                    prop_assert_eq!(got.groups, groups_want, "{:?} {:?}", pkt, direction);
-                    prop_assert_eq!(
-                        got.rule.map(|r| (r.group.index() - 100, r.index as usize)),
-                        first
-                    );
-                    prop_assert_eq!(got.untracked, untracked);
+                    // With the remote's set (the cached rows when it has
+                    // them) and without (group by group): the same answer.
+                    for peers in [
+                        RemotePeers { set: set_idx, groups: &remote },
+                        RemotePeers { set: None, groups: &remote },
+                    ] {
+                        let got = set.classify(pkt, peers);
+                        prop_assert_eq!(got.groups, groups_want, "{:?} {:?} {:?}", pkt, direction, peers.set);
+                        prop_assert_eq!(
+                            got.rule.map(|r| (r.group.index() - 100, r.index as usize)),
+                            first
+                        );
+                        prop_assert_eq!(got.untracked, untracked);
+                    }
                 }
             }
         }

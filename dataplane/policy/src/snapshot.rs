@@ -27,8 +27,8 @@ use std::sync::Arc;
 use crate::chunked::ChunkedVec;
 use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::classifier::{
-    FieldTables, GroupPart, MAX_GROUPS_PER_ENI, PrefixRanges, RemoteMatch, ResolvedRule,
-    SetClassifier, SgMatch, port_key_range, reverse_open,
+    FieldTables, GroupPart, MAX_GROUPS_PER_ENI, PrefixRanges, RemoteMatch, RemotePeers,
+    ResolvedRule, SetClassifier, SetMembership, SgMatch, port_key_range, reverse_open,
 };
 use crate::hash::FastMap;
 use crate::nacl::{CompiledNacl, NaclDecision, NaclError};
@@ -720,10 +720,13 @@ fn set_parts(
 }
 
 /// Builds one direction's classifier of one SG set from its groups' parts.
+/// `scratch` is all zeros and is left so (see [`SetClassifier::build`]).
 fn compile_set_direction(
     members: &[SgIdx],
     groups: &ChunkedVec<Arc<CompiledGroup>>,
     dir: Direction,
+    topology: &Topology,
+    scratch: &mut Vec<u8>,
 ) -> Arc<SetClassifier> {
     let rule_count = members
         .iter()
@@ -733,6 +736,8 @@ fn compile_set_direction(
         dir,
         &set_parts(members, groups, dir),
         rule_count,
+        topology.membership(),
+        scratch,
     ))
 }
 
@@ -740,8 +745,19 @@ fn compile_set_direction(
 fn compile_set(
     members: &[SgIdx],
     groups: &ChunkedVec<Arc<CompiledGroup>>,
+    topology: &Topology,
+    scratch: &mut Vec<u8>,
 ) -> [Arc<SetClassifier>; 2] {
-    Direction::BOTH.map(|dir| compile_set_direction(members, groups, dir))
+    Direction::BOTH.map(|dir| compile_set_direction(members, groups, dir, topology, scratch))
+}
+
+impl Topology {
+    fn membership(&self) -> SetMembership<'_> {
+        SetMembership {
+            sets: &self.sets,
+            sets_by_group: &self.sets_by_group,
+        }
+    }
 }
 
 impl PolicySnapshot {
@@ -1038,10 +1054,11 @@ impl PolicySnapshot {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         );
+        let mut scratch = Vec::new();
         let classifiers = ChunkedVec::from_vec(
             topo.sets
                 .iter()
-                .map(|members| compile_set(members, &groups))
+                .map(|members| compile_set(members, &groups, &topo, &mut scratch))
                 .collect(),
         );
 
@@ -1154,6 +1171,7 @@ impl PolicySnapshot {
             }
             true
         });
+        let mut scratch = Vec::new();
         let classifiers = self.classifiers.with_replaced(
             affected
                 .into_iter()
@@ -1168,7 +1186,9 @@ impl PolicySnapshot {
                             DirectionChange::ReverseOpen => {
                                 Arc::new(old.with_reverse_open(&set_parts(members, &groups, dir)))
                             }
-                            DirectionChange::Tables => compile_set_direction(members, &groups, dir),
+                            DirectionChange::Tables => {
+                                compile_set_direction(members, &groups, dir, topo, &mut scratch)
+                            }
                         }
                     });
                     (s.index(), pair)
@@ -1499,14 +1519,17 @@ impl PolicySnapshot {
         let Some(pair) = self.classifiers.get(set.index()) else {
             return SgMatch::default();
         };
-        let remote_groups: &[SgIdx] = match remote {
+        let remote = match remote {
             Remote::Eni(r) => match self.get_eni(r) {
-                Some(e) if e.owns_ip(dir.remote_addr(pkt)) => self.sg_set_groups(e.sg_set),
-                _ => &[],
+                Some(e) if e.owns_ip(dir.remote_addr(pkt)) => RemotePeers {
+                    set: Some(e.sg_set),
+                    groups: self.sg_set_groups(e.sg_set),
+                },
+                _ => RemotePeers::default(),
             },
-            Remote::External => &[],
+            Remote::External => RemotePeers::default(),
         };
-        pair[dir.index()].classify(pkt, remote_groups)
+        pair[dir.index()].classify(pkt, remote)
     }
 
     /// Decides the first packet of a flow sent by ENI `src`: source check,
