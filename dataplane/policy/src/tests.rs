@@ -1127,29 +1127,31 @@ fn agree_with_reference(
                 }
             }
         }
-        // The whole new-flow decision.
-        let d = snap.decide(s, pkt);
+        // The whole new-flow decision, and the same given the route.
         let want = reference::decide(spec, src, pkt);
-        prop_assert_eq!(to_ref_route(snap, d.route), want.route.clone());
-        prop_assert_eq!(d.nacl_egress, want.nacl_egress);
-        prop_assert_eq!(d.nacl_ingress, want.nacl_ingress);
-        prop_assert_eq!(d.egress.map(|m| to_ref_match(snap, m)), want.egress.clone());
-        prop_assert_eq!(
-            d.ingress.map(|m| to_ref_match(snap, m)),
-            want.ingress.clone()
-        );
-        prop_assert_eq!(
-            d.verdict == Verdict::Allow,
-            want.denied.is_none() && !want.to_router,
-            "{:?} vs {:?}",
-            d,
-            want
-        );
-        prop_assert_eq!(
-            d.verdict == Verdict::ToRouter,
-            want.to_router && want.denied.is_none()
-        );
-        prop_assert_eq!(d.untracked, want.untracked);
+        let routed = snap.decide_routed(s, snap.route(snap.eni(s).vpc, pkt.dst), pkt);
+        for d in [snap.decide(s, pkt), routed] {
+            prop_assert_eq!(to_ref_route(snap, d.route), want.route.clone());
+            prop_assert_eq!(d.nacl_egress, want.nacl_egress);
+            prop_assert_eq!(d.nacl_ingress, want.nacl_ingress);
+            prop_assert_eq!(d.egress.map(|m| to_ref_match(snap, m)), want.egress.clone());
+            prop_assert_eq!(
+                d.ingress.map(|m| to_ref_match(snap, m)),
+                want.ingress.clone()
+            );
+            prop_assert_eq!(
+                d.verdict == Verdict::Allow,
+                want.denied.is_none() && !want.to_router,
+                "{:?} vs {:?}",
+                d,
+                want
+            );
+            prop_assert_eq!(
+                d.verdict == Verdict::ToRouter,
+                want.to_router && want.denied.is_none()
+            );
+            prop_assert_eq!(d.untracked, want.untracked);
+        }
     }
     Ok(())
 }
