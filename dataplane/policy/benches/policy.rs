@@ -8,6 +8,12 @@
 //! "roles" (so ~2,000 distinct SG sets), and two ENIs with 16 groups × ~62
 //! rules = 1,000 rules per direction.
 //!
+//! `classify/*_peered`: what `process()`'s new-flow bench sees. ENIs 2 and 3
+//! carry the same 16 extra groups (60 + 60 rules each) whose group-peer rules
+//! name each other, so each packet's remote ENI is a member of all 16
+//! referenced groups (the two ENIs above draw peers among 2,500 groups and
+//! hardly ever meet one).
+//!
 //! Run: `cargo bench -p palisade-policy --bench policy`.
 
 use std::hint::black_box;
@@ -26,6 +32,12 @@ const ENIS: usize = 10_000;
 const ROLES: usize = 2_000;
 const SUBNETS: usize = 50;
 const BIG_GROUPS: usize = 16;
+/// ENIs 2 and 3 carry these groups, all of them.
+const PEERED_GROUPS: usize = 16;
+
+fn peered_group(g: usize) -> SgId {
+    format!("sg-peer-{g:02}").as_str().into()
+}
 
 /// splitmix64.
 struct Rng(u64);
@@ -230,6 +242,29 @@ fn big_world() -> PolicySpec {
             egress,
         });
     }
+    // Their own generator, so that the 2,500 groups above stay as they were.
+    let mut peered_rng = Rng(43);
+    for g in 0..PEERED_GROUPS {
+        let mut rules = |dir: &str| {
+            (0..RULES_PER_DIRECTION)
+                .map(|r| {
+                    let mut rule = random_rule(&mut peered_rng, &format!("sgr-p{g:02}{dir}{r:02}"));
+                    if matches!(rule.peer, Peer::Group(_)) {
+                        rule.peer = Peer::Group(peered_group(peered_rng.below(PEERED_GROUPS)));
+                    }
+                    rule
+                })
+                .collect::<Vec<_>>()
+        };
+        let ingress = rules("i");
+        let egress = rules("e");
+        spec.security_groups.push(SecurityGroupSpec {
+            id: peered_group(g),
+            vpc: "vpc-big".into(),
+            ingress,
+            egress,
+        });
+    }
     let roles: Vec<Vec<SgId>> = (0..ROLES)
         .map(|_| {
             let mut groups: Vec<SgId> = (0..=rng.below(5))
@@ -251,7 +286,12 @@ fn big_world() -> PolicySpec {
                 })
                 .collect()
         } else {
-            roles[rng.below(ROLES)].clone()
+            let role = roles[rng.below(ROLES)].clone();
+            if i < 4 {
+                (0..PEERED_GROUPS).map(peered_group).collect()
+            } else {
+                role
+            }
         };
         spec.enis.push(EniSpec {
             id: format!("eni-{i:05}").as_str().into(),
@@ -272,13 +312,13 @@ fn big_world() -> PolicySpec {
 /// protocols, ports and ICMP types drawn from what the rules name, half of
 /// them with remote = another ENI (for group peers) — here the addresses of
 /// ENI 0 and ENI 1 themselves, which is what a routed packet carries.
-fn flow_packets(rng: &mut Rng, n: usize) -> Vec<PacketFields> {
+fn flow_packets(rng: &mut Rng, n: usize, from: usize, to: usize) -> Vec<PacketFields> {
     (0..n)
         .map(|_| {
             let (src, dst) = if rng.below(4) == 0 {
-                (IpAddr::V6(eni_v6(0)), IpAddr::V6(eni_v6(1)))
+                (IpAddr::V6(eni_v6(from)), IpAddr::V6(eni_v6(to)))
             } else {
-                (IpAddr::V4(eni_v4(0)), IpAddr::V4(eni_v4(1)))
+                (IpAddr::V4(eni_v4(from)), IpAddr::V4(eni_v4(to)))
             };
             match rng.below(10) {
                 0..=5 => {
@@ -363,7 +403,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut rng = Rng(7);
-    let packets = flow_packets(&mut rng, 1024);
+    let packets = flow_packets(&mut rng, 1024, 0, 1);
     let allowed = packets
         .iter()
         .filter(|p| {
@@ -391,6 +431,32 @@ fn benches(c: &mut Criterion) {
                     Remote::Eni(receiver),
                 );
                 let i = snap.classify(set_b, Direction::Ingress, black_box(p), Remote::Eni(sender));
+                allowed += u32::from(e.allowed() && i.allowed());
+            }
+            allowed
+        });
+    });
+    let peered_sender = snap.eni_by_id(&"eni-00002".into()).unwrap();
+    let peered_receiver = snap.eni_by_id(&"eni-00003".into()).unwrap();
+    let peered_set = snap.eni(peered_sender).sg_set;
+    assert_eq!(peered_set, snap.eni(peered_receiver).sg_set);
+    let peered_packets = flow_packets(&mut Rng(8), 1024, 2, 3);
+    group.bench_function("egress_plus_ingress_1000_rules_peered", |bench| {
+        bench.iter(|| {
+            let mut allowed = 0u32;
+            for p in &peered_packets {
+                let e = snap.classify(
+                    peered_set,
+                    Direction::Egress,
+                    black_box(p),
+                    Remote::Eni(peered_receiver),
+                );
+                let i = snap.classify(
+                    peered_set,
+                    Direction::Ingress,
+                    black_box(p),
+                    Remote::Eni(peered_sender),
+                );
                 allowed += u32::from(e.allowed() && i.allowed());
             }
             allowed
