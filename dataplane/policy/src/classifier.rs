@@ -720,6 +720,33 @@ impl<'a> PacketRows<'a> {
     /// `false`. (The open-peer part is 0 unless `want_any` was given.)
     #[inline(always)]
     fn for_each_hit(&self, mut hit: impl FnMut(usize, u64, u64) -> bool) {
+        if self.more_peers.is_some() {
+            self.for_each_hit_with_more_peers(hit);
+            return;
+        }
+        let lanes = self.proto.iter().zip(self.port).zip(self.addr).enumerate();
+        for (w, ((&p, &q), &a)) in lanes {
+            let hits = p & q;
+            if hits == 0 {
+                continue;
+            }
+            let hits = hits & (a | self.peer.get(w).copied().unwrap_or(0));
+            if hits != 0 && !hit(w, hits, hits & self.any.get(w).copied().unwrap_or(0)) {
+                return;
+            }
+        }
+    }
+
+    /// [`Self::for_each_hit`] ORing several peer rows per word: a remote set
+    /// without a cached row (over the cache's budget). Out of line, so that
+    /// the common loop does not carry its 16 row pointers.
+    #[cold]
+    #[inline(never)]
+    fn for_each_hit_with_more_peers(&self, mut hit: impl FnMut(usize, u64, u64) -> bool) {
+        let Some((rows, positions, count)) = &self.more_peers else {
+            return;
+        };
+        let positions = positions.get(..*count).unwrap_or(&[]);
         let lanes = self.proto.iter().zip(self.port).zip(self.addr).enumerate();
         for (w, ((&p, &q), &a)) in lanes {
             let hits = p & q;
@@ -727,10 +754,8 @@ impl<'a> PacketRows<'a> {
                 continue;
             }
             let mut remote = a | self.peer.get(w).copied().unwrap_or(0);
-            if let Some((rows, positions, count)) = &self.more_peers {
-                for &at in positions.iter().take(*count) {
-                    remote |= rows.get(at as usize * self.words + w).copied().unwrap_or(0);
-                }
+            for &at in positions {
+                remote |= rows.get(at as usize * self.words + w).copied().unwrap_or(0);
             }
             let hits = hits & remote;
             if hits != 0 && !hit(w, hits, hits & self.any.get(w).copied().unwrap_or(0)) {
