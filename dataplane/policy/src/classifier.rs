@@ -47,7 +47,7 @@ use crate::spec::{PortKind, PortSpec, Protocol};
 mod peer_cache;
 
 use peer_cache::PeerCache;
-pub(crate) use peer_cache::SetMembership;
+pub(crate) use peer_cache::{CacheScratch, SetMembership, SetsByGroup};
 
 /// Most groups one ENI may have attached (SEMANTICS.md quota maximum); the
 /// bitmap of a [`SgMatch`] is a `u32` with one bit per group.
@@ -785,7 +785,7 @@ impl Lanes {
         skip: u32,
         families: [bool; 2],
         membership: SetMembership<'_>,
-        scratch: &mut Vec<u8>,
+        scratch: &mut CacheScratch,
     ) -> Self {
         let kept: Vec<(usize, &GroupPart)> = parts
             .iter()
@@ -849,13 +849,13 @@ pub struct SetClassifier {
 impl SetClassifier {
     /// Builds the classifier of a set from its groups' parts (in bit order).
     /// `membership` is the snapshot's sets, to pre-OR peer rows per remote
-    /// set; `scratch` is all zeros and is left so.
+    /// set; `scratch` is reused from one build to the next.
     pub(crate) fn build(
         direction: Direction,
         parts: &[GroupPart],
         rule_count: usize,
         membership: SetMembership<'_>,
-        scratch: &mut Vec<u8>,
+        scratch: &mut CacheScratch,
     ) -> Self {
         let positions = |family: usize, first: bool| {
             parts
@@ -1331,18 +1331,20 @@ mod tests {
                 .collect();
             remote_sets.sort();
             remote_sets.dedup();
-            let mut sets_by_group: Vec<Box<[SgSetIdx]>> = vec![Box::default(); 40];
-            for (g, of) in sets_by_group.iter_mut().enumerate() {
-                *of = (0..remote_sets.len())
-                    .filter(|&s| remote_sets[s].contains(&SgIdx::for_test(g)))
-                    .map(SgSetIdx::for_test)
-                    .collect();
-            }
+            let sets_by_group: Vec<Vec<SgSetIdx>> = (0..40)
+                .map(|g| {
+                    (0..remote_sets.len())
+                        .filter(|&s| remote_sets[s].contains(&SgIdx::for_test(g)))
+                        .map(SgSetIdx::for_test)
+                        .collect()
+                })
+                .collect();
+            let sets_by_group = SetsByGroup::new(&sets_by_group);
             let membership = SetMembership { sets: &remote_sets, sets_by_group: &sets_by_group };
-            let mut scratch = Vec::new();
+            let mut scratch = CacheScratch::default();
             for direction in Direction::BOTH {
                 let set = SetClassifier::build(direction, &parts, 0, membership, &mut scratch);
-                prop_assert!(scratch.iter().all(|&c| c == 0), "scratch left zeroed");
+                prop_assert!(scratch.is_clear(), "counts left at zero");
                 for (pkt, remote) in &packets {
                     let remote: Vec<SgIdx> = remote.iter().map(|&g| SgIdx::for_test(g)).collect();
                     let set_idx = remote_sets.binary_search(&remote.clone().into_boxed_slice()).ok().map(SgSetIdx::for_test);

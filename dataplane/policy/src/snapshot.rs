@@ -27,8 +27,9 @@ use std::sync::Arc;
 use crate::chunked::ChunkedVec;
 use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::classifier::{
-    FieldTables, GroupPart, MAX_GROUPS_PER_ENI, PrefixRanges, RemoteMatch, RemotePeers,
-    ResolvedRule, SetClassifier, SetMembership, SgMatch, port_key_range, reverse_open,
+    CacheScratch, FieldTables, GroupPart, MAX_GROUPS_PER_ENI, PrefixRanges, RemoteMatch,
+    RemotePeers, ResolvedRule, SetClassifier, SetMembership, SetsByGroup, SgMatch, port_key_range,
+    reverse_open,
 };
 use crate::hash::FastMap;
 use crate::nacl::{CompiledNacl, NaclDecision, NaclError};
@@ -510,7 +511,7 @@ struct Topology {
     /// Members of each SG set, sorted by [`SgIdx`] (the bit order).
     sets: Box<[Box<[SgIdx]>]>,
     /// The sets each group is a member of.
-    sets_by_group: Box<[Box<[SgSetIdx]>]>,
+    sets_by_group: SetsByGroup,
     vpc_index: FastMap<VpcId, VpcIdx>,
     subnet_index: FastMap<SubnetId, SubnetIdx>,
     eni_index: FastMap<EniId, EniIdx>,
@@ -720,13 +721,13 @@ fn set_parts(
 }
 
 /// Builds one direction's classifier of one SG set from its groups' parts.
-/// `scratch` is all zeros and is left so (see [`SetClassifier::build`]).
+/// `scratch` is reused from one build to the next.
 fn compile_set_direction(
     members: &[SgIdx],
     groups: &ChunkedVec<Arc<CompiledGroup>>,
     dir: Direction,
     topology: &Topology,
-    scratch: &mut Vec<u8>,
+    scratch: &mut CacheScratch,
 ) -> Arc<SetClassifier> {
     let rule_count = members
         .iter()
@@ -746,7 +747,7 @@ fn compile_set(
     members: &[SgIdx],
     groups: &ChunkedVec<Arc<CompiledGroup>>,
     topology: &Topology,
-    scratch: &mut Vec<u8>,
+    scratch: &mut CacheScratch,
 ) -> [Arc<SetClassifier>; 2] {
     Direction::BOTH.map(|dir| compile_set_direction(members, groups, dir, topology, scratch))
 }
@@ -1037,10 +1038,7 @@ impl PolicySnapshot {
                 sets_by_group[g.index()].push(SgSetIdx::new(s));
             }
         }
-        topo.sets_by_group = sets_by_group
-            .into_iter()
-            .map(Vec::into_boxed_slice)
-            .collect();
+        topo.sets_by_group = SetsByGroup::new(&sets_by_group);
         topo.sets = sets.into_boxed_slice();
 
         let prefix_lists: Arc<[PrefixRanges]> =
@@ -1054,7 +1052,7 @@ impl PolicySnapshot {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         );
-        let mut scratch = Vec::new();
+        let mut scratch = CacheScratch::default();
         let classifiers = ChunkedVec::from_vec(
             topo.sets
                 .iter()
@@ -1155,11 +1153,7 @@ impl PolicySnapshot {
         // direction.
         let mut affected: Vec<(SgSetIdx, [DirectionChange; 2])> = changes
             .iter()
-            .flat_map(|&(g, change)| {
-                topo.sets_by_group[g.index()]
-                    .iter()
-                    .map(move |&s| (s, change))
-            })
+            .flat_map(|&(g, change)| topo.sets_by_group.of(g).iter().map(move |&s| (s, change)))
             .collect();
         affected.sort_unstable_by_key(|&(s, _)| s);
         affected.dedup_by(|(s, change), (kept_s, kept)| {
@@ -1171,7 +1165,7 @@ impl PolicySnapshot {
             }
             true
         });
-        let mut scratch = Vec::new();
+        let mut scratch = CacheScratch::default();
         let classifiers = self.classifiers.with_replaced(
             affected
                 .into_iter()

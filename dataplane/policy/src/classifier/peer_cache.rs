@@ -16,9 +16,7 @@
 //! not found here is looked up group by group, as before, with the same
 //! answer.
 
-use std::collections::HashMap;
-
-use super::FieldTables;
+use super::{FieldTables, MAX_GROUPS_PER_ENI};
 use crate::hash::FastMap;
 use crate::snapshot::{SgIdx, SgSetIdx};
 
@@ -27,12 +25,65 @@ use crate::snapshot::{SgIdx, SgSetIdx};
 const MAX_WORDS: usize = 1 << 15;
 
 /// The SG sets of the snapshot, as the cache needs them.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct SetMembership<'a> {
     /// Members of each set, sorted.
     pub sets: &'a [Box<[SgIdx]>],
     /// The sets each group is a member of.
-    pub sets_by_group: &'a [Box<[SgSetIdx]>],
+    pub sets_by_group: &'a SetsByGroup,
+}
+
+/// The sets each group is a member of, in one flat array: building the
+/// caches walks it once per referenced group of every lanes, and a box per
+/// group made that a cache miss each (a tenth of a full compile).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SetsByGroup {
+    /// Group `g`'s sets are `sets[start[g]..start[g + 1]]`.
+    start: Box<[u32]>,
+    sets: Box<[SgSetIdx]>,
+}
+
+impl SetsByGroup {
+    /// From each group's sets, in group order.
+    pub(crate) fn new(per_group: &[Vec<SgSetIdx>]) -> Self {
+        let mut start = Vec::with_capacity(per_group.len() + 1);
+        let mut sets = Vec::with_capacity(per_group.iter().map(Vec::len).sum());
+        start.push(0);
+        for of in per_group {
+            sets.extend_from_slice(of);
+            start.push(sets.len() as u32);
+        }
+        Self {
+            start: start.into_boxed_slice(),
+            sets: sets.into_boxed_slice(),
+        }
+    }
+
+    /// The sets group `g` is a member of.
+    pub(crate) fn of(&self, g: SgIdx) -> &[SgSetIdx] {
+        let (Some(&from), Some(&to)) = (self.start.get(g.index()), self.start.get(g.index() + 1))
+        else {
+            return &[];
+        };
+        self.sets.get(from as usize..to as usize).unwrap_or(&[])
+    }
+}
+
+/// Buffers reused from one cache build to the next (thousands per compile).
+#[derive(Debug, Default)]
+pub(crate) struct CacheScratch {
+    /// Per set, how many referenced groups it has; all zero between builds.
+    counts: Vec<u8>,
+    /// The sets with a non-zero count.
+    touched: Vec<SgSetIdx>,
+}
+
+impl CacheScratch {
+    /// Whether it is ready for the next build (every count back to zero).
+    #[cfg(test)]
+    pub(crate) fn is_clear(&self) -> bool {
+        self.counts.iter().all(|&c| c == 0)
+    }
 }
 
 /// See the module docs.
@@ -44,30 +95,25 @@ pub(super) struct PeerCache {
 }
 
 impl PeerCache {
-    /// Builds the cache of `tables` (a lanes' merged tables). `counts` is
-    /// scratch of any length whose entries are all zero; it is left so.
+    /// Builds the cache of `tables` (a lanes' merged tables).
     pub(super) fn build(
         tables: &FieldTables,
         membership: SetMembership<'_>,
-        counts: &mut Vec<u8>,
+        scratch: &mut CacheScratch,
     ) -> Self {
         let words = tables.words;
         if tables.peer_groups.len() < 2 || words == 0 {
             return Self::default();
         }
+        let CacheScratch { counts, touched } = scratch;
         if counts.len() < membership.sets.len() {
             counts.resize(membership.sets.len(), 0);
         }
         // Remote sets with at least two referenced groups: count how many of
         // the referenced groups each set has.
-        let mut touched: Vec<SgSetIdx> = Vec::new();
+        touched.clear();
         for g in &tables.peer_groups {
-            for &s in membership
-                .sets_by_group
-                .get(g.index())
-                .into_iter()
-                .flatten()
-            {
+            for &s in membership.sets_by_group.of(*g) {
                 if let Some(c) = counts.get_mut(s.index()) {
                     if *c == 0 {
                         touched.push(s);
@@ -76,9 +122,10 @@ impl PeerCache {
                 }
             }
         }
+        // Counts go back to zero here, for every touched set.
         let mut candidates: Vec<(u8, SgSetIdx)> = touched
-            .into_iter()
-            .filter_map(|s| {
+            .iter()
+            .filter_map(|&s| {
                 let c = counts.get_mut(s.index())?;
                 let count = core::mem::take(c);
                 (count >= 2).then_some((count, s))
@@ -86,20 +133,24 @@ impl PeerCache {
             .collect();
         // The biggest intersections save the most per packet: they go first
         // when the budget runs out.
+        if candidates.is_empty() {
+            return Self::default();
+        }
         candidates.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
 
         let mut index = FastMap::default();
         let mut rows: Vec<u64> = Vec::new();
-        let mut by_positions: HashMap<Vec<u32>, u32> = HashMap::new();
+        // Keyed by the intersection (positions of the referenced groups, in
+        // a fixed array: no allocation per candidate).
+        let mut by_positions: FastMap<[u32; MAX_GROUPS_PER_ENI], u32> = FastMap::default();
+        index.reserve(candidates.len());
         for (_, s) in candidates {
-            let positions: Vec<u32> = membership
-                .sets
-                .get(s.index())
-                .into_iter()
-                .flatten()
-                .filter_map(|&g| tables.peer_index.position(g))
-                .map(|p| p as u32)
-                .collect();
+            let mut positions = [u32::MAX; MAX_GROUPS_PER_ENI];
+            let members = membership.sets.get(s.index()).into_iter().flatten();
+            let referenced = members.filter_map(|&g| tables.peer_index.position(g));
+            for (slot, p) in positions.iter_mut().zip(referenced) {
+                *slot = p as u32;
+            }
             let offset = if let Some(&offset) = by_positions.get(&positions) {
                 offset
             } else {
@@ -109,7 +160,7 @@ impl PeerCache {
                 let offset = rows.len() as u32;
                 rows.resize(rows.len() + words, 0);
                 let row = &mut rows[offset as usize..];
-                for &p in &positions {
+                for &p in positions.iter().take_while(|&&p| p != u32::MAX) {
                     let from = p as usize * words;
                     let peer = tables.peer_rows.get(from..from + words).unwrap_or(&[]);
                     for (r, w) in row.iter_mut().zip(peer) {
