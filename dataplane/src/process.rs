@@ -56,6 +56,10 @@ use crate::verdict::{DropReason, Verdict};
 /// The most frames one pass handles; longer bursts are taken in chunks.
 pub const MAX_BURST: usize = 64;
 
+/// How many packets ahead of its decision a packet's second-stage prefetch
+/// is issued.
+const TAG_LOOKAHEAD: usize = 8;
+
 /// ICMPv6 types that stay on the link (MLD, router and neighbour
 /// discovery): never routed.
 const ICMPV6_LINK_LOCAL_TYPES: core::ops::RangeInclusive<u8> = 130..=137;
@@ -340,6 +344,12 @@ impl<F: Prefetch> Worker<F> {
             };
             match prepared {
                 Ok(Prepared::Pending) => {
+                    // Start this packet's table lines loading now: the rest
+                    // of the first pass (the other packets' parsing and
+                    // routing, all in cache) hides the miss, VPP's habit.
+                    if F::RETIRES_AT_ONCE {
+                        self.prefetch(out);
+                    }
                     count += 1;
                     // Decided in the second pass.
                     *verdict = Verdict::Drop(DropReason::Malformed);
@@ -354,18 +364,23 @@ impl<F: Prefetch> Worker<F> {
             }
         }
         let pending_now = pending.get(..count).unwrap_or_default();
-        // Start every table line of the burst on its way in one tight loop,
-        // so that the misses overlap (with `PlainLoad` only as many as the
-        // reorder window holds; see `palisade_flow::prefetch`).
-        for p in pending_now {
-            match p.kind {
-                PendingKind::LaterFragment => self.fragments.prefetch(p.hash, &self.prefetcher),
-                PendingKind::Flow | PendingKind::IcmpError => {
-                    self.flows.prefetch(p.hash, &self.prefetcher);
-                }
+        if !F::RETIRES_AT_ONCE {
+            // Plain loads stall whatever follows them once the reorder
+            // window fills: issue them together, with nothing in between.
+            for p in pending_now {
+                self.prefetch(p);
             }
         }
-        for p in pending_now {
+        // The second prefetch stage runs a few packets ahead of the
+        // decisions: by then a packet's bucket tags have arrived, and its
+        // entry has the decisions in between to arrive in turn.
+        for p in pending_now.iter().take(TAG_LOOKAHEAD) {
+            self.prefetch_tagged(p);
+        }
+        for (i, p) in pending_now.iter().enumerate() {
+            if let Some(ahead) = pending_now.get(i + TAG_LOOKAHEAD) {
+                self.prefetch_tagged(ahead);
+            }
             let decided = match p.kind {
                 PendingKind::Flow => self.decide_flow(p, now, snapshot),
                 PendingKind::IcmpError => self.decide_related(p, now, snapshot),
@@ -387,6 +402,26 @@ impl<F: Prefetch> Worker<F> {
         self.counters.packets += tally.packets;
         self.counters.bytes += tally.bytes;
         self.counters.forwarded += tally.forwarded;
+    }
+
+    /// Starts loading the table lines `p`'s lookup will read.
+    #[inline(always)]
+    fn prefetch(&self, p: &Pending) {
+        match p.kind {
+            PendingKind::LaterFragment => self.fragments.prefetch(p.hash, &self.prefetcher),
+            PendingKind::Flow | PendingKind::IcmpError => {
+                self.flows.prefetch(p.hash, &self.prefetcher);
+            }
+        }
+    }
+
+    /// Starts loading the flow entry `p`'s bucket tags point at (see
+    /// [`FlowTable::prefetch_tagged`]).
+    #[inline(always)]
+    fn prefetch_tagged(&self, p: &Pending) {
+        if p.kind != PendingKind::LaterFragment {
+            self.flows.prefetch_tagged(p.hash, &self.prefetcher);
+        }
     }
 
     fn drop(&mut self, reason: DropReason) -> Verdict {
