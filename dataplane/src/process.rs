@@ -6,10 +6,17 @@
 //! [`Verdict`] per frame back, with forwarded frames already rewritten. No
 //! I/O, no clock, no lock, no allocation after [`Worker::new`].
 //!
-//! The burst is processed in two passes, VPP's habit: the first parses every
-//! frame, finds its ENIs and route and builds its flow key; then one tight
-//! loop starts every flow-table line of the burst on its way; the second
-//! pass looks the flows up — by then the lines are arriving — and decides. Per packet (DESIGN.md):
+//! The burst is processed in two passes, VPP's habit. The first parses every
+//! frame, finds its ENIs and route, builds its flow key and starts the
+//! key's bucket tags and likeliest entry loading (a real prefetch right
+//! away, so the rest of the pass hides the miss; plain loads in one loop
+//! after it, see [`Prefetch::RETIRES_AT_ONCE`]). Plain IPv4 TCP/UDP frames,
+//! most of the traffic, take a lane of their own through it: a fixed-offset
+//! read into a 32-byte [`PlainIpv4`] instead of the general [`FrameInfo`].
+//! The second pass looks the flows up and decides; a few packets ahead of
+//! it, a second prefetch stage starts the entry the (by then arrived) tags
+//! point at when the key does not sit in its preferred slot. Per packet
+//! (DESIGN.md):
 //!
 //! 1. parse (malformed → drop);
 //! 2. ARP / neighbour solicitation for an address of the sender's subnet →
