@@ -13,7 +13,7 @@
 //! - [`verdict`]: [`Verdict`] and the one [`DropReason`] enum every counter uses.
 //! - [`counters`]: per-worker counters, summed on read.
 //! - [`dispatch`]: which worker owns a frame when the NIC cannot hash.
-//! - [`reference`]: the same semantics as plain code, the oracle of the
+//! - [`reference`](mod@reference): the same semantics as plain code, the oracle of the
 //!   differential tests.
 //! - [`testkit`]: frames and the demo world for tests, benches and fuzzing.
 //!

@@ -3,7 +3,7 @@
 //! The flow tables take the prefetch instruction as a
 //! [`Prefetch`] implementation because the real one needs `unsafe`, which
 //! only the DPDK binding crate may hold. [`PlainLoad`] (the default) works
-//! everywhere; [`CpuPrefetch`] (feature `dpdk`) is the instruction itself,
+//! everywhere; `CpuPrefetch` (feature `dpdk`) is the instruction itself,
 //! for the appliance's pipelines. Either way verdicts and output bytes are
 //! the same: a prefetch only changes timing.
 

@@ -151,6 +151,17 @@ impl BucketIndex {
         }
     }
 
+    /// The first slot of the home bucket whose tag is `hash`'s: where the
+    /// key most likely lives once its bucket's tags have arrived (a second
+    /// prefetch stage; a key stored past its home bucket is not looked for).
+    #[inline(always)]
+    pub fn tagged_slot(&self, hash: u64) -> Option<usize> {
+        let home = self.home(hash);
+        let bucket = self.buckets.as_slice().get(home)?;
+        let matches = bytes_equal(u64::from_le_bytes(bucket.tags), Self::tag(hash));
+        (matches != 0).then(|| home * SLOTS_PER_BUCKET + (matches.trailing_zeros() / 8) as usize)
+    }
+
     /// The occupied slot for which `is_match` holds, if any.
     #[inline]
     pub fn find(&self, hash: u64, mut is_match: impl FnMut(usize) -> bool) -> Option<usize> {

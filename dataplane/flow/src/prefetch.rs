@@ -12,6 +12,13 @@
 /// Starts loading the cache line that holds `what`, so that a later read
 /// finds it in cache. A hint: it must not change any result, only timing.
 pub trait Prefetch {
+    /// Whether starting a load lets the core go on with other work. True
+    /// for a real prefetch, so callers issue it as early as they can; false
+    /// for [`PlainLoad`], whose loads each hold a reorder-buffer slot until
+    /// they complete, so callers issue them together in one tight loop
+    /// instead of among other work they would stall.
+    const RETIRES_AT_ONCE: bool = true;
+
     /// Starts loading the cache line holding the first byte of `what`.
     /// Callers pass the smallest field they will read (a byte), so that a
     /// plain-load implementation loads one byte, not a whole entry.
@@ -30,6 +37,8 @@ pub trait Prefetch {
 pub struct PlainLoad;
 
 impl Prefetch for PlainLoad {
+    const RETIRES_AT_ONCE: bool = false;
+
     #[inline(always)]
     fn prefetch<T: Copy>(&self, what: &T) {
         std::hint::black_box(*what);

@@ -352,6 +352,24 @@ impl FlowTable {
         }
     }
 
+    /// The second prefetch stage, once the home bucket's tags (started by
+    /// [`Self::prefetch`]) have arrived: starts loading the entry the tags
+    /// point at when it is not the preferred slot the first stage already
+    /// asked for. At the tables' 50 % load a key often sits one or two
+    /// slots past its preferred one; without this its entry is a miss
+    /// nothing overlaps.
+    #[inline(always)]
+    pub fn prefetch_tagged(&self, hash: u64, prefetcher: &impl Prefetch) {
+        let Some(slot) = self.index.tagged_slot(hash) else {
+            return;
+        };
+        if slot != self.index.preferred_slot(hash) {
+            if let Some(entry) = self.entries.as_slice().get(slot) {
+                prefetcher.prefetch(&entry.state);
+            }
+        }
+    }
+
     #[inline]
     fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
         let entries = self.entries.as_slice();

@@ -31,6 +31,7 @@ mod cell;
 mod chunked;
 mod cidr;
 mod classifier;
+mod exact;
 mod explain;
 mod hash;
 mod nacl;

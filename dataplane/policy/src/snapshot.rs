@@ -31,6 +31,7 @@ use crate::classifier::{
     RemotePeers, ResolvedRule, SetClassifier, SetMembership, SetsByGroup, SgMatch, port_key_range,
     reverse_open,
 };
+use crate::exact::ExactTable;
 use crate::hash::FastMap;
 use crate::nacl::{CompiledNacl, NaclDecision, NaclError};
 use crate::packet::{Direction, PacketFields};
@@ -445,6 +446,33 @@ enum Target {
     Gateway(SubnetIdx),
 }
 
+/// Marks a gateway in [`Target::encode`]d values.
+const GATEWAY_BIT: u32 = 1 << 31;
+
+impl Target {
+    /// The target as one `u32` for an [`ExactTable`] (indices stay far
+    /// below 2^31: the spec holds at most a few hundred thousand objects).
+    fn encode(self) -> u32 {
+        match self {
+            Target::Eni(e) => e.0,
+            Target::Gateway(s) => s.0 | GATEWAY_BIT,
+        }
+    }
+
+    fn decode(value: u32) -> Self {
+        if value & GATEWAY_BIT == 0 {
+            Target::Eni(EniIdx(value))
+        } else {
+            Target::Gateway(SubnetIdx(value & !GATEWAY_BIT))
+        }
+    }
+}
+
+/// The key of an IPv4 route target: its VPC and address.
+fn v4_target_key(vpc: u32, addr: u32) -> u64 {
+    u64::from(vpc) << 32 | u64::from(addr)
+}
+
 /// A group with its rules resolved. Shared between snapshots until the
 /// group's rules (or a prefix list it uses) change.
 #[derive(Debug)]
@@ -503,7 +531,12 @@ struct Topology {
     group_vpc: Box<[VpcIdx]>,
     /// (port, vlan, mac) packed by [`l2_key`].
     l2: FastMap<u128, EniIdx>,
+    /// `l2`, frozen for the per-packet lookup.
+    l2_table: ExactTable<u128>,
     targets_v4: FastMap<(u32, u32), Target>,
+    /// `targets_v4` keyed by [`v4_target_key`], values by [`Target::encode`]:
+    /// the per-packet route lookup.
+    targets_v4_table: ExactTable<u64>,
     targets_v6: FastMap<(u32, u128), Target>,
     /// Address → ENI across all VPCs, for traffic from the uplink; `None`
     /// when VPCs overlap and the address is ambiguous.
@@ -539,6 +572,7 @@ pub struct PolicySnapshot {
     nacls: Arc<[Arc<CompiledNacl>]>,
 }
 
+#[inline]
 fn l2_key(port: u16, vlan: Option<u16>, mac: [u8; 6]) -> u128 {
     let mut m = [0u8; 8];
     m[2..].copy_from_slice(&mac);
@@ -1032,6 +1066,12 @@ impl PolicySnapshot {
             }
         }
         topo.enis = enis.into_boxed_slice();
+        topo.l2_table = ExactTable::build(topo.l2.iter().map(|(&k, e)| (k, e.0)));
+        topo.targets_v4_table = ExactTable::build(
+            topo.targets_v4
+                .iter()
+                .map(|(&(vpc, a), t)| (v4_target_key(vpc, a), t.encode())),
+        );
         let mut sets_by_group: Vec<Vec<SgSetIdx>> = vec![Vec::new(); spec.security_groups.len()];
         for (s, members) in sets.iter().enumerate() {
             for g in members {
@@ -1279,7 +1319,10 @@ impl PolicySnapshot {
     /// The ENI that sends frames from `mac` on (`port`, `vlan`). One hash lookup.
     #[inline]
     pub fn eni_by_l2(&self, port: u16, vlan: Option<u16>, mac: [u8; 6]) -> Option<EniIdx> {
-        self.topology.l2.get(&l2_key(port, vlan, mac)).copied()
+        self.topology
+            .l2_table
+            .get(l2_key(port, vlan, mac))
+            .map(EniIdx)
     }
 
     /// An ENI. Panics only on an index not from this snapshot; see [`Self::get_eni`].
@@ -1379,9 +1422,9 @@ impl PolicySnapshot {
         match dst {
             IpAddr::V4(a) => self
                 .topology
-                .targets_v4
-                .get(&(vpc.0, u32::from(a)))
-                .copied(),
+                .targets_v4_table
+                .get(v4_target_key(vpc.0, u32::from(a)))
+                .map(Target::decode),
             IpAddr::V6(a) => self
                 .topology
                 .targets_v6

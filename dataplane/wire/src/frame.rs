@@ -161,18 +161,83 @@ pub struct QuotedPacket {
 #[inline]
 pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, WireError> {
     match parse_plain_ipv4(frame) {
-        Some(info) => Ok(info),
+        Some(plain) => Ok(plain.frame_info()),
         None => parse_frame_layered(frame),
     }
 }
 
-/// The summary of a plain IPv4 TCP/UDP frame (Ethernet with at most one
-/// 802.1Q tag, a 20-byte IPv4 header with a valid checksum, not a fragment,
-/// a TCP or UDP header that fits), or `None` for any other frame. Accepts
-/// exactly the frames of this shape that the layered parse accepts, with
-/// the same result.
+/// A plain IPv4 TCP or UDP frame, as [`parse_plain_ipv4`] reads it: the
+/// facts the established-flow fast path needs, in 32 bytes, with the
+/// addresses as they sit on the wire (no `IpAddr` to build and match on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainIpv4 {
+    /// Destination MAC address.
+    pub dst_mac: [u8; 6],
+    /// Source MAC address.
+    pub src_mac: [u8; 6],
+    /// VLAN ID of the 802.1Q tag, if any.
+    pub vlan: Option<u16>,
+    /// Source address.
+    pub src: [u8; 4],
+    /// Destination address.
+    pub dst: [u8; 4],
+    /// Offset of the IPv4 header: 14, or 18 behind a tag.
+    pub l3_offset: u8,
+    /// [`tcp::PROTOCOL`] or [`udp::PROTOCOL`].
+    pub protocol: u8,
+    /// TTL.
+    pub ttl: u8,
+    /// TCP flags (zero for UDP).
+    pub tcp_flags: u8,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+}
+
+impl PlainIpv4 {
+    /// The same facts as the general summary [`parse_frame`] returns.
+    #[must_use]
+    pub fn frame_info(&self) -> FrameInfo {
+        let l4 = if self.protocol == tcp::PROTOCOL {
+            L4Info::Tcp {
+                src_port: self.src_port,
+                dst_port: self.dst_port,
+                flags: self.tcp_flags,
+            }
+        } else {
+            L4Info::Udp {
+                src_port: self.src_port,
+                dst_port: self.dst_port,
+            }
+        };
+        FrameInfo {
+            dst_mac: MacAddr(self.dst_mac),
+            src_mac: MacAddr(self.src_mac),
+            vlan: self.vlan,
+            l3_offset: u16::from(self.l3_offset),
+            l4_offset: u16::from(self.l3_offset) + ipv4::MIN_HEADER_LEN as u16,
+            l3: L3Info::Ipv4(IpInfo {
+                src: IpAddr::from(self.src),
+                dst: IpAddr::from(self.dst),
+                protocol: self.protocol,
+                ttl: self.ttl,
+                fragment: None,
+                l4,
+            }),
+        }
+    }
+}
+
+/// Reads a plain IPv4 TCP/UDP frame (Ethernet with at most one 802.1Q tag,
+/// a 20-byte IPv4 header with a valid checksum, not a fragment, a TCP or
+/// UDP header that fits) straight from fixed offsets, or returns `None` for
+/// any other frame. Accepts exactly the frames of this shape that the
+/// layered parse accepts, with the same result (a property test checks it):
+/// the fast path's parse, most of what a router sees.
 #[inline]
-fn parse_plain_ipv4(frame: &[u8]) -> Option<FrameInfo> {
+#[must_use]
+pub fn parse_plain_ipv4(frame: &[u8]) -> Option<PlainIpv4> {
     let eth: &[u8; ethernet::HEADER_LEN] = frame.first_chunk()?;
     let (l3_offset, vlan) = match u16::from_be_bytes([eth[12], eth[13]]) {
         ethertype::IPV4 => (ethernet::HEADER_LEN, None),
@@ -200,23 +265,19 @@ fn parse_plain_ipv4(frame: &[u8]) -> Option<FrameInfo> {
     if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
         return None;
     }
-    if crate::checksum::fold(crate::checksum::sum(ip)) != 0xffff {
+    if header_sum_v4(ip) != 0xffff {
         return None;
     }
     let payload = packet.get(ipv4::MIN_HEADER_LEN..total_len)?;
     let protocol = ip[9];
-    let l4 = match protocol {
+    let (ports, tcp_flags): (&[u8; 4], u8) = match protocol {
         tcp::PROTOCOL => {
             let header: &[u8; tcp::MIN_HEADER_LEN] = payload.first_chunk()?;
             let header_len = usize::from(header[12] >> 4) * 4;
             if header_len < tcp::MIN_HEADER_LEN || header_len > payload.len() {
                 return None;
             }
-            L4Info::Tcp {
-                src_port: u16::from_be_bytes([header[0], header[1]]),
-                dst_port: u16::from_be_bytes([header[2], header[3]]),
-                flags: header[13],
-            }
+            (header.first_chunk()?, header[13])
         }
         udp::PROTOCOL => {
             let header: &[u8; udp::HEADER_LEN] = payload.first_chunk()?;
@@ -224,29 +285,33 @@ fn parse_plain_ipv4(frame: &[u8]) -> Option<FrameInfo> {
             if len < udp::HEADER_LEN || len > payload.len() {
                 return None;
             }
-            L4Info::Udp {
-                src_port: u16::from_be_bytes([header[0], header[1]]),
-                dst_port: u16::from_be_bytes([header[2], header[3]]),
-            }
+            (header.first_chunk()?, 0)
         }
         _ => return None,
     };
     let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, ..] = *eth;
-    Some(FrameInfo {
-        dst_mac: MacAddr([d0, d1, d2, d3, d4, d5]),
-        src_mac: MacAddr([s0, s1, s2, s3, s4, s5]),
+    Some(PlainIpv4 {
+        dst_mac: [d0, d1, d2, d3, d4, d5],
+        src_mac: [s0, s1, s2, s3, s4, s5],
         vlan,
-        l3_offset: l3_offset as u16,
-        l4_offset: (l3_offset + ipv4::MIN_HEADER_LEN) as u16,
-        l3: L3Info::Ipv4(IpInfo {
-            src: IpAddr::from([ip[12], ip[13], ip[14], ip[15]]),
-            dst: IpAddr::from([ip[16], ip[17], ip[18], ip[19]]),
-            protocol,
-            ttl: ip[8],
-            fragment: None,
-            l4,
-        }),
+        src: [ip[12], ip[13], ip[14], ip[15]],
+        dst: [ip[16], ip[17], ip[18], ip[19]],
+        l3_offset: l3_offset as u8,
+        protocol,
+        ttl: ip[8],
+        tcp_flags,
+        src_port: u16::from_be_bytes([ports[0], ports[1]]),
+        dst_port: u16::from_be_bytes([ports[2], ports[3]]),
     })
+}
+
+/// The folded ones'-complement sum of a 20-byte IPv4 header, as five
+/// 32-bit words (RFC 1071 §2(B): the sum is byte-order and word-size
+/// independent once folded): 0xffff when its checksum is right.
+#[inline]
+fn header_sum_v4(ip: &[u8; ipv4::MIN_HEADER_LEN]) -> u16 {
+    let word = |i: usize| u64::from(u32::from_be_bytes([ip[i], ip[i + 1], ip[i + 2], ip[i + 3]]));
+    crate::checksum::fold(word(0) + word(4) + word(8) + word(12) + word(16))
 }
 
 /// [`parse_frame`] layer by layer through the checked views.
@@ -928,7 +993,7 @@ mod tests {
     #[test]
     fn the_known_syn_takes_the_plain_path() {
         assert_eq!(
-            parse_plain_ipv4(&SYN_FRAME).map(Ok),
+            parse_plain_ipv4(&SYN_FRAME).map(|p| Ok(p.frame_info())),
             Some(parse_frame_layered(&SYN_FRAME))
         );
     }
@@ -1006,7 +1071,7 @@ mod tests {
         fn plain_reader_agrees_with_the_layered_parse((frame, pristine) in damaged_plain_frame()) {
             let layered = parse_frame_layered(&frame);
             match parse_plain_ipv4(&frame) {
-                Some(fast) => prop_assert_eq!(Ok(fast), layered),
+                Some(fast) => prop_assert_eq!(Ok(fast.frame_info()), layered),
                 None => prop_assert!(!pristine, "undamaged plain frame refused: {:?}", layered),
             }
             prop_assert_eq!(parse_frame(&frame), layered);

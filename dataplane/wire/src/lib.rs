@@ -63,4 +63,7 @@ pub use edit::{
 };
 pub use error::WireError;
 pub use ethernet::MacAddr;
-pub use frame::{FragmentInfo, FrameInfo, IpInfo, L3Info, L4Info, QuotedPacket, parse_frame};
+pub use frame::{
+    FragmentInfo, FrameInfo, IpInfo, L3Info, L4Info, PlainIpv4, QuotedPacket, parse_frame,
+    parse_plain_ipv4,
+};
