@@ -498,7 +498,8 @@ impl<F: Prefetch> Worker<F> {
             }
         }
         let decision = match p.src {
-            Endpoint::Eni(src) => snapshot.decide(src, &p.fields),
+            // The first pass routed the packet already: no second lookup.
+            Endpoint::Eni(src) => snapshot.decide_routed(src, p.route, &p.fields),
             Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields),
         };
         self.count_groups(snapshot, p, &decision);
