@@ -273,27 +273,54 @@ impl<K: IntervalKey> IntervalTable<K> {
 
     /// Merges the tables of several groups: the union of their boundaries;
     /// at each, the concatenation of every part's current row.
-    fn merge(parts: &[(&Self, usize)], words: usize) -> Self {
-        let starts = union_of_sorted(parts.iter().map(|(t, _)| &*t.starts));
-        // Row by row: each part keeps a cursor on its own intervals (its
-        // starts are a subset of the union, so it moves at most one step per
-        // row) and appends its current row, so every set row is written once,
-        // in order. (Filling column by column, part after part, strode over
-        // the whole fresh array once per part: the hottest loop of a full
-        // compile.)
-        let mut rows: Vec<u64> = Vec::with_capacity(starts.len() * words);
-        let mut at = vec![0usize; parts.len()];
-        for &start in &starts {
-            for ((table, part_words), at) in parts.iter().zip(&mut at) {
-                while table.starts.get(*at + 1).is_some_and(|&s| s <= start) {
-                    *at += 1;
-                }
-                match table.rows.get(*at * part_words..(*at + 1) * part_words) {
+    ///
+    /// One k-way walk does both: each part keeps a cursor on its own
+    /// intervals and the next start it would move to; the set's next start
+    /// is the least of those, and every part at it steps. So every set row
+    /// is written once, in order, and the union is never built on its own
+    /// (merging the start lists one after the other, then walking them
+    /// again with the cursors, was a third of a full compile).
+    fn merge<'a>(parts: &[&'a FieldTables], table: fn(&'a FieldTables) -> &'a Self) -> Self {
+        let count = parts.len().min(MAX_GROUPS_PER_ENI);
+        let words: usize = parts.iter().take(count).map(|p| p.words).sum();
+        // Upper bounds: the union holds at most every part's starts (all
+        // share the first, the least key).
+        let bound = parts
+            .iter()
+            .take(count)
+            .map(|p| table(p).starts.len())
+            .sum::<usize>()
+            .max(1);
+        let mut starts: Vec<K> = Vec::with_capacity(bound);
+        let mut rows: Vec<u64> = Vec::with_capacity(bound * words);
+        let mut at = [0usize; MAX_GROUPS_PER_ENI];
+        let mut next: [Option<K>; MAX_GROUPS_PER_ENI] = [None; MAX_GROUPS_PER_ENI];
+        for (p, n) in parts.iter().zip(&mut next) {
+            *n = table(p).starts.get(1).copied();
+        }
+        let mut start = K::default();
+        loop {
+            starts.push(start);
+            for (p, &at) in parts.iter().zip(&at) {
+                let (t, part_words) = (table(p), p.words);
+                match t.rows.get(at * part_words..(at + 1) * part_words) {
                     // Most groups have one word: a push, not a `memmove` call.
                     Some(&[word]) => rows.push(word),
-                    row => rows.extend_from_slice(row.unwrap_or(&[])),
+                    Some(row) => rows.extend_from_slice(row),
+                    // A part without intervals (never built so) matches nothing.
+                    None => rows.extend(core::iter::repeat_n(0, part_words)),
                 }
             }
+            let Some(least) = next.iter().take(count).flatten().min().copied() else {
+                break;
+            };
+            for ((p, at), n) in parts.iter().zip(&mut at).zip(&mut next) {
+                if *n == Some(least) {
+                    *at += 1;
+                    *n = table(p).starts.get(*at + 1).copied();
+                }
+            }
+            start = least;
         }
         Self {
             starts: starts.into_boxed_slice(),
@@ -313,30 +340,6 @@ impl<K: IntervalKey> IntervalTable<K> {
     fn heap_bytes(&self) -> usize {
         size_of_val(&*self.starts) + size_of_val(&*self.rows)
     }
-}
-
-/// The sorted union of sorted, distinct lists, by merging them one after
-/// the other: linear in their lengths times their count (≤ 16), where
-/// concatenating and sorting was a tenth of a full compile.
-fn union_of_sorted<'a, K: IntervalKey + 'a>(
-    lists: impl Iterator<Item = &'a [K]> + Clone,
-) -> Vec<K> {
-    let total = lists.clone().map(<[K]>::len).sum();
-    let mut union: Vec<K> = Vec::with_capacity(total);
-    let mut next: Vec<K> = Vec::with_capacity(total);
-    for list in lists {
-        next.clear();
-        let (mut i, mut j) = (0, 0);
-        while let (Some(&x), Some(&y)) = (union.get(i), list.get(j)) {
-            next.push(x.min(y));
-            i += usize::from(x <= y);
-            j += usize::from(y <= x);
-        }
-        next.extend_from_slice(union.get(i..).unwrap_or(&[]));
-        next.extend_from_slice(list.get(j..).unwrap_or(&[]));
-        core::mem::swap(&mut union, &mut next);
-    }
-    union
 }
 
 /// The per-field lookup tables of one group (or, merged, of one set) in one
@@ -521,7 +524,10 @@ impl FieldTables {
     /// Concatenates several groups' tables into one set's tables, part `i`
     /// owning the words after parts `0..i`. The address table of a family
     /// not in `families` `[v4, v6]` is left empty: its packets never look here.
+    /// A set has at most [`MAX_GROUPS_PER_ENI`] groups (compile rejects more),
+    /// so the per-part cursors live in fixed arrays of that size.
     fn merge(parts: &[&Self], families: [bool; 2]) -> Self {
+        let parts = &parts[..parts.len().min(MAX_GROUPS_PER_ENI)];
         if parts.is_empty() {
             return Self::default();
         }
@@ -553,14 +559,17 @@ impl FieldTables {
             .collect();
         peer_groups.sort_unstable();
         peer_groups.dedup();
+        // Each part's groups are sorted too: a cursor per part, not a
+        // binary search per (group, part).
         let mut peer_rows = Vec::with_capacity(peer_groups.len() * words);
+        let mut at = [0usize; MAX_GROUPS_PER_ENI];
         for g in &peer_groups {
-            for p in parts {
-                match p.peer_groups.binary_search(g) {
-                    Ok(i) => {
-                        peer_rows.extend_from_slice(&p.peer_rows[i * p.words..(i + 1) * p.words]);
-                    }
-                    Err(_) => peer_rows.extend(core::iter::repeat_n(0, p.words)),
+            for (p, at) in parts.iter().zip(&mut at) {
+                if p.peer_groups.get(*at) == Some(g) {
+                    peer_rows.extend_from_slice(&p.peer_rows[*at * p.words..(*at + 1) * p.words]);
+                    *at += 1;
+                } else {
+                    peer_rows.extend(core::iter::repeat_n(0, p.words));
                 }
             }
         }
@@ -568,9 +577,6 @@ impl FieldTables {
         let concat = |rows: fn(&Self) -> &[u64]| -> Box<[u64]> {
             parts.iter().flat_map(|p| rows(p).iter().copied()).collect()
         };
-        let ports: Vec<_> = parts.iter().map(|p| (&p.ports, p.words)).collect();
-        let v4: Vec<_> = parts.iter().map(|p| (&p.v4, p.words)).collect();
-        let v6: Vec<_> = parts.iter().map(|p| (&p.v6, p.words)).collect();
         let [with_v4, with_v6] = families;
         Self {
             words,
@@ -578,14 +584,14 @@ impl FieldTables {
             proto_class: proto_class.into_boxed_slice(),
             proto_rows: proto_rows.into_boxed_slice(),
             peer_index: PeerIndex::new(&peer_groups),
-            ports: IntervalTable::merge(&ports, words),
+            ports: IntervalTable::merge(parts, |p| &p.ports),
             v4: if with_v4 {
-                IntervalTable::merge(&v4, words)
+                IntervalTable::merge(parts, |p| &p.v4)
             } else {
                 IntervalTable::default()
             },
             v6: if with_v6 {
-                IntervalTable::merge(&v6, words)
+                IntervalTable::merge(parts, |p| &p.v6)
             } else {
                 IntervalTable::default()
             },
@@ -1116,15 +1122,46 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The merged table answers, for every key, each part's own row in
+        /// turn, and has a start exactly where some part has one.
         #[test]
-        fn union_of_sorted_is_sort_and_dedup(
-            lists in proptest::collection::vec(proptest::collection::btree_set(0u16..500, 0..60), 0..17),
+        fn interval_merge_is_each_parts_row_side_by_side(
+            groups in proptest::collection::vec(
+                (1usize..130, proptest::collection::vec((0usize..130, 0u16..600, 0u16..80), 0..40)),
+                1..6,
+            ),
+            probes in proptest::collection::vec(0u16..700, 1..60),
         ) {
-            let lists: Vec<Vec<u16>> = lists.into_iter().map(|l| l.into_iter().collect()).collect();
-            let mut want: Vec<u16> = lists.iter().flatten().copied().collect();
-            want.sort_unstable();
-            want.dedup();
-            proptest::prop_assert_eq!(union_of_sorted(lists.iter().map(Vec::as_slice)), want);
+            let tables: Vec<FieldTables> = groups
+                .iter()
+                .map(|(rules, ranges)| {
+                    let words = rules.div_ceil(64);
+                    let ranges: Vec<(usize, u16, u16)> = ranges
+                        .iter()
+                        .map(|&(bit, first, len)| (bit % rules, first, first + len))
+                        .collect();
+                    FieldTables {
+                        words,
+                        ports: IntervalTable::build(&ranges, *rules, words),
+                        ..FieldTables::default()
+                    }
+                })
+                .collect();
+            let parts: Vec<&FieldTables> = tables.iter().collect();
+            let merged = IntervalTable::merge(&parts, |p| &p.ports);
+            let words: usize = tables.iter().map(|t| t.words).sum();
+            let mut want_starts: Vec<u16> =
+                tables.iter().flat_map(|t| t.ports.starts.iter().copied()).collect();
+            want_starts.sort_unstable();
+            want_starts.dedup();
+            proptest::prop_assert_eq!(&*merged.starts, &want_starts[..]);
+            for key in probes.into_iter().chain(want_starts.iter().copied()) {
+                let want: Vec<u64> = tables
+                    .iter()
+                    .flat_map(|t| t.ports.row(key, t.words).iter().copied())
+                    .collect();
+                proptest::prop_assert_eq!(merged.row(key, words), &want[..], "key {}", key);
+            }
         }
 
         #[test]
