@@ -184,21 +184,26 @@ struct IntervalTable<K> {
 
 /// The integer keys interval tables are built over.
 trait IntervalKey: Copy + Ord + Default {
+    /// The greatest key.
+    const MAX: Self;
     /// The next key, `None` past the end of the space.
     fn succ(self) -> Option<Self>;
 }
 
 impl IntervalKey for u16 {
+    const MAX: Self = u16::MAX;
     fn succ(self) -> Option<Self> {
         self.checked_add(1)
     }
 }
 impl IntervalKey for u32 {
+    const MAX: Self = u32::MAX;
     fn succ(self) -> Option<Self> {
         self.checked_add(1)
     }
 }
 impl IntervalKey for u128 {
+    const MAX: Self = u128::MAX;
     fn succ(self) -> Option<Self> {
         self.checked_add(1)
     }
@@ -294,9 +299,15 @@ impl<K: IntervalKey> IntervalTable<K> {
         let mut starts: Vec<K> = Vec::with_capacity(bound);
         let mut rows: Vec<u64> = Vec::with_capacity(bound * words);
         let mut at = [0usize; MAX_GROUPS_PER_ENI];
-        let mut next: [Option<K>; MAX_GROUPS_PER_ENI] = [None; MAX_GROUPS_PER_ENI];
-        for (p, n) in parts.iter().zip(&mut next) {
-            *n = table(p).starts.get(1).copied();
+        // A part's next start, `K::MAX` once it has none (then its bit in
+        // `live` is clear: `K::MAX` may be a real start too).
+        let mut next = [K::MAX; MAX_GROUPS_PER_ENI];
+        let mut live = 0u32;
+        for (i, (p, n)) in parts.iter().zip(&mut next).enumerate() {
+            if let Some(&s) = table(p).starts.get(1) {
+                *n = s;
+                live |= 1 << i;
+            }
         }
         let mut start = K::default();
         loop {
@@ -311,13 +322,19 @@ impl<K: IntervalKey> IntervalTable<K> {
                     None => rows.extend(core::iter::repeat_n(0, part_words)),
                 }
             }
-            let Some(least) = next.iter().take(count).flatten().min().copied() else {
+            if live == 0 {
                 break;
-            };
-            for ((p, at), n) in parts.iter().zip(&mut at).zip(&mut next) {
-                if *n == Some(least) {
+            }
+            let least = next.iter().take(count).fold(K::MAX, |m, &n| m.min(n));
+            for (i, ((p, at), n)) in parts.iter().zip(&mut at).zip(&mut next).enumerate() {
+                if *n == least && live & 1 << i != 0 {
                     *at += 1;
-                    *n = table(p).starts.get(*at + 1).copied();
+                    if let Some(&s) = table(p).starts.get(*at + 1) {
+                        *n = s;
+                    } else {
+                        *n = K::MAX;
+                        live &= !(1 << i);
+                    }
                 }
             }
             start = least;
