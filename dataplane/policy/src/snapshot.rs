@@ -28,8 +28,8 @@ use crate::chunked::ChunkedVec;
 use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::classifier::{
     CacheScratch, FieldTables, GroupPart, MAX_GROUPS_PER_ENI, PrefixRanges, RemoteMatch,
-    RemotePeers, ResolvedRule, SetClassifier, SetMembership, SetsByGroup, SgMatch, port_key_range,
-    reverse_open,
+    RemotePeers, ResolvedRule, SetClassifier, SetMembership, SetsByGroup, SgMatch, TableScratch,
+    port_key_range, reverse_open,
 };
 use crate::exact::ExactTable;
 use crate::hash::FastMap;
@@ -641,12 +641,14 @@ impl Previous<'_> {
 
 /// Resolves one group's rules against the topology and builds its tables
 /// (or takes them from `previous` where they cannot have changed).
+/// `scratch` is reused from one group to the next.
 fn compile_group(
     spec: &SecurityGroupSpec,
     index: SgIdx,
     topology: &Topology,
     prefix_ranges: &[PrefixRanges],
     previous: Option<&Previous<'_>>,
+    scratch: &mut TableScratch,
 ) -> Result<CompiledGroup, CompileError> {
     let vpc = *topology
         .vpc_index
@@ -710,11 +712,11 @@ fn compile_group(
     let egress = resolve(&spec.egress)?;
     prefix_lists.sort_unstable();
     prefix_lists.dedup();
-    let part = |dir: Direction, rules: &[ResolvedRule], other: &[ResolvedRule]| GroupPart {
+    let mut part = |dir: Direction, rules: &[ResolvedRule], other: &[ResolvedRule]| GroupPart {
         group: index,
         tables: previous
             .and_then(|p| p.tables_for(dir.index(), rules))
-            .unwrap_or_else(|| Arc::new(FieldTables::build(rules, prefix_ranges))),
+            .unwrap_or_else(|| Arc::new(FieldTables::build_with(rules, prefix_ranges, scratch))),
         reverse_open: reverse_open(other),
     };
     let parts = [
@@ -1083,12 +1085,21 @@ impl PolicySnapshot {
 
         let prefix_lists: Arc<[PrefixRanges]> =
             spec.prefix_lists.iter().map(prefix_ranges).collect();
+        let mut table_scratch = TableScratch::default();
         let groups = ChunkedVec::from_vec(
             spec.security_groups
                 .iter()
                 .enumerate()
                 .map(|(i, g)| {
-                    compile_group(g, SgIdx::new(i), &topo, &prefix_lists, None).map(Arc::new)
+                    compile_group(
+                        g,
+                        SgIdx::new(i),
+                        &topo,
+                        &prefix_lists,
+                        None,
+                        &mut table_scratch,
+                    )
+                    .map(Arc::new)
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         );
@@ -1153,6 +1164,7 @@ impl PolicySnapshot {
         // sets' tables must be merged again) or only its other direction's
         // "allows all replies" facts (the sets' tables are kept).
         let mut recompiled = Vec::with_capacity(changed_groups.len());
+        let mut table_scratch = TableScratch::default();
         let mut changes: Vec<(SgIdx, [DirectionChange; 2])> =
             Vec::with_capacity(changed_groups.len());
         for &g in &changed_groups {
@@ -1167,6 +1179,7 @@ impl PolicySnapshot {
                 topo,
                 &prefix_lists,
                 Some(&previous),
+                &mut table_scratch,
             )?;
             let change = [0, 1].map(|d| {
                 let (new, old) = (&group.parts[d], &old.parts[d]);
