@@ -647,19 +647,23 @@ impl FieldTables {
             }
         }
 
-        let mut peer_groups: Vec<SgIdx> = parts
-            .iter()
-            .flat_map(|p| p.peer_groups.iter().copied())
-            .collect();
-        peer_groups.sort_unstable();
-        peer_groups.dedup();
-        // Each part's groups are sorted too: a cursor per part, not a
-        // binary search per (group, part).
-        let mut peer_rows = Vec::with_capacity(peer_groups.len() * words);
+        // Each part's referenced groups are sorted: one k-way walk gives
+        // their union and its rows (no concatenate + sort, no binary search
+        // per (group, part)).
+        let bound: usize = parts.iter().map(|p| p.peer_groups.len()).sum();
+        let mut peer_groups: Vec<SgIdx> = Vec::with_capacity(bound);
+        let mut peer_rows = Vec::with_capacity(bound * words);
         let mut at = [0usize; MAX_GROUPS_PER_ENI];
-        for g in &peer_groups {
+        while let Some(g) = parts
+            .iter()
+            .zip(&at)
+            .filter_map(|(p, &at)| p.peer_groups.get(at))
+            .min()
+            .copied()
+        {
+            peer_groups.push(g);
             for (p, at) in parts.iter().zip(&mut at) {
-                if p.peer_groups.get(*at) == Some(g) {
+                if p.peer_groups.get(*at) == Some(&g) {
                     peer_rows.extend_from_slice(&p.peer_rows[*at * p.words..(*at + 1) * p.words]);
                     *at += 1;
                 } else {
@@ -887,22 +891,34 @@ impl Lanes {
         membership: SetMembership<'_>,
         scratch: &mut CacheScratch,
     ) -> Self {
-        let kept: Vec<(usize, &GroupPart)> = parts
+        // A set has at most 16 groups: the kept ones fit in fixed arrays
+        // (thousands of lanes per compile, two allocations each saved).
+        let none = FieldTables::default();
+        let mut kept = [(0usize, &none); MAX_GROUPS_PER_ENI];
+        let mut count = 0;
+        let positions = parts
             .iter()
             .enumerate()
-            .filter(|(pos, _)| skip & 1 << pos == 0)
-            .collect();
-        let tables = if let [(_, only)] = kept[..] {
-            Arc::clone(&only.tables)
+            .filter(|(pos, _)| skip & 1 << pos == 0);
+        for ((pos, part), slot) in positions.zip(&mut kept) {
+            *slot = (pos, &*part.tables);
+            count += 1;
+        }
+        let kept = &kept[..count];
+        let tables = if let [(pos, _)] = kept {
+            Arc::clone(&parts[*pos].tables)
         } else {
-            let refs: Vec<&FieldTables> = kept.iter().map(|(_, p)| &*p.tables).collect();
-            Arc::new(FieldTables::merge(&refs, families))
+            let mut refs = [&none; MAX_GROUPS_PER_ENI];
+            for ((_, t), r) in kept.iter().zip(&mut refs) {
+                *r = t;
+            }
+            Arc::new(FieldTables::merge(&refs[..count], families))
         };
         let mut word_group = Vec::with_capacity(tables.words);
         let mut word_rule_base = Vec::with_capacity(tables.words);
-        for &(pos, part) in &kept {
-            word_group.extend(core::iter::repeat_n(pos as u8, part.tables.words));
-            word_rule_base.extend((0..part.tables.words).map(|w| (w * 64) as u32));
+        for &(pos, part) in kept {
+            word_group.extend(core::iter::repeat_n(pos as u8, part.words));
+            word_rule_base.extend((0..part.words).map(|w| (w * 64) as u32));
         }
         Self {
             peer_cache: PeerCache::build(&tables, membership, scratch),
