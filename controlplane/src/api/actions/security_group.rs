@@ -318,54 +318,36 @@ fn write_permissions(out: &mut Xml, tag: &str, account: &str, rules: &[SgRule]) 
         if let Some((from, to)) = ports {
             x.leaf("fromPort", from).leaf("toPort", to);
         }
-        let description = |x: &mut Xml, r: &SgRule| {
-            if !r.description.is_empty() {
-                x.leaf("description", &r.description);
-            }
-        };
-        x.list(
-            "groups",
-            members.iter().filter(|r| matches!(r.peer, Peer::Group(_))),
-            |x, r| {
-                if let Peer::Group(g) = &r.peer {
-                    x.leaf("userId", account).leaf("groupId", g);
-                }
-                description(x, r);
-            },
-        );
-        x.list(
-            "ipRanges",
-            members.iter().filter(|r| matches!(r.peer, Peer::Cidr4(_))),
-            |x, r| {
-                if let Peer::Cidr4(c) = &r.peer {
-                    x.leaf("cidrIp", c);
-                }
-                description(x, r);
-            },
-        );
-        x.list(
-            "ipv6Ranges",
-            members.iter().filter(|r| matches!(r.peer, Peer::Cidr6(_))),
-            |x, r| {
-                if let Peer::Cidr6(c) = &r.peer {
-                    x.leaf("cidrIpv6", c);
-                }
-                description(x, r);
-            },
-        );
-        x.list(
-            "prefixListIds",
-            members
-                .iter()
-                .filter(|r| matches!(r.peer, Peer::PrefixList(_))),
-            |x, r| {
-                if let Peer::PrefixList(id) = &r.peer {
-                    x.leaf("prefixListId", id);
-                }
-                description(x, r);
-            },
-        );
+        // One list per kind of peer, in AWS's order, each rule in the list
+        // of its peer's kind.
+        for list in ["groups", "ipRanges", "ipv6Ranges", "prefixListIds"] {
+            x.list(
+                list,
+                members.iter().filter(|r| peer_list(&r.peer) == list),
+                |x, r| {
+                    match &r.peer {
+                        Peer::Group(g) => x.leaf("userId", account).leaf("groupId", g),
+                        Peer::Cidr4(c) => x.leaf("cidrIp", c),
+                        Peer::Cidr6(c) => x.leaf("cidrIpv6", c),
+                        Peer::PrefixList(id) => x.leaf("prefixListId", id),
+                    };
+                    if !r.description.is_empty() {
+                        x.leaf("description", &r.description);
+                    }
+                },
+            );
+        }
     });
+}
+
+/// The `IpPermission` list a rule with this peer is reported in.
+fn peer_list(peer: &Peer) -> &'static str {
+    match peer {
+        Peer::Group(_) => "groups",
+        Peer::Cidr4(_) => "ipRanges",
+        Peer::Cidr6(_) => "ipv6Ranges",
+        Peer::PrefixList(_) => "prefixListIds",
+    }
 }
 
 fn write_group(out: &mut Xml, cx: &Context<'_>, model: &Model, group: &SecurityGroup) {
