@@ -21,9 +21,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use palisade_policy::{
-    ChangeHint, ConntrackTimeouts, Direction, EniSpec, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction,
-    NaclEntry, NaclSpec, PacketFields, Peer, PolicySnapshot, PolicySpec, PortSpec, PrefixListSpec,
-    Protocol, Remote, SecurityGroupSpec, SgId, SgRule, SubnetSpec, UplinkSpec, VpcSpec,
+    ChangeHint, ConntrackTimeouts, Direction, EniIdx, EniSpec, IpCidr, Ipv4Cidr, Ipv6Cidr,
+    NaclAction, NaclEntry, NaclSpec, PacketFields, Peer, PolicySnapshot, PolicySpec, PortSpec,
+    PrefixListSpec, Protocol, Remote, SecurityGroupSpec, SgId, SgRule, SgSetIdx, SubnetSpec,
+    UplinkSpec, VpcSpec,
 };
 
 const GROUPS: usize = 2_500;
@@ -421,20 +422,7 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("classify");
     group.throughput(Throughput::Elements(packets.len() as u64));
     group.bench_function("egress_plus_ingress_1000_rules", |bench| {
-        bench.iter(|| {
-            let mut allowed = 0u32;
-            for p in &packets {
-                let e = snap.classify(
-                    set_a,
-                    Direction::Egress,
-                    black_box(p),
-                    Remote::Eni(receiver),
-                );
-                let i = snap.classify(set_b, Direction::Ingress, black_box(p), Remote::Eni(sender));
-                allowed += u32::from(e.allowed() && i.allowed());
-            }
-            allowed
-        });
+        bench.iter(|| both_ways(&snap, &packets, (sender, set_a), (receiver, set_b)));
     });
     let peered_sender = snap.eni_by_id(&"eni-00002".into()).unwrap();
     let peered_receiver = snap.eni_by_id(&"eni-00003".into()).unwrap();
@@ -443,23 +431,12 @@ fn benches(c: &mut Criterion) {
     let peered_packets = flow_packets(&mut Rng(8), 1024, 2, 3);
     group.bench_function("egress_plus_ingress_1000_rules_peered", |bench| {
         bench.iter(|| {
-            let mut allowed = 0u32;
-            for p in &peered_packets {
-                let e = snap.classify(
-                    peered_set,
-                    Direction::Egress,
-                    black_box(p),
-                    Remote::Eni(peered_receiver),
-                );
-                let i = snap.classify(
-                    peered_set,
-                    Direction::Ingress,
-                    black_box(p),
-                    Remote::Eni(peered_sender),
-                );
-                allowed += u32::from(e.allowed() && i.allowed());
-            }
-            allowed
+            both_ways(
+                &snap,
+                &peered_packets,
+                (peered_sender, peered_set),
+                (peered_receiver, peered_set),
+            )
         });
     });
     group.bench_function("decide_1000_rules", |bench| {
@@ -541,6 +518,33 @@ fn benches(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// Classifies every packet as the sender's egress and the receiver's
+/// ingress see it; how many both allow.
+fn both_ways(
+    snap: &PolicySnapshot,
+    packets: &[PacketFields],
+    (sender, sender_set): (EniIdx, SgSetIdx),
+    (receiver, receiver_set): (EniIdx, SgSetIdx),
+) -> u32 {
+    let mut allowed = 0u32;
+    for p in packets {
+        let e = snap.classify(
+            sender_set,
+            Direction::Egress,
+            black_box(p),
+            Remote::Eni(receiver),
+        );
+        let i = snap.classify(
+            receiver_set,
+            Direction::Ingress,
+            black_box(p),
+            Remote::Eni(sender),
+        );
+        allowed += u32::from(e.allowed() && i.allowed());
+    }
+    allowed
 }
 
 criterion_group!(policy, benches);
