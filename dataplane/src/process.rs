@@ -51,7 +51,8 @@ use palisade_policy::{
 };
 use palisade_wire::{
     FragmentInfo, FrameInfo, L3Info, L4Info, MacAddr, PlainIpv4, build_arp_reply,
-    build_neighbor_advertisement, decrement_ip_ttl, parse_frame, parse_plain_ipv4, rewrite_macs,
+    build_neighbor_advertisement, decrement_ip_ttl, parse_frame_layered, parse_plain_ipv4,
+    rewrite_macs,
 };
 
 use palisade_wire::arp::{ArpOperation, ArpRepr};
@@ -637,7 +638,7 @@ impl<F: Prefetch> Worker<F> {
     }
 }
 
-/// First pass: parse, answer neighbour discovery, find the endpoints and
+/// First pass for every frame the plain reader declined: parse, answer neighbour discovery, find the endpoints and
 /// the route, build the flow key into `out`.
 ///
 /// Always inlined, as `forward` is: they do not depend on the prefetcher,
@@ -651,7 +652,8 @@ fn prepare<P: PacketBuf>(
     snapshot: &PolicySnapshot,
     out: &mut Pending,
 ) -> Result<Prepared, DropReason> {
-    let info = parse_frame(pkt.data()).map_err(DropReason::from)?;
+    // The plain reader has declined this frame already (see the caller).
+    let info = parse_frame_layered(pkt.data()).map_err(DropReason::from)?;
     let port = pkt.ingress_port();
     let src = source_endpoint(snapshot, port, info.vlan, info.src_mac.0);
     let (ip, ipv6) = match info.l3 {
@@ -800,11 +802,8 @@ fn prepare_plain_ipv4(
         slot,
         kind: PendingKind::Flow,
         side,
-        tcp_flags: if plain.protocol == palisade_flow::IPPROTO_TCP {
-            TcpFlags(plain.tcp_flags)
-        } else {
-            TcpFlags::NONE
-        },
+        // Zero for UDP, as `TcpFlags::NONE`.
+        tcp_flags: TcpFlags(plain.tcp_flags),
         l3_offset: u16::from(plain.l3_offset),
         ipv6: false,
         vlan: plain.vlan,

@@ -314,8 +314,11 @@ fn header_sum_v4(ip: &[u8; ipv4::MIN_HEADER_LEN]) -> u16 {
     crate::checksum::fold(word(0) + word(4) + word(8) + word(12) + word(16))
 }
 
-/// [`parse_frame`] layer by layer through the checked views.
-fn parse_frame_layered(frame: &[u8]) -> Result<FrameInfo, WireError> {
+/// [`parse_frame`] layer by layer through the checked views: every frame,
+/// and the error naming what is wrong with a bad one. A caller that has
+/// already tried [`parse_plain_ipv4`] calls this for the frames it declined
+/// rather than [`parse_frame`], which would try it again.
+pub fn parse_frame_layered(frame: &[u8]) -> Result<FrameInfo, WireError> {
     let eth = ethernet::Frame::new_checked(frame)?;
     let l3_offset = eth.header_len();
     let payload = eth.payload();

@@ -65,5 +65,5 @@ pub use error::WireError;
 pub use ethernet::MacAddr;
 pub use frame::{
     FragmentInfo, FrameInfo, IpInfo, L3Info, L4Info, PlainIpv4, QuotedPacket, parse_frame,
-    parse_plain_ipv4,
+    parse_frame_layered, parse_plain_ipv4,
 };
