@@ -33,6 +33,19 @@
 //! appliance runs), each on its own worker with the same flows and frames.
 //!
 //! Run: `cargo bench -p palisade-dataplane --features dpdk --bench process`.
+//!
+//! Instruction counts (this VM has no hardware counters and noisy
+//! neighbours; callgrind's counts are the same on every run): with
+//! `PALISADE_ICOUNT=<group>/<case>` the bench sets up that one case only,
+//! runs [`ICOUNT_BURSTS`] bursts through `icount_bursts` and exits, so
+//!
+//! ```text
+//! PALISADE_ICOUNT=established_1k/process_burst_32_cpu_prefetch valgrind \
+//!     --tool=callgrind --toggle-collect='*icount_bursts*' target/release/deps/process-… --bench
+//! ```
+//!
+//! counts the instructions of exactly those bursts (reset copy included):
+//! divide by `ICOUNT_BURSTS * 32` for a packet's.
 
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -186,6 +199,43 @@ fn run_all<F: Prefetch>(
 }
 
 // ---------------------------------------------------------------------------
+// Instruction counts (see the module documentation).
+
+/// Bursts an instruction-count run measures.
+const ICOUNT_BURSTS: usize = 4096;
+
+/// The case an instruction-count run asked for, if any.
+fn icount_case() -> Option<String> {
+    std::env::var("PALISADE_ICOUNT").ok()
+}
+
+/// Whether the case `group/id` is skipped: an instruction-count run sets
+/// up only the case it measures.
+fn icount_skips(group: &str, id: &str) -> bool {
+    icount_case().is_some_and(|case| case != format!("{group}/{id}"))
+}
+
+/// The bursts an instruction-count run measures, out of line so that
+/// callgrind can count them alone; then the process ends.
+#[inline(never)]
+fn icount_bursts<F: Prefetch>(
+    worker: &mut Worker<F>,
+    snapshot: &PolicySnapshot,
+    frames: &FrameArray,
+    burst: &mut Burst,
+) -> ! {
+    let before = worker.counters().packets;
+    for i in 0..ICOUNT_BURSTS {
+        burst.reset(frames.burst(i % frames.bursts()), frames.frame_len);
+        burst.run(worker, snapshot);
+        black_box(&burst.verdicts);
+    }
+    let packets = worker.counters().packets - before;
+    eprintln!("icount: {ICOUNT_BURSTS} bursts, {packets} packets");
+    std::process::exit(0)
+}
+
+// ---------------------------------------------------------------------------
 // Established flows.
 
 const SMALL_VPC_ENIS: usize = 400;
@@ -283,6 +333,9 @@ fn open<F: Prefetch>(
 }
 
 fn established(c: &mut Criterion) {
+    if icount_case().is_some_and(|case| !case.starts_with("established_")) {
+        return;
+    }
     let spec = small_vpc();
     let snapshot = PolicySnapshot::compile(&spec, 1).expect("small VPC compiles");
     for (name, count) in [("established_1m", 1_000_000), ("established_1k", 1024)] {
@@ -324,6 +377,9 @@ impl EstablishedCase<'_> {
         with_reset_only: bool,
     ) {
         let (spec, snapshot, name, count) = (self.spec, self.snapshot, self.name, self.count);
+        if icount_skips(name, id) {
+            return;
+        }
         let mut worker = Worker::with_prefetcher(
             WorkerConfig {
                 max_flows: 1 << 20,
@@ -366,6 +422,9 @@ impl EstablishedCase<'_> {
             frames.bursts(),
             started.elapsed()
         );
+        if icount_case().is_some() {
+            icount_bursts(&mut worker, snapshot, &frames, &mut burst);
+        }
 
         let mut next = 0;
         let before = worker.counters().clone();
@@ -717,6 +776,9 @@ fn check_all_new(counters: &WorkerCounters, packets: usize) {
 }
 
 fn new_flows(c: &mut Criterion) {
+    if icount_case().is_some_and(|case| !case.starts_with("new_flows/")) {
+        return;
+    }
     let started = Instant::now();
     let spec = big_vpc();
     let snapshot = PolicySnapshot::compile(&spec, 1).expect("big VPC compiles");
@@ -784,8 +846,14 @@ fn new_flows_case<F: Prefetch + Copy>(
     snapshot: &PolicySnapshot,
     frames: &FrameArray,
 ) {
+    if icount_skips("new_flows", id) {
+        return;
+    }
     let mut burst = Burst::new(frames.frame_len);
     let mut worker = new_flow_worker(prefetcher);
+    if icount_case().is_some() {
+        icount_bursts(&mut worker, snapshot, frames, &mut burst);
+    }
     let mut next = 0;
     let mut rounds = 0;
     group.bench_function(id, |b| {
