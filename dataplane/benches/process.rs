@@ -45,7 +45,8 @@
 //! ```
 //!
 //! counts the instructions of exactly those bursts (reset copy included):
-//! divide by `ICOUNT_BURSTS * 32` for a packet's.
+//! divide by `ICOUNT_BURSTS * 32` for a packet's. `PALISADE_ICOUNT_BURSTS`
+//! changes the number of bursts (e.g. a few million for `perf record`).
 
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -201,7 +202,8 @@ fn run_all<F: Prefetch>(
 // ---------------------------------------------------------------------------
 // Instruction counts (see the module documentation).
 
-/// Bursts an instruction-count run measures.
+/// Bursts an instruction-count run measures, unless `PALISADE_ICOUNT_BURSTS`
+/// says otherwise (a longer run suits `perf record`).
 const ICOUNT_BURSTS: usize = 4096;
 
 /// The case an instruction-count run asked for, if any.
@@ -224,14 +226,18 @@ fn icount_bursts<F: Prefetch>(
     frames: &FrameArray,
     burst: &mut Burst,
 ) -> ! {
+    let bursts = std::env::var("PALISADE_ICOUNT_BURSTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ICOUNT_BURSTS);
     let before = worker.counters().packets;
-    for i in 0..ICOUNT_BURSTS {
+    for i in 0..bursts {
         burst.reset(frames.burst(i % frames.bursts()), frames.frame_len);
         burst.run(worker, snapshot);
         black_box(&burst.verdicts);
     }
     let packets = worker.counters().packets - before;
-    eprintln!("icount: {ICOUNT_BURSTS} bursts, {packets} packets");
+    eprintln!("icount: {bursts} bursts, {packets} packets");
     std::process::exit(0)
 }
 

@@ -789,8 +789,8 @@ fn prepare_plain_ipv4(
         dst,
         route,
         scope,
-    } = route_packet(snapshot, src, ip_src, ip_dst)?;
-    let (key, side) = FlowKey::new_v4(
+    } = route_plain_ipv4(snapshot, src, u32::from_be_bytes(plain.src), ip_dst)?;
+    let (key, side, hash) = FlowKey::new_v4_hashed(
         scope,
         plain.src,
         plain.dst,
@@ -818,7 +818,7 @@ fn prepare_plain_ipv4(
             plain.src_port,
             plain.dst_port,
         ),
-        hash: key.hash(),
+        hash,
         key,
     };
     Ok(Prepared::Pending)
@@ -831,6 +831,49 @@ struct Routed {
     route: Route,
     /// The flow key's scope: the pair of VPCs the flow joins.
     scope: u32,
+}
+
+/// [`route_packet`] for an IPv4 packet, from the ENIs' packed
+/// [`palisade_policy::EniPath`] records: one cache line per ENI instead of
+/// the full record and its address list. `ip_src` is a big-endian `u32`.
+#[inline(always)]
+fn route_plain_ipv4(
+    snapshot: &PolicySnapshot,
+    src: Option<Endpoint>,
+    ip_src: u32,
+    ip_dst: IpAddr,
+) -> Result<Routed, DropReason> {
+    let src = src.ok_or(DropReason::UnknownSource)?;
+    let (route, src_vpc) = match src {
+        Endpoint::Eni(eni) => {
+            let path = snapshot.eni_path(eni).ok_or(DropReason::UnknownSource)?;
+            if !path.may_send_from_v4(ip_src, || snapshot.get_eni(eni)) {
+                return Err(DropReason::Spoofed);
+            }
+            (snapshot.route(path.vpc, ip_dst), Some(path.vpc))
+        }
+        Endpoint::Uplink => (snapshot.route_from_uplink(ip_dst), None),
+    };
+    let (dst, dst_vpc) = match route {
+        Route::Eni(e) => (
+            Endpoint::Eni(e),
+            Some(snapshot.eni_path(e).ok_or(DropReason::NoRoute)?.vpc),
+        ),
+        Route::Uplink => (Endpoint::Uplink, None),
+        Route::Gateway(_) => return Err(DropReason::ToRouter),
+        Route::Unreachable => return Err(DropReason::NoRoute),
+    };
+    let scope = match (src_vpc, dst_vpc) {
+        (Some(a), Some(b)) => flow_scope(a.index(), b.index()),
+        (Some(v), None) | (None, Some(v)) => flow_scope(v.index(), v.index()),
+        (None, None) => return Err(DropReason::NoRoute),
+    };
+    Ok(Routed {
+        src,
+        dst,
+        route,
+        scope,
+    })
 }
 
 /// Steps 3–4 for an IP packet: the sender (an ENI or the uplink) and its
@@ -1029,8 +1072,11 @@ fn nacl_allows(
 fn flow_timeouts(snapshot: &PolicySnapshot, a: Endpoint, b: Endpoint) -> Timeouts {
     let mut t: Option<(u32, u32, u32)> = None;
     for end in [a, b] {
-        if let Endpoint::Eni(e) = end {
-            let c = snapshot.eni(e).timeouts;
+        if let Some(path) = match end {
+            Endpoint::Eni(e) => snapshot.eni_path(e),
+            Endpoint::Uplink => None,
+        } {
+            let c = path.timeouts;
             t = Some(match t {
                 None => (c.tcp_established, c.udp_stream, c.udp),
                 Some((est, stream, oneway)) => (
@@ -1092,8 +1138,8 @@ fn forward<P: PacketBuf>(
 ) -> Result<u16, DropReason> {
     let (port, vlan, mac) = match p.dst {
         Endpoint::Eni(e) => {
-            let e = snapshot.eni(e);
-            (e.port, e.vlan, e.mac)
+            let e = snapshot.eni_path(e).ok_or(DropReason::NoRoute)?;
+            (e.port, e.vlan(), e.mac)
         }
         Endpoint::Uplink => {
             let u = snapshot.uplink().ok_or(DropReason::NoRoute)?;

@@ -146,7 +146,7 @@ impl BucketIndex {
     /// Asks the CPU to start loading the home bucket's metadata.
     #[inline(always)]
     pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
-        if let Some(bucket) = self.buckets.as_slice().get(self.home(hash)) {
+        if let Some(bucket) = self.buckets.get(self.home(hash)) {
             prefetcher.prefetch(&bucket.spill);
         }
     }
@@ -157,7 +157,7 @@ impl BucketIndex {
     #[inline(always)]
     pub fn tagged_slot(&self, hash: u64) -> Option<usize> {
         let home = self.home(hash);
-        let bucket = self.buckets.as_slice().get(home)?;
+        let bucket = self.buckets.get(home)?;
         let matches = bytes_equal(u64::from_le_bytes(bucket.tags), Self::tag(hash));
         (matches != 0).then(|| home * SLOTS_PER_BUCKET + (matches.trailing_zeros() / 8) as usize)
     }

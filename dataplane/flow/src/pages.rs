@@ -85,6 +85,34 @@ impl<T: Pod> PageArray<T> {
         bytemuck::try_cast_slice(bytes.unwrap_or_default()).unwrap_or_default()
     }
 
+    /// Element `i`, without viewing the whole array: the per-packet
+    /// accessor. [`Self::as_slice`] checks the mapping's bounds, alignment
+    /// and length on each call; for one element the length is a constant,
+    /// so only the index, bounds and alignment checks remain.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> Option<&T> {
+        if i >= self.len {
+            // The mapping has room past the array (huge-page alignment).
+            return None;
+        }
+        let start = self.offset + i.checked_mul(size_of::<T>())?;
+        let bytes = self.map.get(start..start.checked_add(size_of::<T>())?)?;
+        bytemuck::try_from_bytes(bytes).ok()
+    }
+
+    /// Element `i`, writable (see [`Self::get`]).
+    #[inline(always)]
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        if i >= self.len {
+            return None;
+        }
+        let start = self.offset + i.checked_mul(size_of::<T>())?;
+        let bytes = self
+            .map
+            .get_mut(start..start.checked_add(size_of::<T>())?)?;
+        bytemuck::try_from_bytes_mut(bytes).ok()
+    }
+
     /// The elements, writable.
     #[inline(always)]
     pub fn as_mut_slice(&mut self) -> &mut [T] {
@@ -131,6 +159,28 @@ mod tests {
         assert_eq!(a.as_slice().len(), len);
         assert_eq!(a.as_slice().as_ptr().align_offset(HUGE_PAGE), 0);
         assert_eq!(a.as_slice()[len - 1], 0x5555);
+    }
+
+    #[test]
+    fn element_accessors_agree_with_the_slice() {
+        for len in [0, 1, 1000, HUGE_PAGE / 8 + 1] {
+            let mut a = PageArray::new(len, 3u64).unwrap();
+            for i in [
+                0,
+                1,
+                len / 2,
+                len.saturating_sub(1),
+                len,
+                len + 1,
+                usize::MAX,
+            ] {
+                assert_eq!(a.get(i), a.as_slice().get(i), "len {len}, index {i}");
+                if let Some(x) = a.get_mut(i) {
+                    *x = i as u64;
+                }
+                assert_eq!(a.as_slice().get(i).copied(), (i < len).then_some(i as u64));
+            }
+        }
     }
 
     #[test]

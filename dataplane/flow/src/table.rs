@@ -347,7 +347,7 @@ impl FlowTable {
     #[inline(always)]
     pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
         self.index.prefetch(hash, prefetcher);
-        if let Some(entry) = self.entries.as_slice().get(self.index.preferred_slot(hash)) {
+        if let Some(entry) = self.entries.get(self.index.preferred_slot(hash)) {
             prefetcher.prefetch(&entry.state);
         }
     }
@@ -364,7 +364,7 @@ impl FlowTable {
             return;
         };
         if slot != self.index.preferred_slot(hash) {
-            if let Some(entry) = self.entries.as_slice().get(slot) {
+            if let Some(entry) = self.entries.get(slot) {
                 prefetcher.prefetch(&entry.state);
             }
         }
@@ -389,7 +389,7 @@ impl FlowTable {
     #[inline(always)]
     fn find_live_in_preferred_slot(&self, hash: u64, key: &FlowKey, now: Seconds) -> Option<usize> {
         let slot = self.index.preferred_slot(hash);
-        let entry = self.entries.as_slice().get(slot)?;
+        let entry = self.entries.get(slot)?;
         (entry.key == *key && !entry.is_expired(now)).then_some(slot)
     }
 
@@ -419,7 +419,7 @@ impl FlowTable {
     #[inline]
     pub fn lookup(&mut self, hash: u64, key: &FlowKey, now: Seconds) -> Option<&mut FlowEntry> {
         if let Some(slot) = self.find_live_in_preferred_slot(hash, key, now) {
-            return self.entries.as_mut_slice().get_mut(slot);
+            return self.entries.get_mut(slot);
         }
         let slot = self.find(hash, key)?;
         if self.entries.as_slice().get(slot)?.is_expired(now) {

@@ -52,7 +52,7 @@ pub use nacl::{
 };
 pub use packet::{Direction, PacketFields};
 pub use snapshot::{
-    ChangeHint, CompileError, DenyReason, Eni, EniIdx, FlowDecision, NaclIdx, NaclPath,
+    ChangeHint, CompileError, DenyReason, Eni, EniIdx, EniPath, FlowDecision, NaclIdx, NaclPath,
     PolicySnapshot, Remote, Route, RuleRef, SgIdx, SgSetIdx, Subnet, SubnetIdx, Verdict, Vpc,
     VpcIdx,
 };
