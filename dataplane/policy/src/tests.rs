@@ -1262,6 +1262,58 @@ proptest! {
         agree_with_reference(&spec, &snap, &packets)?;
     }
 
+    /// The packed packet-path record says what the full ENI says: VPC,
+    /// port, VLAN, MAC, timeouts, and the source check for its own
+    /// addresses, the other ENIs' and a few random ones.
+    #[test]
+    fn eni_paths_agree_with_their_enis(seed: u64) {
+        let mut spec = random_world(seed);
+        // Some ENIs with a second IPv4 address, some with IPv6 listed first.
+        for (i, eni) in spec.enis.iter_mut().enumerate() {
+            if i % 2 == 1 {
+                if let Some(IpAddr::V4(a)) = eni.private_ips.first().copied() {
+                    let [w, x, y, z] = a.octets();
+                    eni.private_ips.push(IpAddr::V4(Ipv4Addr::new(w, x, y, z + 100)));
+                }
+            }
+            if i % 3 == 0 {
+                eni.private_ips.rotate_left(1);
+            }
+        }
+        let snap = PolicySnapshot::compile(&spec, 1).unwrap();
+        let mut rng = Rng(seed ^ 0x5eed);
+        let mut candidates: Vec<Ipv4Addr> = spec
+            .enis
+            .iter()
+            .flat_map(|e| e.private_ips.iter())
+            .filter_map(|ip| match ip {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        candidates.extend((0..8).map(|_| Ipv4Addr::from(rng.next() as u32)));
+        candidates.push(Ipv4Addr::UNSPECIFIED);
+        for spec_eni in &spec.enis {
+            let e = snap.eni_by_id(&spec_eni.id).unwrap();
+            let eni = snap.eni(e);
+            let path = *snap.eni_path(e).unwrap();
+            prop_assert_eq!(&eni.id, &spec_eni.id);
+            prop_assert_eq!(path.vpc, eni.vpc);
+            prop_assert_eq!(path.port, eni.port);
+            prop_assert_eq!(path.vlan(), eni.vlan);
+            prop_assert_eq!(path.mac, eni.mac);
+            prop_assert_eq!(path.timeouts, eni.timeouts);
+            for &a in &candidates {
+                let expected = !eni.source_dest_check || eni.owns_ip(IpAddr::V4(a));
+                prop_assert_eq!(
+                    path.may_send_from_v4(u32::from(a), || Some(eni)),
+                    expected,
+                    "{} sending from {}", eni.id, a
+                );
+            }
+        }
+    }
+
     #[test]
     fn incremental_apply_agrees_with_full_compile(seed: u64) {
         let mut spec = random_world(seed);
