@@ -1540,12 +1540,12 @@ impl PolicySnapshot {
     /// the gateway of one of its subnets, or nothing), then each actively
     /// peered VPC's blocks in peering order (only ENIs: another VPC's router
     /// is not reachable), then the uplink.
-    #[inline]
+    #[inline(always)]
     pub fn route(&self, vpc: VpcIdx, dst: IpAddr) -> Route {
         // Most packets go to an ENI of their own VPC: one lookup answers
-        // them. A target exists only for an address of one of the VPC's
-        // subnets, so inside its blocks, which is what the full walk below
-        // would have found first.
+        // them, inlined into the packet path. A target exists only for an
+        // address of one of the VPC's subnets, so inside its blocks, which
+        // is what the full walk would have found first.
         if let IpAddr::V4(a) = dst {
             if let Some(value) = self
                 .topology
@@ -1558,6 +1558,12 @@ impl PolicySnapshot {
                 };
             }
         }
+        self.route_walk(vpc, dst)
+    }
+
+    /// [`Self::route`] by the VPC's blocks, its peers and the uplink.
+    #[inline(never)]
+    fn route_walk(&self, vpc: VpcIdx, dst: IpAddr) -> Route {
         let Some(v) = self.topology.vpcs.get(vpc.index()) else {
             return Route::Unreachable;
         };
