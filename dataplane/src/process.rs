@@ -1157,8 +1157,22 @@ fn forward<P: PacketBuf>(
 const TPID_8021Q: [u8; 2] = [0x81, 0x00];
 
 /// Gives the frame the output VLAN tag (or none), keeping the priority bits
-/// of an existing tag.
+/// of an existing tag. Inlined for the common case, a frame that keeps its
+/// tag (or stays untagged).
+#[inline(always)]
 fn retag<P: PacketBuf>(pkt: &mut P, from: Option<u16>, to: Option<u16>) -> Result<(), DropReason> {
+    if from == to {
+        return Ok(());
+    }
+    change_tag(pkt, from, to)
+}
+
+/// [`retag`] for a frame whose tag changes.
+fn change_tag<P: PacketBuf>(
+    pkt: &mut P,
+    from: Option<u16>,
+    to: Option<u16>,
+) -> Result<(), DropReason> {
     match (from, to) {
         (None, None) => Ok(()),
         (Some(a), Some(b)) if a == b => Ok(()),
