@@ -854,26 +854,7 @@ fn route_plain_ipv4(
         }
         Endpoint::Uplink => (snapshot.route_from_uplink(ip_dst), None),
     };
-    let (dst, dst_vpc) = match route {
-        Route::Eni(e) => (
-            Endpoint::Eni(e),
-            Some(snapshot.eni_path(e).ok_or(DropReason::NoRoute)?.vpc),
-        ),
-        Route::Uplink => (Endpoint::Uplink, None),
-        Route::Gateway(_) => return Err(DropReason::ToRouter),
-        Route::Unreachable => return Err(DropReason::NoRoute),
-    };
-    let scope = match (src_vpc, dst_vpc) {
-        (Some(a), Some(b)) => flow_scope(a.index(), b.index()),
-        (Some(v), None) | (None, Some(v)) => flow_scope(v.index(), v.index()),
-        (None, None) => return Err(DropReason::NoRoute),
-    };
-    Ok(Routed {
-        src,
-        dst,
-        route,
-        scope,
-    })
+    routed(snapshot, src, src_vpc, route)
 }
 
 /// Steps 3–4 for an IP packet: the sender (an ENI or the uplink) and its
@@ -896,18 +877,29 @@ fn route_packet(
         }
         Endpoint::Uplink => (snapshot.route_from_uplink(ip_dst), None),
     };
-    let dst = match route {
-        Route::Eni(e) => Endpoint::Eni(e),
-        Route::Uplink => Endpoint::Uplink,
+    routed(snapshot, src, src_vpc, route)
+}
+
+/// The receiver a route reaches and the flow's scope, shared by both
+/// lanes' step 4.
+#[inline(always)]
+fn routed(
+    snapshot: &PolicySnapshot,
+    src: Endpoint,
+    src_vpc: Option<palisade_policy::VpcIdx>,
+    route: Route,
+) -> Result<Routed, DropReason> {
+    let (dst, dst_vpc) = match route {
+        Route::Eni(e) => (
+            Endpoint::Eni(e),
+            Some(snapshot.eni_path(e).ok_or(DropReason::NoRoute)?.vpc),
+        ),
+        Route::Uplink => (Endpoint::Uplink, None),
         Route::Gateway(_) => return Err(DropReason::ToRouter),
         Route::Unreachable => return Err(DropReason::NoRoute),
     };
     // The flow's scope must be the same seen from both ends: the pair
     // of VPCs it joins (one VPC twice within a VPC or to the uplink).
-    let dst_vpc = match dst {
-        Endpoint::Eni(e) => Some(snapshot.eni(e).vpc),
-        Endpoint::Uplink => None,
-    };
     let scope = match (src_vpc, dst_vpc) {
         (Some(a), Some(b)) => flow_scope(a.index(), b.index()),
         (Some(v), None) | (None, Some(v)) => flow_scope(v.index(), v.index()),
