@@ -257,6 +257,31 @@ impl FlowEntry {
         } else {
             TcpFlags::NONE
         };
+        // The steady states, nearly every packet: an established TCP
+        // connection's segment without FIN or RST, or a UDP stream's
+        // datagram, only restarts the idle timer. That is `transition`'s
+        // answer for them (a property test holds the two together),
+        // without its general walk.
+        let steady = match self.state() {
+            FlowState::TcpEstablished => flags.0 & (TcpFlags::FIN.0 | TcpFlags::RST.0) == 0,
+            FlowState::UdpStream => true,
+            _ => false,
+        };
+        if steady {
+            self.expires_at = now.saturating_add(timeouts.for_state(self.state()));
+            return FlowUpdate::Forward;
+        }
+        self.update_by_transition(side, flags, now, timeouts)
+    }
+
+    /// [`Self::update`] through the full state machine.
+    fn update_by_transition(
+        &mut self,
+        side: Side,
+        flags: TcpFlags,
+        now: Seconds,
+        timeouts: &Timeouts,
+    ) -> FlowUpdate {
         let next = transition(
             self.state(),
             self.fins(),

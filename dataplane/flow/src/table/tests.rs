@@ -621,3 +621,36 @@ fn a_removed_or_reclaimed_flow_stays_gone_whatever_the_clock() {
         assert_eq!(presence, Presence::Inserted);
     }
 }
+
+proptest! {
+    /// `update`'s shortcut for the steady states agrees with the full state
+    /// machine on every state, FIN/side history, direction and flag byte.
+    #[test]
+    fn update_agrees_with_the_state_machine(
+        state in 0u8..12,
+        connection_bits in 0u8..8,
+        tcp in any::<bool>(),
+        from_low in any::<bool>(),
+        flags in any::<u8>(),
+        expires_at in any::<u32>(),
+        now in any::<u32>(),
+        established in 60u32..=432_000,
+        stream in 60u32..=180,
+        oneway in 30u32..=60,
+    ) {
+        let timeouts = Timeouts::new(established, stream, oneway).unwrap();
+        let protocol = if tcp { IPPROTO_TCP } else { IPPROTO_UDP };
+        let (key, _) = FlowKey::new_v4(7, [10, 0, 0, 9], [10, 0, 0, 1], protocol, 40000, 443);
+        let mut entry = FlowEntry::new(key, &init(Side::Low, TcpFlags::SYN), 0, &timeouts);
+        entry.state = state;
+        entry.connection_bits = connection_bits;
+        entry.expires_at = expires_at;
+        let mut reference = entry;
+        let side = if from_low { Side::Low } else { Side::High };
+        let reference_flags = if tcp { TcpFlags(flags) } else { TcpFlags::NONE };
+        let expected = reference.update_by_transition(side, reference_flags, now, &timeouts);
+        let got = entry.update(side, TcpFlags(flags), now, &timeouts);
+        prop_assert_eq!(got, expected);
+        prop_assert_eq!(entry, reference);
+    }
+}
