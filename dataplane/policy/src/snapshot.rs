@@ -233,8 +233,8 @@ impl Eni {
 pub struct EniPath {
     /// Its VPC.
     pub vpc: VpcIdx,
-    /// Its first private IPv4 address as a big-endian `u32` (0 if none):
-    /// the one nearly every packet it sends carries.
+    /// Its first private IPv4 address as a big-endian `u32` (see
+    /// [`Self::HAS_V4`]): the one nearly every packet it sends carries.
     first_v4: u32,
     /// Its idle timeouts.
     pub timeouts: ConntrackTimeouts,
@@ -244,7 +244,7 @@ pub struct EniPath {
     vlan: u16,
     /// Its MAC.
     pub mac: [u8; 6],
-    /// [`Self::CHECKS_SOURCE`], [`Self::MORE_V4`].
+    /// [`Self::CHECKS_SOURCE`], [`Self::HAS_V4`], [`Self::MORE_V4`].
     flags: u8,
 }
 
@@ -256,17 +256,19 @@ impl EniPath {
     const CHECKS_SOURCE: u8 = 1 << 0;
     /// It has IPv4 addresses besides `first_v4`.
     const MORE_V4: u8 = 1 << 1;
+    /// It has an IPv4 address at all (`first_v4` is one).
+    const HAS_V4: u8 = 1 << 2;
 
     fn new(eni: &Eni) -> Self {
         let mut v4 = eni.private_ips.iter().filter_map(|ip| match ip {
             IpAddr::V4(a) => Some(u32::from(*a)),
             IpAddr::V6(_) => None,
         });
-        let first_v4 = v4.next().unwrap_or(0);
+        let first = v4.next();
         let more_v4 = v4.next().is_some();
         EniPath {
             vpc: eni.vpc,
-            first_v4,
+            first_v4: first.unwrap_or(0),
             timeouts: eni.timeouts,
             port: eni.port,
             vlan: eni.vlan.unwrap_or(Self::NO_VLAN),
@@ -275,7 +277,8 @@ impl EniPath {
                 Self::CHECKS_SOURCE
             } else {
                 0
-            } | if more_v4 { Self::MORE_V4 } else { 0 },
+            } | if more_v4 { Self::MORE_V4 } else { 0 }
+                | if first.is_some() { Self::HAS_V4 } else { 0 },
         }
     }
 
@@ -293,7 +296,7 @@ impl EniPath {
     #[inline]
     pub fn may_send_from_v4<'a>(&self, src: u32, eni: impl FnOnce() -> Option<&'a Eni>) -> bool {
         self.flags & Self::CHECKS_SOURCE == 0
-            || (src == self.first_v4 && self.first_v4 != 0)
+            || (src == self.first_v4 && self.flags & Self::HAS_V4 != 0)
             || (self.flags & Self::MORE_V4 != 0
                 && eni().is_some_and(|e| e.owns_ip(IpAddr::V4(Ipv4Addr::from(src)))))
     }

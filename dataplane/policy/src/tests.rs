@@ -1268,7 +1268,8 @@ proptest! {
     #[test]
     fn eni_paths_agree_with_their_enis(seed: u64) {
         let mut spec = random_world(seed);
-        // Some ENIs with a second IPv4 address, some with IPv6 listed first.
+        // Some ENIs with a second IPv4 address, some with IPv6 listed
+        // first, some with IPv6 alone.
         for (i, eni) in spec.enis.iter_mut().enumerate() {
             if i % 2 == 1 {
                 if let Some(IpAddr::V4(a)) = eni.private_ips.first().copied() {
@@ -1278,6 +1279,10 @@ proptest! {
             }
             if i % 3 == 0 {
                 eni.private_ips.rotate_left(1);
+            }
+            if i % 5 == 4 && eni.private_ips.iter().any(IpAddr::is_ipv6) {
+                // IPv6 only.
+                eni.private_ips.retain(IpAddr::is_ipv6);
             }
         }
         let snap = PolicySnapshot::compile(&spec, 1).unwrap();
