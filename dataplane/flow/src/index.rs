@@ -198,9 +198,10 @@ impl BucketIndex {
     ) -> Option<usize> {
         let home = self.home(hash);
         let first = (hash >> 48) as usize;
+        let buckets = self.buckets.as_slice();
         for distance in 0..PROBE_BUCKETS {
             let index = (home + distance) & self.mask;
-            let bucket = self.buckets.as_slice().get(index)?;
+            let bucket = buckets.get(index)?;
             for step in 0..SLOTS_PER_BUCKET {
                 let within = (first + step) & (SLOTS_PER_BUCKET - 1);
                 let slot = index * SLOTS_PER_BUCKET + within;
@@ -236,19 +237,24 @@ impl BucketIndex {
     pub fn place(&mut self, hash: u64, slot: usize) {
         let index = slot / SLOTS_PER_BUCKET;
         let within = slot % SLOTS_PER_BUCKET;
-        let distance = index.wrapping_sub(self.home(hash)) & self.mask;
-        if distance >= PROBE_BUCKETS || self.is_occupied(slot) {
-            return;
-        }
-        let Some(bucket) = self.buckets.as_mut_slice().get_mut(index) else {
+        let mask = self.mask;
+        let distance = index.wrapping_sub(self.home(hash)) & mask;
+        // One view of the buckets for the whole placement: each
+        // `as_mut_slice` re-checks the mapping's bounds and alignment
+        // (half of this function's instructions when it took three).
+        let buckets = self.buckets.as_mut_slice();
+        let Some(bucket) = buckets.get_mut(index) else {
             return;
         };
+        if distance >= PROBE_BUCKETS || bucket.tags[within] != 0 {
+            return;
+        }
         bucket.tags[within] = Self::tag(hash);
         bucket.distances =
             (bucket.distances & !(0b111 << (3 * within))) | ((distance as u32) << (3 * within));
         for back in 1..=distance {
-            let spilled = (index.wrapping_sub(back)) & self.mask;
-            if let Some(b) = self.buckets.as_mut_slice().get_mut(spilled) {
+            let spilled = (index.wrapping_sub(back)) & mask;
+            if let Some(b) = buckets.get_mut(spilled) {
                 b.spill = b.spill.saturating_add(1);
             }
         }
