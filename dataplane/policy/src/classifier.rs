@@ -215,6 +215,17 @@ fn fill_search_tree<K: Copy>(
     fill_search_tree(sorted, tree, rows, 2 * k + 1, next);
 }
 
+/// Row `index` of `words` words in `rows`, empty past the end. Two compares
+/// against the length: `rows.get(at..at + words)` also checks that the
+/// range does not wrap, three compares and a select for each of the four
+/// rows a classification takes.
+#[inline(always)]
+fn row_at(rows: &[u64], index: usize, words: usize) -> &[u64] {
+    rows.get(index.wrapping_mul(words)..)
+        .and_then(|rest| rest.get(..words))
+        .unwrap_or(&[])
+}
+
 /// The integer keys interval tables are built over.
 trait IntervalKey: Copy + Ord + Default {
     /// The greatest key.
@@ -458,8 +469,7 @@ impl<K: IntervalKey> IntervalTable<K> {
         }
         k >>= k.trailing_ones() + 1;
         let idx = self.tree_rows.get(k).copied().unwrap_or(0) as usize;
-        let at = idx * words;
-        self.rows.get(at..at + words).unwrap_or(&[])
+        row_at(&self.rows, idx, words)
     }
 
     fn heap_bytes(&self) -> usize {
@@ -833,10 +843,7 @@ impl<'a> PacketRows<'a> {
                 .copied()
                 .unwrap_or(0),
         );
-        let proto = t
-            .proto_rows
-            .get(class * words..(class + 1) * words)
-            .unwrap_or(&[]);
+        let proto = row_at(&t.proto_rows, class, words);
         let port = t.ports.row(pkt.port_key(), words);
         let (addr, any) = match addr {
             IpAddr::V4(a) => (t.v4.row(u32::from(a), words), &*t.any_v4_rows),
@@ -854,8 +861,7 @@ impl<'a> PacketRows<'a> {
             match (referenced.next(), referenced.next()) {
                 (None, _) => {}
                 (Some(i), None) => {
-                    let at = i * words;
-                    peer = t.peer_rows.get(at..at + words).unwrap_or(&[]);
+                    peer = row_at(&t.peer_rows, i, words);
                 }
                 (Some(_), Some(_)) => more_peers = Some((t, remote_groups)),
             }

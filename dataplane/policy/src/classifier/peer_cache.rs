@@ -254,7 +254,7 @@ impl PeerCache {
             return None;
         }
         let at = self.index.get(set)? as usize;
-        self.rows.get(at..at + words)
+        self.rows.get(at..)?.get(..words)
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
