@@ -421,5 +421,41 @@ mod tests {
                 check_spills(&index, &homes);
             }
         }
+
+        /// `find_free` picks the slot a plain walk in probe order picks:
+        /// the first empty one (when it may) or the first occupied one
+        /// `reclaimable` gives up, whichever comes first.
+        #[test]
+        fn find_free_takes_the_first_slot_in_probe_order(
+            keys in proptest::collection::vec(any::<u64>(), 0..200),
+            probes in proptest::collection::vec((any::<u64>(), any::<bool>(), 1usize..5), 1..40),
+        ) {
+            let mut index = BucketIndex::for_entries(64).unwrap(); // 16 buckets
+            for key in keys {
+                // Crowded: the low bits pick one of four home buckets.
+                let hash = key & !0xc | 0x3;
+                if let Some(slot) = index.find_free(hash, true, |_| false) {
+                    index.place(hash, slot);
+                }
+            }
+            for (hash, take_empty, every) in probes {
+                let reclaimable = |slot: usize| slot % every == 0;
+                let home = index.home(hash);
+                let mut want = None;
+                'walk: for distance in 0..PROBE_BUCKETS {
+                    let bucket = (home + distance) & index.mask;
+                    for step in 0..SLOTS_PER_BUCKET {
+                        let slot = bucket * SLOTS_PER_BUCKET
+                            + ((hash >> 48) as usize + step) % SLOTS_PER_BUCKET;
+                        let occupied = index.is_occupied(slot);
+                        if (!occupied && take_empty) || (occupied && reclaimable(slot)) {
+                            want = Some(slot);
+                            break 'walk;
+                        }
+                    }
+                }
+                prop_assert_eq!(index.find_free(hash, take_empty, reclaimable), want);
+            }
+        }
     }
 }
