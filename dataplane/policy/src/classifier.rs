@@ -979,14 +979,34 @@ impl<'a> PacketRows<'a> {
     }
 
     /// [`Self::for_each_hit`] ORing several peer rows per word: a remote set
-    /// without a cached row (over the cache's budget). Out of line, so that
-    /// the common loop does not carry its 16 row pointers.
-    #[cold]
-    #[inline(never)]
-    fn for_each_hit_with_more_peers(&self, mut hit: impl FnMut(usize, u64, u64) -> bool) {
+    /// without a cached row (over the cache's budget).
+    #[inline(always)]
+    fn for_each_hit_with_more_peers(&self, hit: impl FnMut(usize, u64, u64) -> bool) {
         let Some((tables, remote_groups)) = self.more_peers else {
             return;
         };
+        Self::more_peers_hits(
+            [self.proto, self.port, self.addr, self.peer, self.any],
+            tables,
+            remote_groups,
+            hit,
+        );
+    }
+
+    /// [`Self::for_each_hit_with_more_peers`], out of line so that the
+    /// common loop does not carry its 16 row pointers. It takes the rows
+    /// apart, not `&self`: with a reference to the rows, every
+    /// classification stored them to the stack for this rare call (~20
+    /// instructions of ~600).
+    #[cold]
+    #[inline(never)]
+    fn more_peers_hits(
+        [proto, port, addr, peer, any]: [&[u64]; 5],
+        tables: &FieldTables,
+        remote_groups: &[SgIdx],
+        mut hit: impl FnMut(usize, u64, u64) -> bool,
+    ) {
+        let words = tables.words;
         let mut positions = [0u32; MAX_GROUPS_PER_ENI];
         let mut count = 0;
         for g in remote_groups.iter().take(MAX_GROUPS_PER_ENI) {
@@ -996,18 +1016,18 @@ impl<'a> PacketRows<'a> {
             }
         }
         let (rows, positions) = (&tables.peer_rows, positions.get(..count).unwrap_or(&[]));
-        let lanes = self.proto.iter().zip(self.port).zip(self.addr).enumerate();
+        let lanes = proto.iter().zip(port).zip(addr).enumerate();
         for (w, ((&p, &q), &a)) in lanes {
             let hits = p & q;
             if hits == 0 {
                 continue;
             }
-            let mut remote = a | self.peer.get(w).copied().unwrap_or(0);
+            let mut remote = a | peer.get(w).copied().unwrap_or(0);
             for &at in positions {
-                remote |= rows.get(at as usize * self.words + w).copied().unwrap_or(0);
+                remote |= rows.get(at as usize * words + w).copied().unwrap_or(0);
             }
             let hits = hits & remote;
-            if hits != 0 && !hit(w, hits, hits & self.any.get(w).copied().unwrap_or(0)) {
+            if hits != 0 && !hit(w, hits, hits & any.get(w).copied().unwrap_or(0)) {
                 return;
             }
         }
