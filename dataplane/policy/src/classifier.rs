@@ -182,37 +182,56 @@ struct IntervalTable<K> {
     rows: Box<[u64]>,
     /// `starts[1..]` in Eytzinger (breadth-first) order from index 1, for
     /// [`Self::row`]: a binary search whose next probe is `2k` or `2k + 1`
-    /// costs about 5 instructions a step with no bounds arithmetic, against
-    /// 9 for `partition_point` over `starts` (two searches of ~10 steps per
+    /// costs 6 instructions a step with no bounds arithmetic, against 9 for
+    /// `partition_point` over `starts` (two searches of ~10 steps per
     /// classification), and its first levels share a few cache lines.
+    /// Empty (search `starts`) under [`SEARCH_TREE_MIN`] starts.
     tree: Box<[K]>,
     /// Per tree slot `k`, the interval ending just before `tree[k]`; slot 0
     /// (no start above the key) is the last interval.
     tree_rows: Box<[u32]>,
 }
 
-/// Fills the subtree of `tree` at slot `k` with the next sorted
-/// starts: an in-order walk of the implicit tree visits its slots in
-/// key order.
-fn fill_search_tree<K: Copy>(
-    sorted: &[K],
-    tree: &mut [K],
-    rows: &mut [u32],
-    k: usize,
-    next: &mut usize,
-) {
-    if k >= tree.len() {
+/// Fewest starts (besides the first) for which an [`IntervalTable`] gets a
+/// search tree; smaller tables are binary searched in `starts`. The tree
+/// saves ~3 instructions a step, so it pays in the big merged tables of
+/// sets with many rules (~10 steps), which dominate the classification of
+/// new flows between big ENIs; building one for every group and small set
+/// made a full compile 8 % more instructions (a tree per table, ~30
+/// instructions a start), this threshold ~1 %.
+const SEARCH_TREE_MIN: usize = 256;
+
+/// Fills `tree[1..]` (an implicit binary tree: slot `k`'s children are
+/// `2k` and `2k + 1`) with `sorted` in order, and `rows[k]` with the index
+/// in `sorted` of `tree[k]`: an in-order walk of the tree, without
+/// recursion (a recursive walk, a call per slot and per missing child, was
+/// a sixth of a full compile).
+fn fill_search_tree<K: Copy>(sorted: &[K], tree: &mut [K], rows: &mut [u32]) {
+    let len = tree.len().min(rows.len());
+    if len < 2 {
         return;
     }
-    fill_search_tree(sorted, tree, rows, 2 * k, next);
-    if let (Some(slot), Some(row), Some(&start)) =
-        (tree.get_mut(k), rows.get_mut(k), sorted.get(*next))
-    {
-        *slot = start;
-        *row = *next as u32;
+    // The leftmost slot: the least start.
+    let mut k = 1;
+    while 2 * k < len {
+        k *= 2;
     }
-    *next += 1;
-    fill_search_tree(sorted, tree, rows, 2 * k + 1, next);
+    for (next, &start) in sorted.iter().enumerate() {
+        if let (Some(slot), Some(row)) = (tree.get_mut(k), rows.get_mut(k)) {
+            *slot = start;
+            *row = next as u32;
+        }
+        if 2 * k + 1 < len {
+            // Next: the leftmost slot of the right subtree.
+            k = 2 * k + 1;
+            while 2 * k < len {
+                k *= 2;
+            }
+        } else {
+            // Next: up past every right child, then to the parent.
+            k >>= k.trailing_ones() + 1;
+        }
+    }
 }
 
 /// Row `index` of `words` words in `rows`, empty past the end. Two compares
@@ -443,12 +462,15 @@ impl<K: IntervalKey> IntervalTable<K> {
     /// The table of these intervals, with its search tree.
     fn new(starts: Vec<K>, rows: Vec<u64>) -> Self {
         let above_first = starts.get(1..).unwrap_or(&[]);
-        let mut tree = vec![K::default(); above_first.len() + 1];
-        let mut tree_rows = vec![0u32; above_first.len() + 1];
-        if let Some(slot) = tree_rows.first_mut() {
-            *slot = above_first.len() as u32;
+        let (mut tree, mut tree_rows) = (Vec::new(), Vec::new());
+        if above_first.len() >= SEARCH_TREE_MIN {
+            tree = vec![K::default(); above_first.len() + 1];
+            tree_rows = vec![0u32; above_first.len() + 1];
+            if let Some(slot) = tree_rows.first_mut() {
+                *slot = above_first.len() as u32;
+            }
+            fill_search_tree(above_first, &mut tree, &mut tree_rows);
         }
-        fill_search_tree(above_first, &mut tree, &mut tree_rows, 1, &mut 0);
         Self {
             starts: starts.into_boxed_slice(),
             rows: rows.into_boxed_slice(),
@@ -460,15 +482,20 @@ impl<K: IntervalKey> IntervalTable<K> {
     /// The row of the interval holding `key`.
     #[inline]
     fn row(&self, key: K, words: usize) -> &[u64] {
-        // Descend to a leaf, right when the slot's start is <= key; the
-        // slot of the least start above the key is then the last one
-        // where the walk went left (0: none).
-        let mut k = 1;
-        while let Some(&start) = self.tree.get(k) {
-            k = 2 * k + usize::from(start <= key);
-        }
-        k >>= k.trailing_ones() + 1;
-        let idx = self.tree_rows.get(k).copied().unwrap_or(0) as usize;
+        let idx = if self.tree.is_empty() {
+            // starts[0] is the minimum key, so the partition point is >= 1.
+            self.starts.partition_point(|&s| s <= key).saturating_sub(1)
+        } else {
+            // Descend to a leaf, right when the slot's start is <= key; the
+            // slot of the least start above the key is then the last one
+            // where the walk went left (0: none).
+            let mut k = 1;
+            while let Some(&start) = self.tree.get(k) {
+                k = 2 * k + usize::from(start <= key);
+            }
+            k >>= k.trailing_ones() + 1;
+            self.tree_rows.get(k).copied().unwrap_or(0) as usize
+        };
         row_at(&self.rows, idx, words)
     }
 
@@ -1039,12 +1066,11 @@ impl<'a> PacketRows<'a> {
 #[derive(Debug)]
 struct Lanes {
     tables: Arc<FieldTables>,
-    /// Word → position in the set of the group owning it.
-    word_group: Box<[u8]>,
     /// Word → index within its group of the rule of the word's bit 0.
     word_rule_base: Box<[u32]>,
-    /// Word → the bit of its group in [`SgMatch::groups`] (`1 << word_group`),
-    /// ORed in branch-free for the words that match.
+    /// Word → the bit in [`SgMatch::groups`] of the group owning it (its
+    /// position in the set is the bit's index), ORed in branch-free for the
+    /// words that match.
     word_bits: Box<[u64]>,
     /// `tables`' peer rows pre-ORed per remote set.
     peer_cache: PeerCache,
@@ -1082,24 +1108,22 @@ impl Lanes {
             }
             Arc::new(FieldTables::merge(&refs[..count], families))
         };
-        let mut word_group = Vec::with_capacity(tables.words);
+        let mut word_bits = Vec::with_capacity(tables.words);
         let mut word_rule_base = Vec::with_capacity(tables.words);
         for &(pos, part) in kept {
-            word_group.extend(core::iter::repeat_n(pos as u8, part.words));
+            word_bits.extend(core::iter::repeat_n(1u64 << pos, part.words));
             word_rule_base.extend((0..part.words).map(|w| (w * 64) as u32));
         }
         Self {
             peer_cache: PeerCache::build(&tables, membership, scratch),
             tables,
-            word_bits: word_group.iter().map(|&pos| 1 << pos).collect(),
-            word_group: word_group.into_boxed_slice(),
+            word_bits: word_bits.into_boxed_slice(),
             word_rule_base: word_rule_base.into_boxed_slice(),
         }
     }
 
     fn heap_bytes(&self) -> usize {
         self.tables.heap_bytes()
-            + size_of_val(&*self.word_group)
             + size_of_val(&*self.word_rule_base)
             + size_of_val(&*self.word_bits)
             + self.peer_cache.heap_bytes()
@@ -1288,11 +1312,14 @@ impl SetClassifier {
         let rule = match first {
             Some((w, bit))
                 if lanes
-                    .word_group
+                    .word_bits
                     .get(w)
-                    .is_some_and(|&pos| usize::from(pos) < lowest_allow_all) =>
+                    .is_some_and(|b| (b.trailing_zeros() as usize) < lowest_allow_all) =>
             {
-                let pos = usize::from(lanes.word_group.get(w).copied().unwrap_or(0));
+                let pos = lanes
+                    .word_bits
+                    .get(w)
+                    .map_or(0, |b| b.trailing_zeros() as usize);
                 let base = lanes.word_rule_base.get(w).copied().unwrap_or(0);
                 self.rule_ref(pos, base + bit)
             }
@@ -1466,11 +1493,12 @@ mod tests {
 
     proptest::proptest! {
         /// The search tree finds the interval `partition_point` over the
-        /// sorted starts finds, at every size (full, partial and one-slot
-        /// trees) and at and around every start, both ends of the key space.
+        /// sorted starts finds, at every size (no tree under
+        /// `SEARCH_TREE_MIN`, full and partial trees above) and at and around
+        /// every start, both ends of the key space.
         #[test]
         fn search_tree_agrees_with_partition_point(
-            mut keys in proptest::collection::vec(any::<u16>(), 0..80),
+            mut keys in proptest::collection::vec(any::<u16>(), 0..700),
             probes in proptest::collection::vec(any::<u16>(), 0..20),
         ) {
             keys.push(0);
