@@ -198,9 +198,10 @@ impl BucketIndex {
     ) -> Option<usize> {
         let home = self.home(hash);
         let first = (hash >> 48) as usize;
+        let buckets = self.buckets.as_slice();
         for distance in 0..PROBE_BUCKETS {
             let index = (home + distance) & self.mask;
-            let bucket = self.buckets.as_slice().get(index)?;
+            let bucket = buckets.get(index)?;
             for step in 0..SLOTS_PER_BUCKET {
                 let within = (first + step) & (SLOTS_PER_BUCKET - 1);
                 let slot = index * SLOTS_PER_BUCKET + within;
@@ -236,19 +237,24 @@ impl BucketIndex {
     pub fn place(&mut self, hash: u64, slot: usize) {
         let index = slot / SLOTS_PER_BUCKET;
         let within = slot % SLOTS_PER_BUCKET;
-        let distance = index.wrapping_sub(self.home(hash)) & self.mask;
-        if distance >= PROBE_BUCKETS || self.is_occupied(slot) {
-            return;
-        }
-        let Some(bucket) = self.buckets.as_mut_slice().get_mut(index) else {
+        let mask = self.mask;
+        let distance = index.wrapping_sub(self.home(hash)) & mask;
+        // One view of the buckets for the whole placement: each
+        // `as_mut_slice` re-checks the mapping's bounds and alignment
+        // (half of this function's instructions when it took three).
+        let buckets = self.buckets.as_mut_slice();
+        let Some(bucket) = buckets.get_mut(index) else {
             return;
         };
+        if distance >= PROBE_BUCKETS || bucket.tags[within] != 0 {
+            return;
+        }
         bucket.tags[within] = Self::tag(hash);
         bucket.distances =
             (bucket.distances & !(0b111 << (3 * within))) | ((distance as u32) << (3 * within));
         for back in 1..=distance {
-            let spilled = (index.wrapping_sub(back)) & self.mask;
-            if let Some(b) = self.buckets.as_mut_slice().get_mut(spilled) {
+            let spilled = (index.wrapping_sub(back)) & mask;
+            if let Some(b) = buckets.get_mut(spilled) {
                 b.spill = b.spill.saturating_add(1);
             }
         }
@@ -413,6 +419,42 @@ mod tests {
                     prop_assert_eq!(index.find(hash_of(k), |s| s == slot), Some(slot));
                 }
                 check_spills(&index, &homes);
+            }
+        }
+
+        /// `find_free` picks the slot a plain walk in probe order picks:
+        /// the first empty one (when it may) or the first occupied one
+        /// `reclaimable` gives up, whichever comes first.
+        #[test]
+        fn find_free_takes_the_first_slot_in_probe_order(
+            keys in proptest::collection::vec(any::<u64>(), 0..200),
+            probes in proptest::collection::vec((any::<u64>(), any::<bool>(), 1usize..5), 1..40),
+        ) {
+            let mut index = BucketIndex::for_entries(64).unwrap(); // 16 buckets
+            for key in keys {
+                // Crowded: the low bits pick one of four home buckets.
+                let hash = key & !0xc | 0x3;
+                if let Some(slot) = index.find_free(hash, true, |_| false) {
+                    index.place(hash, slot);
+                }
+            }
+            for (hash, take_empty, every) in probes {
+                let reclaimable = |slot: usize| slot % every == 0;
+                let home = index.home(hash);
+                let mut want = None;
+                'walk: for distance in 0..PROBE_BUCKETS {
+                    let bucket = (home + distance) & index.mask;
+                    for step in 0..SLOTS_PER_BUCKET {
+                        let slot = bucket * SLOTS_PER_BUCKET
+                            + ((hash >> 48) as usize + step) % SLOTS_PER_BUCKET;
+                        let occupied = index.is_occupied(slot);
+                        if (!occupied && take_empty) || (occupied && reclaimable(slot)) {
+                            want = Some(slot);
+                            break 'walk;
+                        }
+                    }
+                }
+                prop_assert_eq!(index.find_free(hash, take_empty, reclaimable), want);
             }
         }
     }

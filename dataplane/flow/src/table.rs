@@ -474,8 +474,15 @@ impl FlowTable {
         now: Seconds,
         timeouts: &Timeouts,
     ) -> Result<&mut FlowEntry, InsertError> {
-        if self.lookup(hash, &key, now).is_some() {
-            return Err(InsertError::AlreadyPresent);
+        // `lookup`'s answer without its preferred-slot fast path, which
+        // serves hits: the caller has usually just missed (a new flow),
+        // and `find` alone finds a live key wherever it sits.
+        if let Some(slot) = self.find(hash, &key) {
+            match self.entries.as_slice().get(slot) {
+                Some(entry) if entry.is_expired(now) => self.reclaim(slot),
+                Some(_) => return Err(InsertError::AlreadyPresent),
+                None => {}
+            }
         }
         self.insert_absent(hash, key, init, now, timeouts)
     }
@@ -536,7 +543,10 @@ impl FlowTable {
                 InsertError::ProbeLimit
             });
         };
-        self.reclaim(slot);
+        // Mostly an empty slot: nothing to reclaim, no call.
+        if self.index.is_occupied(slot) {
+            self.reclaim(slot);
+        }
         let Some(entry) = self.entries.as_mut_slice().get_mut(slot) else {
             return Err(InsertError::ProbeLimit);
         };

@@ -180,6 +180,69 @@ struct IntervalTable<K> {
     starts: Box<[K]>,
     /// `starts.len() * words` words.
     rows: Box<[u64]>,
+    /// `starts[1..]` in Eytzinger (breadth-first) order from index 1, for
+    /// [`Self::row`]: a binary search whose next probe is `2k` or `2k + 1`
+    /// costs 6 instructions a step with no bounds arithmetic, against 9 for
+    /// `partition_point` over `starts` (two searches of ~10 steps per
+    /// classification), and its first levels share a few cache lines.
+    /// Empty (search `starts`) under [`SEARCH_TREE_MIN`] starts.
+    tree: Box<[K]>,
+    /// Per tree slot `k`, the interval ending just before `tree[k]`; slot 0
+    /// (no start above the key) is the last interval.
+    tree_rows: Box<[u32]>,
+}
+
+/// Fewest starts (besides the first) for which an [`IntervalTable`] gets a
+/// search tree; smaller tables are binary searched in `starts`. The tree
+/// saves ~3 instructions a step, so it pays in the big merged tables of
+/// sets with many rules (~10 steps), which dominate the classification of
+/// new flows between big ENIs; building one for every group and small set
+/// made a full compile 8 % more instructions (a tree per table, ~30
+/// instructions a start), this threshold ~1 %.
+const SEARCH_TREE_MIN: usize = 256;
+
+/// Fills `tree[1..]` (an implicit binary tree: slot `k`'s children are
+/// `2k` and `2k + 1`) with `sorted` in order, and `rows[k]` with the index
+/// in `sorted` of `tree[k]`: an in-order walk of the tree, without
+/// recursion (a recursive walk, a call per slot and per missing child, was
+/// a sixth of a full compile).
+fn fill_search_tree<K: Copy>(sorted: &[K], tree: &mut [K], rows: &mut [u32]) {
+    let len = tree.len().min(rows.len());
+    if len < 2 {
+        return;
+    }
+    // The leftmost slot: the least start.
+    let mut k = 1;
+    while 2 * k < len {
+        k *= 2;
+    }
+    for (next, &start) in sorted.iter().enumerate() {
+        if let (Some(slot), Some(row)) = (tree.get_mut(k), rows.get_mut(k)) {
+            *slot = start;
+            *row = next as u32;
+        }
+        if 2 * k + 1 < len {
+            // Next: the leftmost slot of the right subtree.
+            k = 2 * k + 1;
+            while 2 * k < len {
+                k *= 2;
+            }
+        } else {
+            // Next: up past every right child, then to the parent.
+            k >>= k.trailing_ones() + 1;
+        }
+    }
+}
+
+/// Row `index` of `words` words in `rows`, empty past the end. Two compares
+/// against the length: `rows.get(at..at + words)` also checks that the
+/// range does not wrap, three compares and a select for each of the four
+/// rows a classification takes.
+#[inline(always)]
+fn row_at(rows: &[u64], index: usize, words: usize) -> &[u64] {
+    rows.get(index.wrapping_mul(words)..)
+        .and_then(|rest| rest.get(..words))
+        .unwrap_or(&[])
 }
 
 /// The integer keys interval tables are built over.
@@ -327,10 +390,7 @@ impl<K: IntervalKey> IntervalTable<K> {
                 rows.extend_from_slice(current);
             }
         }
-        Self {
-            starts: starts.into_boxed_slice(),
-            rows: rows.into_boxed_slice(),
-        }
+        Self::new(starts, rows)
     }
 
     /// Merges the tables of several groups: the union of their boundaries;
@@ -396,23 +456,54 @@ impl<K: IntervalKey> IntervalTable<K> {
             }
             start = least;
         }
+        Self::new(starts, rows)
+    }
+
+    /// The table of these intervals, with its search tree.
+    fn new(starts: Vec<K>, rows: Vec<u64>) -> Self {
+        let above_first = starts.get(1..).unwrap_or(&[]);
+        let (mut tree, mut tree_rows) = (Vec::new(), Vec::new());
+        if above_first.len() >= SEARCH_TREE_MIN {
+            tree = vec![K::default(); above_first.len() + 1];
+            tree_rows = vec![0u32; above_first.len() + 1];
+            if let Some(slot) = tree_rows.first_mut() {
+                *slot = above_first.len() as u32;
+            }
+            fill_search_tree(above_first, &mut tree, &mut tree_rows);
+        }
         Self {
             starts: starts.into_boxed_slice(),
             rows: rows.into_boxed_slice(),
+            tree: tree.into_boxed_slice(),
+            tree_rows: tree_rows.into_boxed_slice(),
         }
     }
 
     /// The row of the interval holding `key`.
     #[inline]
     fn row(&self, key: K, words: usize) -> &[u64] {
-        // starts[0] is the minimum key, so the partition point is >= 1.
-        let idx = self.starts.partition_point(|&s| s <= key).saturating_sub(1);
-        let at = idx * words;
-        self.rows.get(at..at + words).unwrap_or(&[])
+        let idx = if self.tree.is_empty() {
+            // starts[0] is the minimum key, so the partition point is >= 1.
+            self.starts.partition_point(|&s| s <= key).saturating_sub(1)
+        } else {
+            // Descend to a leaf, right when the slot's start is <= key; the
+            // slot of the least start above the key is then the last one
+            // where the walk went left (0: none).
+            let mut k = 1;
+            while let Some(&start) = self.tree.get(k) {
+                k = 2 * k + usize::from(start <= key);
+            }
+            k >>= k.trailing_ones() + 1;
+            self.tree_rows.get(k).copied().unwrap_or(0) as usize
+        };
+        row_at(&self.rows, idx, words)
     }
 
     fn heap_bytes(&self) -> usize {
-        size_of_val(&*self.starts) + size_of_val(&*self.rows)
+        size_of_val(&*self.starts)
+            + size_of_val(&*self.rows)
+            + size_of_val(&*self.tree)
+            + size_of_val(&*self.tree_rows)
     }
 }
 
@@ -752,8 +843,10 @@ struct PacketRows<'a> {
     /// only group the tables reference; empty if none.
     peer: &'a [u64],
     /// Otherwise (an uncached remote set meeting the tables in several
-    /// groups): the tables' peer rows and the positions of those groups.
-    more_peers: Option<(&'a [u64], [u32; MAX_GROUPS_PER_ENI], usize)>,
+    /// groups): the tables and the remote's groups, for the cold path to
+    /// find their rows again. (Carrying the positions here made the
+    /// struct 100 bytes, copied on every classification.)
+    more_peers: Option<(&'a FieldTables, &'a [SgIdx])>,
     words: usize,
 }
 
@@ -768,7 +861,7 @@ impl<'a> PacketRows<'a> {
         addr: IpAddr,
         want_any: bool,
         cached: Option<&'a [u64]>,
-        remote_groups: &[SgIdx],
+        remote_groups: &'a [SgIdx],
     ) -> Self {
         let words = t.words;
         let class = usize::from(
@@ -777,10 +870,7 @@ impl<'a> PacketRows<'a> {
                 .copied()
                 .unwrap_or(0),
         );
-        let proto = t
-            .proto_rows
-            .get(class * words..(class + 1) * words)
-            .unwrap_or(&[]);
+        let proto = row_at(&t.proto_rows, class, words);
         let port = t.ports.row(pkt.port_key(), words);
         let (addr, any) = match addr {
             IpAddr::V4(a) => (t.v4.row(u32::from(a), words), &*t.any_v4_rows),
@@ -791,21 +881,16 @@ impl<'a> PacketRows<'a> {
         if let Some(row) = cached {
             peer = row;
         } else if !t.peer_groups.is_empty() {
-            let mut positions = [0u32; MAX_GROUPS_PER_ENI];
-            let mut count = 0;
-            for g in remote_groups.iter().take(MAX_GROUPS_PER_ENI) {
-                if let Some(i) = t.peer_index.position(*g) {
-                    positions[count] = i as u32;
-                    count += 1;
+            let mut referenced = remote_groups
+                .iter()
+                .take(MAX_GROUPS_PER_ENI)
+                .filter_map(|g| t.peer_index.position(*g));
+            match (referenced.next(), referenced.next()) {
+                (None, _) => {}
+                (Some(i), None) => {
+                    peer = row_at(&t.peer_rows, i, words);
                 }
-            }
-            match count {
-                0 => {}
-                1 => {
-                    let at = positions[0] as usize * words;
-                    peer = t.peer_rows.get(at..at + words).unwrap_or(&[]);
-                }
-                _ => more_peers = Some((&*t.peer_rows, positions, count)),
+                (Some(_), Some(_)) => more_peers = Some((t, remote_groups)),
             }
         }
         Self {
@@ -841,28 +926,135 @@ impl<'a> PacketRows<'a> {
         }
     }
 
+    /// The OR of `word_bits[w]` over the words `w` with a match, and whether
+    /// some match has the open peer (always `false` unless `want_any` was
+    /// given): what a set answers, bar the rule to name.
+    ///
+    /// Every word is computed, with no branch per word: in a set of big
+    /// groups most words match (14 of 16 in the `process` bench), so the
+    /// old "skip the word when protocol & port miss" test was mispredicted
+    /// or taken for nothing, and its per-hit bookkeeping was half the
+    /// classifier's instructions. Equal-length slices let the loop run
+    /// without bounds checks, two words per SSE register.
+    #[inline(always)]
+    fn hit_groups(&self, word_bits: &[u64]) -> (u64, bool) {
+        if self.more_peers.is_some() {
+            let (mut groups, mut open) = (0, false);
+            self.for_each_hit_with_more_peers(|w, _, any| {
+                groups |= word_bits.get(w).copied().unwrap_or(0);
+                open |= any != 0;
+                true
+            });
+            return (groups, open);
+        }
+        let (proto, port, addr, peer) = self.rows_of_len(word_bits.len());
+        let bits = word_bits.get(..proto.len()).unwrap_or(&[]);
+        let lanes = proto.iter().zip(port).zip(addr).zip(peer).zip(bits);
+        match self.any.get(..proto.len()) {
+            None => {
+                let mut groups = 0;
+                for ((((&p, &q), &a), &r), &b) in lanes {
+                    let hits = p & q & (a | r);
+                    groups |= if hits != 0 { b } else { 0 };
+                }
+                (groups, false)
+            }
+            Some(any) => {
+                let (mut groups, mut open) = (0, 0);
+                for (((((&p, &q), &a), &r), &b), &o) in lanes.zip(any) {
+                    let hits = p & q & (a | r);
+                    groups |= if hits != 0 { b } else { 0 };
+                    open |= hits & o;
+                }
+                (groups, open != 0)
+            }
+        }
+    }
+
+    /// The rows cut to one length (`n` when all are that long), with the
+    /// address row standing in for a missing peer row: ORing it into itself
+    /// changes nothing, and so one loop serves both cases with no zero row
+    /// to keep. Equal lengths let the loops run without bounds checks.
+    #[inline(always)]
+    fn rows_of_len(&self, n: usize) -> (&'a [u64], &'a [u64], &'a [u64], &'a [u64]) {
+        let n = n
+            .min(self.proto.len())
+            .min(self.port.len())
+            .min(self.addr.len());
+        let (proto, port, addr) = (&self.proto[..n], &self.port[..n], &self.addr[..n]);
+        (proto, port, addr, self.peer.get(..n).unwrap_or(addr))
+    }
+
+    /// The first word with a match and the bit of its first matching rule.
+    #[inline(always)]
+    fn first_hit(&self) -> Option<(usize, u32)> {
+        let mut first = None;
+        if self.more_peers.is_some() {
+            self.for_each_hit_with_more_peers(|w, hits, _| {
+                first = Some((w, hits.trailing_zeros()));
+                false
+            });
+            return first;
+        }
+        let (proto, port, addr, peer) = self.rows_of_len(self.words);
+        let lanes = proto.iter().zip(port).zip(addr).zip(peer);
+        lanes
+            .map(|(((&p, &q), &a), &r)| p & q & (a | r))
+            .enumerate()
+            .find(|&(_, hits)| hits != 0)
+            .map(|(w, hits)| (w, hits.trailing_zeros()))
+    }
+
     /// [`Self::for_each_hit`] ORing several peer rows per word: a remote set
-    /// without a cached row (over the cache's budget). Out of line, so that
-    /// the common loop does not carry its 16 row pointers.
-    #[cold]
-    #[inline(never)]
-    fn for_each_hit_with_more_peers(&self, mut hit: impl FnMut(usize, u64, u64) -> bool) {
-        let Some((rows, positions, count)) = &self.more_peers else {
+    /// without a cached row (over the cache's budget).
+    #[inline(always)]
+    fn for_each_hit_with_more_peers(&self, hit: impl FnMut(usize, u64, u64) -> bool) {
+        let Some((tables, remote_groups)) = self.more_peers else {
             return;
         };
-        let positions = positions.get(..*count).unwrap_or(&[]);
-        let lanes = self.proto.iter().zip(self.port).zip(self.addr).enumerate();
+        Self::more_peers_hits(
+            [self.proto, self.port, self.addr, self.peer, self.any],
+            tables,
+            remote_groups,
+            hit,
+        );
+    }
+
+    /// [`Self::for_each_hit_with_more_peers`], out of line so that the
+    /// common loop does not carry its 16 row pointers. It takes the rows
+    /// apart, not `&self`: with a reference to the rows, every
+    /// classification stored them to the stack for this rare call (~20
+    /// instructions of ~600).
+    #[cold]
+    #[inline(never)]
+    fn more_peers_hits(
+        [proto, port, addr, peer, any]: [&[u64]; 5],
+        tables: &FieldTables,
+        remote_groups: &[SgIdx],
+        mut hit: impl FnMut(usize, u64, u64) -> bool,
+    ) {
+        let words = tables.words;
+        let mut positions = [0u32; MAX_GROUPS_PER_ENI];
+        let mut count = 0;
+        for g in remote_groups.iter().take(MAX_GROUPS_PER_ENI) {
+            if let Some(i) = tables.peer_index.position(*g) {
+                positions[count] = i as u32;
+                count += 1;
+            }
+        }
+        let (rows, positions) = (&tables.peer_rows, positions.get(..count).unwrap_or(&[]));
+        let lanes = proto.iter().zip(port).zip(addr).enumerate();
         for (w, ((&p, &q), &a)) in lanes {
             let hits = p & q;
             if hits == 0 {
                 continue;
             }
-            let mut remote = a | self.peer.get(w).copied().unwrap_or(0);
+            let mut remote = a | peer.get(w).copied().unwrap_or(0);
             for &at in positions {
-                remote |= rows.get(at as usize * self.words + w).copied().unwrap_or(0);
+                remote |= rows.get(at as usize * words + w).copied().unwrap_or(0);
             }
             let hits = hits & remote;
-            if hits != 0 && !hit(w, hits, hits & self.any.get(w).copied().unwrap_or(0)) {
+            if hits != 0 && !hit(w, hits, hits & any.get(w).copied().unwrap_or(0)) {
                 return;
             }
         }
@@ -874,10 +1066,12 @@ impl<'a> PacketRows<'a> {
 #[derive(Debug)]
 struct Lanes {
     tables: Arc<FieldTables>,
-    /// Word → position in the set of the group owning it.
-    word_group: Box<[u8]>,
     /// Word → index within its group of the rule of the word's bit 0.
     word_rule_base: Box<[u32]>,
+    /// Word → the bit in [`SgMatch::groups`] of the group owning it (its
+    /// position in the set is the bit's index), ORed in branch-free for the
+    /// words that match.
+    word_bits: Box<[u64]>,
     /// `tables`' peer rows pre-ORed per remote set.
     peer_cache: PeerCache,
 }
@@ -914,24 +1108,24 @@ impl Lanes {
             }
             Arc::new(FieldTables::merge(&refs[..count], families))
         };
-        let mut word_group = Vec::with_capacity(tables.words);
+        let mut word_bits = Vec::with_capacity(tables.words);
         let mut word_rule_base = Vec::with_capacity(tables.words);
         for &(pos, part) in kept {
-            word_group.extend(core::iter::repeat_n(pos as u8, part.words));
+            word_bits.extend(core::iter::repeat_n(1u64 << pos, part.words));
             word_rule_base.extend((0..part.words).map(|w| (w * 64) as u32));
         }
         Self {
             peer_cache: PeerCache::build(&tables, membership, scratch),
             tables,
-            word_group: word_group.into_boxed_slice(),
+            word_bits: word_bits.into_boxed_slice(),
             word_rule_base: word_rule_base.into_boxed_slice(),
         }
     }
 
     fn heap_bytes(&self) -> usize {
         self.tables.heap_bytes()
-            + size_of_val(&*self.word_group)
             + size_of_val(&*self.word_rule_base)
+            + size_of_val(&*self.word_bits)
             + self.peer_cache.heap_bytes()
     }
 }
@@ -1092,7 +1286,6 @@ impl SetClassifier {
         let reverse_open = proto_index.is_some_and(|p| self.reverse_open[p][family]);
 
         let mut groups = allow_all;
-        let mut first: Option<(usize, u32)> = None;
         // An allow-all rule has the open peer and matches this packet.
         let mut any_peer_hit = allow_all != 0;
         // Only then does it matter which hits have the open peer.
@@ -1101,24 +1294,32 @@ impl SetClassifier {
             .set
             .and_then(|s| lanes.peer_cache.row(s, lanes.tables.words));
         let rows = PacketRows::new(&lanes.tables, pkt, addr, want_any, cached, remote.groups);
-        rows.for_each_hit(|w, hits, any| {
-            any_peer_hit |= any != 0;
-            groups |= 1 << lanes.word_group.get(w).copied().unwrap_or(0);
-            first.get_or_insert((w, hits.trailing_zeros()));
-            true
-        });
+        let (hit_groups, open) = rows.hit_groups(&lanes.word_bits);
+        groups |= hit_groups as u32;
+        any_peer_hit |= open;
+        // The rule to name comes from the lanes only if one of their
+        // groups below every allow-all one matched: then find its first
+        // matching word (the first or second word, mostly).
+        let lowest_allow_all = allow_all.trailing_zeros() as usize;
+        let first = if hit_groups & ((1u64 << lowest_allow_all) - 1) != 0 {
+            rows.first_hit()
+        } else {
+            None
+        };
 
         // The first rule of the lowest allowing group: from the lanes, unless
         // a lower group allows the whole family.
-        let lowest_allow_all = allow_all.trailing_zeros() as usize;
         let rule = match first {
             Some((w, bit))
                 if lanes
-                    .word_group
+                    .word_bits
                     .get(w)
-                    .is_some_and(|&pos| usize::from(pos) < lowest_allow_all) =>
+                    .is_some_and(|b| (b.trailing_zeros() as usize) < lowest_allow_all) =>
             {
-                let pos = usize::from(lanes.word_group.get(w).copied().unwrap_or(0));
+                let pos = lanes
+                    .word_bits
+                    .get(w)
+                    .map_or(0, |b| b.trailing_zeros() as usize);
                 let base = lanes.word_rule_base.get(w).copied().unwrap_or(0);
                 self.rule_ref(pos, base + bit)
             }
@@ -1286,6 +1487,29 @@ mod tests {
             for p in probes.into_iter().chain(groups.iter().copied()) {
                 let g = SgIdx::for_test(p);
                 proptest::prop_assert_eq!(index.position(g), sorted.binary_search(&g).ok());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The search tree finds the interval `partition_point` over the
+        /// sorted starts finds, at every size (no tree under
+        /// `SEARCH_TREE_MIN`, full and partial trees above) and at and around
+        /// every start, both ends of the key space.
+        #[test]
+        fn search_tree_agrees_with_partition_point(
+            mut keys in proptest::collection::vec(any::<u16>(), 0..700),
+            probes in proptest::collection::vec(any::<u16>(), 0..20),
+        ) {
+            keys.push(0);
+            keys.sort_unstable();
+            keys.dedup();
+            let rows: Vec<u64> = (0..keys.len() as u64).collect();
+            let table = IntervalTable::new(keys.clone(), rows);
+            let around = keys.iter().flat_map(|&k| [k.wrapping_sub(1), k, k.wrapping_add(1)]);
+            for key in probes.into_iter().chain(around).chain([0, u16::MAX]) {
+                let want = keys.partition_point(|&s| s <= key) - 1;
+                proptest::prop_assert_eq!(table.row(key, 1), &[want as u64][..], "key {}", key);
             }
         }
     }

@@ -63,27 +63,85 @@ pub enum NaclError {
     },
 }
 
+/// One entry, laid out for the scan: each range as its first value and
+/// span, so that `x - first <= span` (wrapping) tests it in one compare;
+/// the address first, which rejects the most entries (the usual ACL denies
+/// a few blocks, then allows everything); IPv4 blocks as `u32`, so an entry
+/// of the IPv4 list is 20 bytes, not 48.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
+struct Entry<A> {
+    addr_first: A,
+    addr_span: A,
+    key_first: u16,
+    key_span: u16,
+    /// The protocol number, or [`ANY_PROTOCOL`].
+    protocol: u16,
     rule_number: u16,
-    protocol: Option<u8>,
-    key_range: (u16, u16),
-    /// Address range, IPv4 addresses widened to `u128`.
-    addr_range: (u128, u128),
     allow: bool,
 }
 
-/// One NACL, compiled: entries per `[direction][family]`, sorted by number.
+/// [`Entry::protocol`] of an entry for all protocols.
+const ANY_PROTOCOL: u16 = 0x100;
+
+impl<A: Copy + Ord> Entry<A> {
+    fn new(
+        (first, last): (A, A),
+        sub: fn(A, A) -> A,
+        protocol: Option<u8>,
+        (key_first, key_last): (u16, u16),
+        rule_number: u16,
+        allow: bool,
+    ) -> Self {
+        Self {
+            addr_first: first,
+            addr_span: sub(last, first),
+            key_first,
+            key_span: key_last.wrapping_sub(key_first),
+            protocol: protocol.map_or(ANY_PROTOCOL, u16::from),
+            rule_number,
+            allow,
+        }
+    }
+}
+
+/// The first of `entries` matching, in order.
+#[inline(always)]
+fn first_match<A: Copy + Ord>(
+    entries: &[Entry<A>],
+    addr: A,
+    sub: fn(A, A) -> A,
+    key: u16,
+    protocol: u8,
+) -> Option<NaclDecision> {
+    let protocol = u16::from(protocol);
+    entries
+        .iter()
+        .find(|e| {
+            sub(addr, e.addr_first) <= e.addr_span
+                && key.wrapping_sub(e.key_first) <= e.key_span
+                && (e.protocol == protocol || e.protocol == ANY_PROTOCOL)
+        })
+        .map(|e| NaclDecision {
+            allow: e.allow,
+            rule_number: e.rule_number,
+        })
+}
+
+/// One NACL, compiled: entries per direction and address family, sorted by
+/// number.
 #[derive(Debug, Clone)]
 pub struct CompiledNacl {
     id: NaclId,
-    entries: [[Box<[Entry]>; 2]; 2],
+    v4: [Box<[Entry<u32>]>; 2],
+    v6: [Box<[Entry<u128>]>; 2],
 }
 
 impl CompiledNacl {
     /// Compiles one ACL.
     pub fn compile(spec: &NaclSpec) -> Result<Self, NaclError> {
-        let mut lists: [[Vec<Entry>; 2]; 2] = Default::default();
+        let mut v4: [Vec<Entry<u32>>; 2] = Default::default();
+        let mut v6: [Vec<Entry<u128>>; 2] = Default::default();
+        let mut numbers: [Vec<u16>; 2] = Default::default();
         for e in &spec.entries {
             if e.rule_number == 0 || e.rule_number > MAX_NACL_RULE_NUMBER {
                 return Err(NaclError::RuleNumberOutOfRange {
@@ -97,29 +155,35 @@ impl CompiledNacl {
                     rule_number: e.rule_number,
                     reason,
                 })?;
-            let (family, addr_range) = match e.cidr {
-                IpCidr::V4(c) => {
-                    let (a, b) = c.range();
-                    (0, (u128::from(a), u128::from(b)))
-                }
-                IpCidr::V6(c) => (1, c.range()),
-            };
             let dir = if e.egress {
                 Direction::Egress
             } else {
                 Direction::Ingress
-            };
-            lists[dir.index()][family].push(Entry {
-                rule_number: e.rule_number,
-                protocol: e.protocol.number(),
-                key_range,
-                addr_range,
-                allow: e.action == NaclAction::Allow,
-            });
+            }
+            .index();
+            let (protocol, allow) = (e.protocol.number(), e.action == NaclAction::Allow);
+            match e.cidr {
+                IpCidr::V4(c) => v4[dir].push(Entry::new(
+                    c.range(),
+                    u32::wrapping_sub,
+                    protocol,
+                    key_range,
+                    e.rule_number,
+                    allow,
+                )),
+                IpCidr::V6(c) => v6[dir].push(Entry::new(
+                    c.range(),
+                    u128::wrapping_sub,
+                    protocol,
+                    key_range,
+                    e.rule_number,
+                    allow,
+                )),
+            }
+            numbers[dir].push(e.rule_number);
         }
-        for dir in &mut lists {
+        for numbers in &mut numbers {
             // Rule numbers are unique per direction across both families.
-            let mut numbers: Vec<u16> = dir.iter().flatten().map(|e| e.rule_number).collect();
             numbers.sort_unstable();
             if let Some(w) = numbers.windows(2).find(|w| w[0] == w[1]) {
                 return Err(NaclError::DuplicateRuleNumber {
@@ -127,17 +191,17 @@ impl CompiledNacl {
                     rule_number: w[0],
                 });
             }
-            for family in dir.iter_mut() {
-                family.sort_unstable_by_key(|e| e.rule_number);
-            }
         }
-        let [[i4, i6], [e4, e6]] = lists;
+        for list in &mut v4 {
+            list.sort_unstable_by_key(|e| e.rule_number);
+        }
+        for list in &mut v6 {
+            list.sort_unstable_by_key(|e| e.rule_number);
+        }
         Ok(Self {
             id: spec.id.clone(),
-            entries: [
-                [i4.into_boxed_slice(), i6.into_boxed_slice()],
-                [e4.into_boxed_slice(), e6.into_boxed_slice()],
-            ],
+            v4: v4.map(Vec::into_boxed_slice),
+            v6: v6.map(Vec::into_boxed_slice),
         })
     }
 
@@ -149,27 +213,23 @@ impl CompiledNacl {
     /// First-match decision for a packet crossing the boundary in `dir`.
     #[inline]
     pub fn decide(&self, dir: Direction, pkt: &PacketFields) -> NaclDecision {
-        let (family, addr, catch_all) = match dir.remote_addr(pkt) {
-            IpAddr::V4(a) => (0, u128::from(u32::from(a)), CATCH_ALL_V4),
-            IpAddr::V6(a) => (1, u128::from(a), CATCH_ALL_V6),
-        };
         let key = pkt.port_key();
-        let entries = &self.entries[dir.index()][family];
-        for e in entries {
-            if e.protocol.is_none_or(|p| p == pkt.protocol)
-                && (e.key_range.0..=e.key_range.1).contains(&key)
-                && (e.addr_range.0..=e.addr_range.1).contains(&addr)
-            {
-                return NaclDecision {
-                    allow: e.allow,
-                    rule_number: e.rule_number,
-                };
+        let (found, catch_all) = match dir.remote_addr(pkt) {
+            IpAddr::V4(a) => {
+                let entries = self.v4.get(dir.index()).map_or(&[][..], |l| &**l);
+                let found = first_match(entries, a.into(), u32::wrapping_sub, key, pkt.protocol);
+                (found, CATCH_ALL_V4)
             }
-        }
-        NaclDecision {
+            IpAddr::V6(a) => {
+                let entries = self.v6.get(dir.index()).map_or(&[][..], |l| &**l);
+                let found = first_match(entries, a.into(), u128::wrapping_sub, key, pkt.protocol);
+                (found, CATCH_ALL_V6)
+            }
+        };
+        found.unwrap_or(NaclDecision {
             allow: false,
             rule_number: catch_all,
-        }
+        })
     }
 }
 

@@ -1681,20 +1681,38 @@ impl PolicySnapshot {
         pkt: &PacketFields,
         remote: Remote,
     ) -> SgMatch {
-        let Some(pair) = self.classifiers.get(set.index()) else {
-            return SgMatch::default();
-        };
         let remote = match remote {
             Remote::Eni(r) => match self.get_eni(r) {
-                Some(e) if e.owns_ip(dir.remote_addr(pkt)) => RemotePeers {
-                    set: Some(e.sg_set),
-                    groups: self.sg_set_groups(e.sg_set),
-                },
+                Some(e) if e.owns_ip(dir.remote_addr(pkt)) => self.peers_of(e),
                 _ => RemotePeers::default(),
             },
             Remote::External => RemotePeers::default(),
         };
+        self.classify_with(set, dir, pkt, remote)
+    }
+
+    /// [`Self::classify`] with the remote's peers already found.
+    #[inline]
+    fn classify_with(
+        &self,
+        set: SgSetIdx,
+        dir: Direction,
+        pkt: &PacketFields,
+        remote: RemotePeers<'_>,
+    ) -> SgMatch {
+        let Some(pair) = self.classifiers.get(set.index()) else {
+            return SgMatch::default();
+        };
         pair[dir.index()].classify(pkt, remote)
+    }
+
+    /// The remote end an ENI is as group-peer rules see it.
+    #[inline]
+    fn peers_of(&self, eni: &Eni) -> RemotePeers<'_> {
+        RemotePeers {
+            set: Some(eni.sg_set),
+            groups: self.sg_set_groups(eni.sg_set),
+        }
     }
 
     /// Decides the first packet of a flow sent by ENI `src`: source check,
@@ -1738,22 +1756,36 @@ impl PolicySnapshot {
             Route::Uplink => Some(Remote::External),
             Route::Gateway(_) | Route::Unreachable => None,
         };
+        // Whether `src` owns the source address: the source check, and
+        // whether the receiver's group-peer rules see `src` as the remote.
+        let owns_src = from.owns_ip(pkt.src);
         if let Some(remote) = remote {
             let path = self.nacl_path(src, d.route);
             d.nacl_egress = path
                 .egress
                 .map(|s| self.nacl_decide(s, Direction::Egress, pkt));
-            d.egress = Some(self.classify(from.sg_set, Direction::Egress, pkt, remote));
+            // `classify` with `remote`, less its ownership test: the route
+            // (of this snapshot, `decide_routed`'s contract) went to the
+            // ENI owning the destination address, or to the uplink.
+            let to = match remote {
+                Remote::Eni(dst) => self.get_eni(dst),
+                Remote::External => None,
+            };
+            let receiver = to.map_or_else(RemotePeers::default, |to| self.peers_of(to));
+            d.egress = Some(self.classify_with(from.sg_set, Direction::Egress, pkt, receiver));
             d.nacl_ingress = path
                 .ingress
                 .map(|s| self.nacl_decide(s, Direction::Ingress, pkt));
-            if let Route::Eni(dst) = d.route {
-                let to = self.eni(dst);
-                d.ingress =
-                    Some(self.classify(to.sg_set, Direction::Ingress, pkt, Remote::Eni(src)));
+            if let Some(to) = to {
+                let sender = if owns_src {
+                    self.peers_of(from)
+                } else {
+                    RemotePeers::default()
+                };
+                d.ingress = Some(self.classify_with(to.sg_set, Direction::Ingress, pkt, sender));
             }
         }
-        d.verdict = if from.source_dest_check && !from.owns_ip(pkt.src) {
+        d.verdict = if from.source_dest_check && !owns_src {
             Verdict::Deny(DenyReason::SourceNotOwned)
         } else {
             match d.route {
