@@ -528,7 +528,12 @@ impl<F: Prefetch> Worker<F> {
                     verdict_flags: nacl_bits::FORWARD_CHECKED | nacl_bits::FORWARD_ALLOWED,
                 };
                 let timeouts = flow_timeouts(snapshot, p.src, p.dst);
-                match self.flows.insert(p.hash, p.key, &init, now, &timeouts) {
+                // The lookup above missed (or `Restart` removed the flow),
+                // and nothing has touched the table since.
+                match self
+                    .flows
+                    .insert_missing(p.hash, p.key, &init, now, &timeouts)
+                {
                     Ok(_) => {
                         self.counters.new_flows += 1;
                         Ok(())

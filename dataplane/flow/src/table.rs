@@ -487,6 +487,27 @@ impl FlowTable {
         self.insert_absent(hash, key, init, now, timeouts)
     }
 
+    /// [`Self::insert`] for a caller whose [`Self::lookup`] of `key` has
+    /// just answered `None` (or whose [`Self::remove`] has just taken it
+    /// out), with no change to the table since: the key has no entry then,
+    /// live or expired (`lookup` reclaims an expired one), so the search
+    /// `insert` starts with is skipped. A new flow's packet pays for one
+    /// search, not two.
+    pub fn insert_missing(
+        &mut self,
+        hash: u64,
+        key: FlowKey,
+        init: &FlowInit,
+        now: Seconds,
+        timeouts: &Timeouts,
+    ) -> Result<&mut FlowEntry, InsertError> {
+        debug_assert!(
+            self.find(hash, &key).is_none(),
+            "insert_missing for a key the table holds"
+        );
+        self.insert_absent(hash, key, init, now, timeouts)
+    }
+
     /// The live flow of `key`, or a new one from `init` if there is none.
     pub fn lookup_or_insert(
         &mut self,

@@ -654,3 +654,32 @@ proptest! {
         prop_assert_eq!(entry, reference);
     }
 }
+
+#[test]
+fn insert_missing_after_a_miss_is_insert() {
+    let mut a = FlowTable::with_capacity(64).unwrap();
+    let mut b = FlowTable::with_capacity(64).unwrap();
+    for port in 40000..40040 {
+        let (key, side) = tcp_key(port);
+        let hash = key.hash();
+        assert!(a.lookup(hash, &key, 10).is_none());
+        let from_missing = *a
+            .insert_missing(hash, key, &init(side, TcpFlags::SYN), 10, &T)
+            .unwrap();
+        let from_insert = *b
+            .insert(hash, key, &init(side, TcpFlags::SYN), 10, &T)
+            .unwrap();
+        assert_eq!(from_missing, from_insert);
+    }
+    assert_eq!(a.len(), b.len());
+    // Expired entries: the miss reclaims them, then the slot is reused.
+    let later = 10 + T.tcp_transitory() + 1;
+    for port in 40000..40040 {
+        let (key, side) = tcp_key(port);
+        let hash = key.hash();
+        assert!(a.lookup(hash, &key, later).is_none());
+        a.insert_missing(hash, key, &init(side, TcpFlags::SYN), later, &T)
+            .unwrap();
+    }
+    assert_eq!(a.len(), 40);
+}
