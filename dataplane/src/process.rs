@@ -1172,7 +1172,6 @@ fn change_tag<P: PacketBuf>(
 ) -> Result<(), DropReason> {
     match (from, to) {
         (None, None) => Ok(()),
-        (Some(a), Some(b)) if a == b => Ok(()),
         (Some(_), Some(vid)) => {
             let data = pkt.data_mut();
             let tci = u16::from_be_bytes([data[14], data[15]]);
