@@ -462,8 +462,13 @@ mod tests {
             header.truncate(header_len);
             header[0] = 0x40 | (header_len / 4) as u8;
             header[2..4].copy_from_slice(&(header_len as u16).to_be_bytes());
-            header[6] &= 0x40; // not a fragment
+            header[6] &= 0x40; // DF may be set; MF clear
+            header[7] = 0; // fragment offset 0: not a fragment
             header[8] = ttl;
+            // An upper-layer protocol the parser does not look into: the header
+            // carries no payload, so TCP, UDP or ICMP here would be (rightly)
+            // refused as truncated.
+            header[9] = 253;
             let mut frame = vec![0u8; 14];
             frame[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
             frame.extend_from_slice(&header);
