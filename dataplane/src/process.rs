@@ -41,9 +41,9 @@
 use core::net::IpAddr;
 
 use palisade_flow::{
-    CapacityError, FirstFragmentVerdict, FlowInit, FlowKey, FlowTable, FlowUpdate, FragmentError,
-    FragmentKey, FragmentTable, FragmentVerdict, InsertError, PlainLoad, Prefetch, Seconds, Side,
-    TcpFlags, Timeouts,
+    CapacityError, FirstFragmentVerdict, FlowInit, FlowKey, FlowLines, FlowTable, FlowUpdate,
+    FragmentError, FragmentKey, FragmentTable, FragmentVerdict, InsertError, PlainLoad, Prefetch,
+    Seconds, Side, TcpFlags, Timeouts,
 };
 use palisade_policy::{
     DenyReason, Direction as PolicyDirection, EniIdx, NaclPath, PacketFields, PolicySnapshot,
@@ -338,12 +338,17 @@ impl<F: Prefetch> Worker<F> {
         let mut pending = core::mem::take(&mut self.pending);
         let mut tally = ChunkTally::default();
         let mut count = 0;
+        // The tables viewed once for the pass's prefetches (see
+        // `FlowTable::lines`); the pass counts through the counters field
+        // alone, which the view leaves free.
+        let lines = self.flows.lines();
+        let counters = &mut self.counters;
         for (slot, (pkt, verdict)) in burst.iter_mut().zip(verdicts.iter_mut()).enumerate() {
             tally.packets += 1;
             tally.bytes += pkt.data().len() as u64;
             // A chunk is at most MAX_BURST frames, the array's length.
             let Some(out) = pending.get_mut(count) else {
-                *verdict = self.drop(DropReason::Malformed);
+                *verdict = count_drop(counters, DropReason::Malformed);
                 continue;
             };
             let prepared = match parse_plain_ipv4(pkt.data()) {
@@ -356,19 +361,19 @@ impl<F: Prefetch> Worker<F> {
                     // of the first pass (the other packets' parsing and
                     // routing, all in cache) hides the miss, VPP's habit.
                     if F::RETIRES_AT_ONCE {
-                        self.prefetch(out);
+                        prefetch(&lines, &self.fragments, &self.prefetcher, out);
                     }
                     count += 1;
                     // Decided in the second pass.
                     *verdict = Verdict::Drop(DropReason::Malformed);
                 }
                 Ok(Prepared::Answered) => {
-                    self.counters.replied += 1;
+                    counters.replied += 1;
                     *verdict = Verdict::Reply {
                         port: pkt.ingress_port(),
                     };
                 }
-                Err(reason) => *verdict = self.drop(reason),
+                Err(reason) => *verdict = count_drop(counters, reason),
             }
         }
         let pending_now = pending.get(..count).unwrap_or_default();
@@ -376,35 +381,39 @@ impl<F: Prefetch> Worker<F> {
             // Plain loads stall whatever follows them once the reorder
             // window fills: issue them together, with nothing in between.
             for p in pending_now {
-                self.prefetch(p);
+                prefetch(&lines, &self.fragments, &self.prefetcher, p);
             }
         }
         // The second prefetch stage runs a few packets ahead of the
         // decisions: by then a packet's bucket tags have arrived, and its
-        // entry has the decisions in between to arrive in turn.
-        for p in pending_now.iter().take(TAG_LOOKAHEAD) {
-            self.prefetch_tagged(p);
-        }
-        for (i, p) in pending_now.iter().enumerate() {
-            if let Some(ahead) = pending_now.get(i + TAG_LOOKAHEAD) {
-                self.prefetch_tagged(ahead);
+        // entry has the decisions in between to arrive in turn. It works a
+        // block of packets at a time, through one view of the table per
+        // block (the decisions between need the table writable).
+        let first = pending_now.get(..TAG_LOOKAHEAD).unwrap_or(pending_now);
+        prefetch_tagged(&lines, &self.prefetcher, first);
+        for (b, block) in pending_now.chunks(TAG_LOOKAHEAD).enumerate() {
+            if let Some(ahead) = pending_now.get((b + 1) * TAG_LOOKAHEAD..) {
+                let ahead = ahead.get(..TAG_LOOKAHEAD).unwrap_or(ahead);
+                prefetch_tagged(&self.flows.lines(), &self.prefetcher, ahead);
             }
-            let decided = match p.kind {
-                PendingKind::Flow => self.decide_flow(p, now, snapshot),
-                PendingKind::IcmpError => self.decide_related(p, now, snapshot),
-                PendingKind::LaterFragment => self.decide_fragment(p, now),
-            };
-            let (Some(verdict), Some(pkt)) = (verdicts.get_mut(p.slot), burst.get_mut(p.slot))
-            else {
-                continue;
-            };
-            *verdict = match decided.and_then(|()| forward(pkt, p, snapshot)) {
-                Ok(port) => {
-                    tally.forwarded += 1;
-                    Verdict::Forward { port }
-                }
-                Err(reason) => self.drop(reason),
-            };
+            for p in block {
+                let decided = match p.kind {
+                    PendingKind::Flow => self.decide_flow(p, now, snapshot),
+                    PendingKind::IcmpError => self.decide_related(p, now, snapshot),
+                    PendingKind::LaterFragment => self.decide_fragment(p, now),
+                };
+                let (Some(verdict), Some(pkt)) = (verdicts.get_mut(p.slot), burst.get_mut(p.slot))
+                else {
+                    continue;
+                };
+                *verdict = match decided.and_then(|()| forward(pkt, p, snapshot)) {
+                    Ok(port) => {
+                        tally.forwarded += 1;
+                        Verdict::Forward { port }
+                    }
+                    Err(reason) => self.drop(reason),
+                };
+            }
         }
         self.pending = pending;
         self.counters.packets += tally.packets;
@@ -412,29 +421,8 @@ impl<F: Prefetch> Worker<F> {
         self.counters.forwarded += tally.forwarded;
     }
 
-    /// Starts loading the table lines `p`'s lookup will read.
-    #[inline(always)]
-    fn prefetch(&self, p: &Pending) {
-        match p.kind {
-            PendingKind::LaterFragment => self.fragments.prefetch(p.hash, &self.prefetcher),
-            PendingKind::Flow | PendingKind::IcmpError => {
-                self.flows.prefetch(p.hash, &self.prefetcher);
-            }
-        }
-    }
-
-    /// Starts loading the flow entry `p`'s bucket tags point at (see
-    /// [`FlowTable::prefetch_tagged`]).
-    #[inline(always)]
-    fn prefetch_tagged(&self, p: &Pending) {
-        if p.kind != PendingKind::LaterFragment {
-            self.flows.prefetch_tagged(p.hash, &self.prefetcher);
-        }
-    }
-
     fn drop(&mut self, reason: DropReason) -> Verdict {
-        self.counters.drops[reason.index()] += 1;
-        Verdict::Drop(reason)
+        count_drop(&mut self.counters, reason)
     }
 
     /// Second pass for a packet with its own flow: hit or decide.
@@ -639,6 +627,37 @@ impl<F: Prefetch> Worker<F> {
         match self.fragments.lookup(hash, &key, now) {
             FragmentVerdict::Allow { .. } => Ok(()),
             FragmentVerdict::Deny | FragmentVerdict::Unknown => Err(DropReason::FragmentUnknown),
+        }
+    }
+}
+
+/// Counts a dropped packet; its verdict.
+fn count_drop(counters: &mut WorkerCounters, reason: DropReason) -> Verdict {
+    counters.drops[reason.index()] += 1;
+    Verdict::Drop(reason)
+}
+
+/// Starts loading the table lines `p`'s lookup will read.
+#[inline(always)]
+fn prefetch(
+    flows: &FlowLines<'_>,
+    fragments: &FragmentTable,
+    prefetcher: &impl Prefetch,
+    p: &Pending,
+) {
+    match p.kind {
+        PendingKind::LaterFragment => fragments.prefetch(p.hash, prefetcher),
+        PendingKind::Flow | PendingKind::IcmpError => flows.prefetch(p.hash, prefetcher),
+    }
+}
+
+/// Starts loading the flow entries the bucket tags of `block`'s packets
+/// point at (see [`FlowLines::prefetch_tagged`]).
+#[inline(always)]
+fn prefetch_tagged(flows: &FlowLines<'_>, prefetcher: &impl Prefetch, block: &[Pending]) {
+    for p in block {
+        if p.kind != PendingKind::LaterFragment {
+            flows.prefetch_tagged(p.hash, prefetcher);
         }
     }
 }

@@ -89,6 +89,55 @@ struct Bucket {
 const _: () = assert!(size_of::<Bucket>() == 16);
 const _: () = assert!(PROBE_BUCKETS <= 8, "distances are stored in three bits");
 
+/// The home bucket of `hash` in an index of `mask + 1` buckets.
+#[inline(always)]
+fn home(hash: u64, mask: usize) -> usize {
+    hash as usize & mask
+}
+
+/// See [`BucketIndex::preferred_slot`].
+#[inline(always)]
+fn preferred_slot(hash: u64, mask: usize) -> usize {
+    home(hash, mask) * SLOTS_PER_BUCKET + ((hash >> 48) as usize & (SLOTS_PER_BUCKET - 1))
+}
+
+/// The read-only part of a [`BucketIndex`] that prefetching needs, viewed
+/// once for a run of packets: each access through the huge-page mapping
+/// re-checks the mapping's bounds and alignment (about 20 instructions),
+/// an access through the view is one bounds check.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexLines<'a> {
+    buckets: &'a [Bucket],
+    mask: usize,
+}
+
+impl IndexLines<'_> {
+    /// Asks the CPU to start loading the home bucket's metadata.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
+        if let Some(bucket) = self.buckets.get(home(hash, self.mask)) {
+            prefetcher.prefetch(&bucket.spill);
+        }
+    }
+
+    /// The first slot of the home bucket whose tag is `hash`'s: where the
+    /// key most likely lives once its bucket's tags have arrived (a second
+    /// prefetch stage; a key stored past its home bucket is not looked for).
+    #[inline(always)]
+    pub fn tagged_slot(&self, hash: u64) -> Option<usize> {
+        let home = home(hash, self.mask);
+        let bucket = self.buckets.get(home)?;
+        let matches = bytes_equal(u64::from_le_bytes(bucket.tags), BucketIndex::tag(hash));
+        (matches != 0).then(|| home * SLOTS_PER_BUCKET + (matches.trailing_zeros() / 8) as usize)
+    }
+
+    /// See [`BucketIndex::preferred_slot`].
+    #[inline(always)]
+    pub fn preferred_slot(&self, hash: u64) -> usize {
+        preferred_slot(hash, self.mask)
+    }
+}
+
 /// The slot bookkeeping of one table.
 #[derive(Debug)]
 pub struct BucketIndex {
@@ -126,7 +175,7 @@ impl BucketIndex {
 
     #[inline(always)]
     fn home(&self, hash: u64) -> usize {
-        hash as usize & self.mask
+        home(hash, self.mask)
     }
 
     #[inline(always)]
@@ -140,26 +189,23 @@ impl BucketIndex {
     /// usually is and its entry can be prefetched before the tags are read.
     #[inline(always)]
     pub fn preferred_slot(&self, hash: u64) -> usize {
-        self.home(hash) * SLOTS_PER_BUCKET + ((hash >> 48) as usize & (SLOTS_PER_BUCKET - 1))
+        preferred_slot(hash, self.mask)
     }
 
     /// Asks the CPU to start loading the home bucket's metadata.
     #[inline(always)]
     pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
-        if let Some(bucket) = self.buckets.get(self.home(hash)) {
-            prefetcher.prefetch(&bucket.spill);
-        }
+        self.lines().prefetch(hash, prefetcher);
     }
 
-    /// The first slot of the home bucket whose tag is `hash`'s: where the
-    /// key most likely lives once its bucket's tags have arrived (a second
-    /// prefetch stage; a key stored past its home bucket is not looked for).
+    /// The buckets viewed once for a run of prefetches (see
+    /// [`IndexLines`]).
     #[inline(always)]
-    pub fn tagged_slot(&self, hash: u64) -> Option<usize> {
-        let home = self.home(hash);
-        let bucket = self.buckets.get(home)?;
-        let matches = bytes_equal(u64::from_le_bytes(bucket.tags), Self::tag(hash));
-        (matches != 0).then(|| home * SLOTS_PER_BUCKET + (matches.trailing_zeros() / 8) as usize)
+    pub fn lines(&self) -> IndexLines<'_> {
+        IndexLines {
+            buckets: self.buckets.as_slice(),
+            mask: self.mask,
+        }
     }
 
     /// The occupied slot for which `is_match` holds, if any.

@@ -31,11 +31,13 @@ pub use fragment::{
     DEFAULT_FRAGMENT_TIMEOUT, FirstFragmentVerdict, FragmentCounters, FragmentError, FragmentKey,
     FragmentTable, FragmentVerdict,
 };
-pub use index::{CapacityError, MAX_ENTRIES, PROBE_BUCKETS, SLOTS_PER_BUCKET};
+pub use index::{CapacityError, IndexLines, MAX_ENTRIES, PROBE_BUCKETS, SLOTS_PER_BUCKET};
 pub use key::{
     AddressFamily, DEFAULT_HASH_SEED, Direction, FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
     IPPROTO_TCP, IPPROTO_UDP, KeyError, Side,
 };
 pub use prefetch::{PlainLoad, Prefetch};
 pub use state::{FlowState, FlowUpdate, Seconds, TcpFlags, TimeoutError, Timeouts};
-pub use table::{FlowEntry, FlowInit, FlowTable, FlowTableCounters, InsertError, Presence};
+pub use table::{
+    FlowEntry, FlowInit, FlowLines, FlowTable, FlowTableCounters, InsertError, Presence,
+};

@@ -42,7 +42,7 @@
 
 use thiserror::Error;
 
-use crate::index::{BucketIndex, CapacityError};
+use crate::index::{BucketIndex, CapacityError, IndexLines};
 use crate::key::{Direction, FlowKey, IPPROTO_TCP, Side};
 use crate::pages::PageArray;
 use crate::prefetch::Prefetch;
@@ -307,6 +307,45 @@ pub enum Presence {
     Inserted,
 }
 
+/// What the prefetch stages of a burst read of a [`FlowTable`]: its
+/// bucket tags and entries, viewed once (see [`FlowTable::lines`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FlowLines<'a> {
+    index: IndexLines<'a>,
+    entries: &'a [FlowEntry],
+}
+
+impl FlowLines<'_> {
+    /// Starts loading what `lookup(hash, …)` will read: the home bucket's
+    /// tags and the entry in the slot the key most likely occupies.
+    /// `prefetcher` is the instruction to use (see [`crate::prefetch`]).
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
+        self.index.prefetch(hash, prefetcher);
+        if let Some(entry) = self.entries.get(self.index.preferred_slot(hash)) {
+            prefetcher.prefetch(&entry.state);
+        }
+    }
+
+    /// The second prefetch stage, once the home bucket's tags (started by
+    /// [`Self::prefetch`]) have arrived: starts loading the entry the tags
+    /// point at when it is not the preferred slot the first stage already
+    /// asked for. At the tables' 50 % load a key often sits one or two
+    /// slots past its preferred one; without this its entry is a miss
+    /// nothing overlaps.
+    #[inline(always)]
+    pub fn prefetch_tagged(&self, hash: u64, prefetcher: &impl Prefetch) {
+        let Some(slot) = self.index.tagged_slot(hash) else {
+            return;
+        };
+        if slot != self.index.preferred_slot(hash) {
+            if let Some(entry) = self.entries.get(slot) {
+                prefetcher.prefetch(&entry.state);
+            }
+        }
+    }
+}
+
 /// A per-core connection-tracking table. See the module documentation.
 #[derive(Debug)]
 pub struct FlowTable {
@@ -366,32 +405,27 @@ impl FlowTable {
         &self.counters
     }
 
-    /// Starts loading what `lookup(hash, …)` will read: the home bucket's
-    /// tags and the entry in the slot the key most likely occupies.
-    /// `prefetcher` is the instruction to use (see [`crate::prefetch`]).
+    /// Starts loading what `lookup(hash, …)` will read (see
+    /// [`FlowLines::prefetch`]).
     #[inline(always)]
     pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
-        self.index.prefetch(hash, prefetcher);
-        if let Some(entry) = self.entries.get(self.index.preferred_slot(hash)) {
-            prefetcher.prefetch(&entry.state);
-        }
+        self.lines().prefetch(hash, prefetcher);
     }
 
-    /// The second prefetch stage, once the home bucket's tags (started by
-    /// [`Self::prefetch`]) have arrived: starts loading the entry the tags
-    /// point at when it is not the preferred slot the first stage already
-    /// asked for. At the tables' 50 % load a key often sits one or two
-    /// slots past its preferred one; without this its entry is a miss
-    /// nothing overlaps.
+    /// The second prefetch stage (see [`FlowLines::prefetch_tagged`]).
     #[inline(always)]
     pub fn prefetch_tagged(&self, hash: u64, prefetcher: &impl Prefetch) {
-        let Some(slot) = self.index.tagged_slot(hash) else {
-            return;
-        };
-        if slot != self.index.preferred_slot(hash) {
-            if let Some(entry) = self.entries.get(slot) {
-                prefetcher.prefetch(&entry.state);
-            }
+        self.lines().prefetch_tagged(hash, prefetcher);
+    }
+
+    /// The table viewed once for a run of prefetches: a burst's prefetches
+    /// through one view pay for the huge-page mappings' bounds and
+    /// alignment checks once, not twice per packet.
+    #[inline(always)]
+    pub fn lines(&self) -> FlowLines<'_> {
+        FlowLines {
+            index: self.index.lines(),
+            entries: self.entries.as_slice(),
         }
     }
 
