@@ -314,6 +314,11 @@ impl<F: Prefetch> Worker<F> {
             );
         }
         self.flows.expire(now, self.config.expiry_buckets_per_burst);
+        if F::RETIRES_AT_ONCE {
+            // The next burst's sweep then reads lines already on their way.
+            self.flows
+                .prefetch_sweep(self.config.expiry_buckets_per_burst, &self.prefetcher);
+        }
         self.fragments.expire(now, 1);
     }
 

@@ -636,6 +636,29 @@ impl FlowTable {
         true
     }
 
+    /// Starts loading the occupied entries the next
+    /// [`expire`](Self::expire)`(_, max_buckets)` will read. Called right
+    /// after a sweep, it gives the lines a whole burst to arrive: the sweep
+    /// reads every occupied entry of its buckets, on a table larger than
+    /// the caches a miss each, and its loop has too little work to overlap
+    /// them.
+    pub fn prefetch_sweep(&self, max_buckets: usize, prefetcher: &impl Prefetch) {
+        let entries = self.entries.as_slice();
+        let mut bucket = self.sweep_cursor;
+        for _ in 0..max_buckets.min(self.index.bucket_count()) {
+            let mut occupied = self.index.occupied_in_bucket(bucket);
+            while occupied != 0 {
+                let slot =
+                    bucket * crate::index::SLOTS_PER_BUCKET + occupied.trailing_zeros() as usize;
+                occupied &= occupied - 1;
+                if let Some(entry) = entries.get(slot) {
+                    prefetcher.prefetch(&entry.state);
+                }
+            }
+            bucket = self.index.next_bucket(bucket);
+        }
+    }
+
     /// Reclaims the expired entries of the next `max_buckets` buckets and
     /// advances the cursor; returns how many were reclaimed. Call once per
     /// burst (and on idle polls): cost is bounded by `max_buckets × 8`
