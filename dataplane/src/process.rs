@@ -64,8 +64,9 @@ use crate::verdict::{DropReason, Verdict};
 /// The most frames one pass handles; longer bursts are taken in chunks.
 pub const MAX_BURST: usize = 64;
 
-/// How many packets ahead of its decision a packet's second-stage prefetch
-/// is issued.
+/// The second prefetch stage works in blocks of this many packets, one
+/// block ahead of the decisions: a packet's entry starts loading 8 to 15
+/// decisions before its own.
 const TAG_LOOKAHEAD: usize = 8;
 
 /// ICMPv6 types that stay on the link (MLD, router and neighbour
