@@ -572,6 +572,43 @@ fn prefetch_asks_for_the_entry_the_lookup_returns() {
     );
 }
 
+/// `prefetch_sweep` asks for exactly the entries the next `expire` reads:
+/// the occupied slots of the buckets from the cursor on, and nothing else.
+#[test]
+fn prefetch_sweep_asks_for_the_entries_the_next_sweep_reads() {
+    const PER_CALL: usize = 5;
+    let mut table = FlowTable::with_capacity(256).unwrap();
+    for port in 0..150 {
+        let (key, side) = tcp_key(20_000 + port);
+        table
+            .insert(key.hash(), key, &init(side, TcpFlags::SYN), 10, &T)
+            .unwrap();
+    }
+    let entries = table.entries.as_slice().as_ptr_range();
+    let (first, end) = (entries.start.addr(), entries.end.addr());
+    let size = size_of::<FlowEntry>();
+    for _ in 0..table.bucket_count() / PER_CALL + 2 {
+        let recorder = RecordingPrefetch::default();
+        table.prefetch_sweep(PER_CALL, &recorder);
+        let asked: Vec<usize> = recorder.0.into_inner();
+        assert!(
+            asked.iter().all(|a| (first..end).contains(a)),
+            "entry lines only"
+        );
+        let asked: Vec<usize> = asked.iter().map(|a| (a - first) / size).collect();
+        // The slots the sweep will visit, occupied ones only.
+        let expected: Vec<usize> = (0..PER_CALL)
+            .map(|i| (table.sweep_cursor + i) % table.bucket_count())
+            .flat_map(|bucket| (0..crate::index::SLOTS_PER_BUCKET).map(move |s| (bucket, s)))
+            .filter(|&(bucket, s)| table.index.occupied_in_bucket(bucket) & (1 << s) != 0)
+            .map(|(bucket, s)| bucket * crate::index::SLOTS_PER_BUCKET + s)
+            .collect();
+        assert_eq!(asked, expected);
+        // Nothing has expired at 11: the sweep only moves its cursor.
+        assert_eq!(table.expire(11, PER_CALL), 0);
+    }
+}
+
 /// The first key of an empty table always lands on its preferred slot, so
 /// the prefetched entry is exactly the one found.
 #[test]
