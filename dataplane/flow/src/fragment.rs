@@ -25,7 +25,7 @@
 
 use thiserror::Error;
 
-use crate::index::{BucketIndex, CapacityError, SLOTS_PER_BUCKET};
+use crate::index::{BucketIndex, CapacityError};
 use crate::key::{AddressFamily, DEFAULT_HASH_SEED, mix_words};
 use crate::prefetch::Prefetch;
 use crate::state::Seconds;
@@ -386,10 +386,7 @@ impl FragmentTable {
         for _ in 0..max_buckets.min(self.index.bucket_count()) {
             let bucket = self.sweep_cursor;
             self.sweep_cursor = self.index.next_bucket(bucket);
-            let mut occupied = self.index.occupied_in_bucket(bucket);
-            while occupied != 0 {
-                let slot = bucket * SLOTS_PER_BUCKET + occupied.trailing_zeros() as usize;
-                occupied &= occupied - 1;
+            for slot in self.index.occupied_slots(bucket) {
                 if self.records.get(slot).is_some_and(|r| r.is_expired(now)) {
                     self.reclaim(slot);
                     reclaimed += 1;
@@ -546,7 +543,7 @@ mod tests {
     fn a_crowded_neighbourhood_hits_the_probe_limit() {
         let mut table = FragmentTable::new(1024, 30).unwrap();
         // Hashes with the same home bucket (low bits 0) and distinct tags.
-        let window = crate::index::PROBE_BUCKETS * SLOTS_PER_BUCKET;
+        let window = crate::index::PROBE_BUCKETS * crate::index::SLOTS_PER_BUCKET;
         for id in 0..window {
             let k = key(id as u16);
             let hash = (id as u64 + 1) << 56;

@@ -268,6 +268,21 @@ impl BucketIndex {
             .is_some_and(|b| b.tags[slot % SLOTS_PER_BUCKET] != 0)
     }
 
+    /// The occupied slots of `bucket`, in slot order: what an expiry sweep
+    /// visits. The iterator holds a copy of the bucket's occupancy, not a
+    /// borrow, so the caller may vacate slots while it walks them.
+    pub fn occupied_slots(&self, bucket: usize) -> impl Iterator<Item = usize> + use<> {
+        let mut occupied = self.occupied_in_bucket(bucket);
+        core::iter::from_fn(move || {
+            if occupied == 0 {
+                return None;
+            }
+            let slot = bucket * SLOTS_PER_BUCKET + occupied.trailing_zeros() as usize;
+            occupied &= occupied - 1;
+            Some(slot)
+        })
+    }
+
     /// Bit `i` set when slot `i` of `bucket` is occupied.
     pub fn occupied_in_bucket(&self, bucket: usize) -> u8 {
         self.buckets.as_slice().get(bucket).map_or(0, |b| {

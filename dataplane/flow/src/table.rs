@@ -412,12 +412,6 @@ impl FlowTable {
         self.lines().prefetch(hash, prefetcher);
     }
 
-    /// The second prefetch stage (see [`FlowLines::prefetch_tagged`]).
-    #[inline(always)]
-    pub fn prefetch_tagged(&self, hash: u64, prefetcher: &impl Prefetch) {
-        self.lines().prefetch_tagged(hash, prefetcher);
-    }
-
     /// The table viewed once for a run of prefetches: a burst's prefetches
     /// through one view pay for the huge-page mappings' bounds and
     /// alignment checks once, not twice per packet.
@@ -646,11 +640,7 @@ impl FlowTable {
         let entries = self.entries.as_slice();
         let mut bucket = self.sweep_cursor;
         for _ in 0..max_buckets.min(self.index.bucket_count()) {
-            let mut occupied = self.index.occupied_in_bucket(bucket);
-            while occupied != 0 {
-                let slot =
-                    bucket * crate::index::SLOTS_PER_BUCKET + occupied.trailing_zeros() as usize;
-                occupied &= occupied - 1;
+            for slot in self.index.occupied_slots(bucket) {
                 if let Some(entry) = entries.get(slot) {
                     prefetcher.prefetch(&entry.state);
                 }
@@ -668,11 +658,7 @@ impl FlowTable {
         for _ in 0..max_buckets.min(self.index.bucket_count()) {
             let bucket = self.sweep_cursor;
             self.sweep_cursor = self.index.next_bucket(bucket);
-            let mut occupied = self.index.occupied_in_bucket(bucket);
-            while occupied != 0 {
-                let slot =
-                    bucket * crate::index::SLOTS_PER_BUCKET + occupied.trailing_zeros() as usize;
-                occupied &= occupied - 1;
+            for slot in self.index.occupied_slots(bucket) {
                 if self
                     .entries
                     .as_slice()
