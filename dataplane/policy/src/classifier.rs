@@ -45,9 +45,11 @@ use crate::snapshot::{RuleRef, SgIdx, SgSetIdx};
 use crate::spec::{PortKind, PortSpec, Protocol};
 
 mod peer_cache;
+mod search;
 
 use peer_cache::PeerCache;
 pub(crate) use peer_cache::{CacheScratch, SetMembership, SetsByGroup};
+use search::{NodeKey, SearchTree};
 
 /// Most groups one ENI may have attached (SEMANTICS.md quota maximum); the
 /// bitmap of a [`SgMatch`] is a `u32` with one bit per group.
@@ -175,64 +177,23 @@ pub(crate) fn reverse_open(rules: &[ResolvedRule]) -> ReverseOpen {
 /// A sorted table of interval start points and one row of rule bits per
 /// interval.
 #[derive(Debug, Clone, Default)]
-struct IntervalTable<K> {
+struct IntervalTable<K: NodeKey> {
     /// `starts[0]` is the smallest key; interval `i` is `starts[i]..starts[i+1]`.
     starts: Box<[K]>,
     /// `starts.len() * words` words.
     rows: Box<[u64]>,
-    /// `starts[1..]` in Eytzinger (breadth-first) order from index 1, for
-    /// [`Self::row`]: a binary search whose next probe is `2k` or `2k + 1`
-    /// costs 6 instructions a step with no bounds arithmetic, against 9 for
-    /// `partition_point` over `starts` (two searches of ~10 steps per
-    /// classification), and its first levels share a few cache lines.
-    /// Empty (search `starts`) under [`SEARCH_TREE_MIN`] starts.
-    tree: Box<[K]>,
-    /// Per tree slot `k`, the interval ending just before `tree[k]`; slot 0
-    /// (no start above the key) is the last interval.
-    tree_rows: Box<[u32]>,
+    /// `starts` in a search tree of cache-line nodes ([`SearchTree`]), for
+    /// [`Self::row`]: ~1,000 starts in two or three dependent lines, where
+    /// a binary search over them waits for ~6 misses in a row when the
+    /// table is cold (a new flow's usually is). `None` (search `starts`)
+    /// under [`SEARCH_TREE_MIN`] starts.
+    tree: Option<SearchTree<K>>,
 }
 
-/// Fewest starts (besides the first) for which an [`IntervalTable`] gets a
-/// search tree; smaller tables are binary searched in `starts`. The tree
-/// saves ~3 instructions a step, so it pays in the big merged tables of
-/// sets with many rules (~10 steps), which dominate the classification of
-/// new flows between big ENIs; building one for every group and small set
-/// made a full compile 8 % more instructions (a tree per table, ~30
-/// instructions a start), this threshold ~1 %.
-const SEARCH_TREE_MIN: usize = 256;
-
-/// Fills `tree[1..]` (an implicit binary tree: slot `k`'s children are
-/// `2k` and `2k + 1`) with `sorted` in order, and `rows[k]` with the index
-/// in `sorted` of `tree[k]`: an in-order walk of the tree, without
-/// recursion (a recursive walk, a call per slot and per missing child, was
-/// a sixth of a full compile).
-fn fill_search_tree<K: Copy>(sorted: &[K], tree: &mut [K], rows: &mut [u32]) {
-    let len = tree.len().min(rows.len());
-    if len < 2 {
-        return;
-    }
-    // The leftmost slot: the least start.
-    let mut k = 1;
-    while 2 * k < len {
-        k *= 2;
-    }
-    for (next, &start) in sorted.iter().enumerate() {
-        if let (Some(slot), Some(row)) = (tree.get_mut(k), rows.get_mut(k)) {
-            *slot = start;
-            *row = next as u32;
-        }
-        if 2 * k + 1 < len {
-            // Next: the leftmost slot of the right subtree.
-            k = 2 * k + 1;
-            while 2 * k < len {
-                k *= 2;
-            }
-        } else {
-            // Next: up past every right child, then to the parent.
-            k >>= k.trailing_ones() + 1;
-        }
-    }
-}
+/// Fewest starts for which an [`IntervalTable`] gets a search tree; smaller
+/// tables (a line or two of starts) are binary searched in `starts`, and
+/// their build allocates nothing more.
+const SEARCH_TREE_MIN: usize = 64;
 
 /// Row `index` of `words` words in `rows`, empty past the end. Two compares
 /// against the length: `rows.get(at..at + words)` also checks that the
@@ -246,9 +207,7 @@ fn row_at(rows: &[u64], index: usize, words: usize) -> &[u64] {
 }
 
 /// The integer keys interval tables are built over.
-trait IntervalKey: Copy + Ord + Default {
-    /// The greatest key.
-    const MAX: Self;
+trait IntervalKey: NodeKey {
     /// A build event: the key with the event's `bit << 1 | add?`, ordered by
     /// key first. Ports and IPv4 pack both into one `u64`, which sorts
     /// faster than a pair (the sort was a tenth of a full compile).
@@ -275,7 +234,6 @@ pub(crate) struct TableScratch {
 }
 
 impl IntervalKey for u16 {
-    const MAX: Self = u16::MAX;
     type Event = u64;
     fn succ(self) -> Option<Self> {
         self.checked_add(1)
@@ -288,7 +246,6 @@ impl IntervalKey for u16 {
     }
 }
 impl IntervalKey for u32 {
-    const MAX: Self = u32::MAX;
     type Event = u64;
     fn succ(self) -> Option<Self> {
         self.checked_add(1)
@@ -301,7 +258,6 @@ impl IntervalKey for u32 {
     }
 }
 impl IntervalKey for u128 {
-    const MAX: Self = u128::MAX;
     type Event = (u128, u32);
     fn succ(self) -> Option<Self> {
         self.checked_add(1)
@@ -461,49 +417,33 @@ impl<K: IntervalKey> IntervalTable<K> {
 
     /// The table of these intervals, with its search tree.
     fn new(starts: Vec<K>, rows: Vec<u64>) -> Self {
-        let above_first = starts.get(1..).unwrap_or(&[]);
-        let (mut tree, mut tree_rows) = (Vec::new(), Vec::new());
-        if above_first.len() >= SEARCH_TREE_MIN {
-            tree = vec![K::default(); above_first.len() + 1];
-            tree_rows = vec![0u32; above_first.len() + 1];
-            if let Some(slot) = tree_rows.first_mut() {
-                *slot = above_first.len() as u32;
-            }
-            fill_search_tree(above_first, &mut tree, &mut tree_rows);
-        }
+        let tree = if starts.len() >= SEARCH_TREE_MIN {
+            SearchTree::new(&starts)
+        } else {
+            None
+        };
         Self {
             starts: starts.into_boxed_slice(),
             rows: rows.into_boxed_slice(),
-            tree: tree.into_boxed_slice(),
-            tree_rows: tree_rows.into_boxed_slice(),
+            tree,
         }
     }
 
     /// The row of the interval holding `key`.
-    #[inline]
+    #[inline(always)]
     fn row(&self, key: K, words: usize) -> &[u64] {
-        let idx = if self.tree.is_empty() {
-            // starts[0] is the minimum key, so the partition point is >= 1.
-            self.starts.partition_point(|&s| s <= key).saturating_sub(1)
-        } else {
-            // Descend to a leaf, right when the slot's start is <= key; the
-            // slot of the least start above the key is then the last one
-            // where the walk went left (0: none).
-            let mut k = 1;
-            while let Some(&start) = self.tree.get(k) {
-                k = 2 * k + usize::from(start <= key);
-            }
-            k >>= k.trailing_ones() + 1;
-            self.tree_rows.get(k).copied().unwrap_or(0) as usize
+        // starts[0] is the minimum key, so the rank is >= 1.
+        let rank = match &self.tree {
+            Some(tree) => tree.rank(key),
+            None => self.starts.partition_point(|&s| s <= key),
         };
-        row_at(&self.rows, idx, words)
+        row_at(&self.rows, rank.saturating_sub(1), words)
     }
 
     fn heap_bytes(&self) -> usize {
         size_of_val(&*self.starts)
             + size_of_val(&*self.rows)
-            + size_of_val(&*self.tree)
-            + size_of_val(&*self.tree_rows)
+            + self.tree.as_ref().map_or(0, SearchTree::heap_bytes)
     }
 }
 
