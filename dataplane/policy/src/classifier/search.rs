@@ -199,23 +199,18 @@ impl<K: NodeKey> SearchTree<K> {
             // Padding would count too: every key is ≤ the greatest.
             return self.len as usize;
         }
-        let starts = self
-            .level_start
-            .get(..usize::from(self.levels))
-            .unwrap_or(&[]);
-        let Some((&leaves, inner)) = starts.split_last() else {
-            return 0;
-        };
-        let mut child = 0;
-        for &start in inner {
+        let levels = self.level_start.get(..usize::from(self.levels));
+        let (mut child, mut rank) = (0, 0);
+        for &start in levels.unwrap_or(&[]) {
             let Some(node) = self.nodes.get(start as usize + child) else {
                 return 0;
             };
-            child = child * (K::B + 1) + K::count_le(node, key);
+            let below = K::count_le(node, key);
+            // The rank if this is the leaf level, the child if it is not.
+            rank = child * K::B + below;
+            child = child * (K::B + 1) + below;
         }
-        self.nodes
-            .get(leaves as usize + child)
-            .map_or(0, |leaf| child * K::B + K::count_le(leaf, key))
+        rank
     }
 
     /// Heap bytes held.
