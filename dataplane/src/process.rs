@@ -47,7 +47,7 @@ use palisade_flow::{
 };
 use palisade_policy::{
     DenyReason, Direction as PolicyDirection, EniIdx, NaclPath, PacketFields, PolicySnapshot,
-    Route, Verdict as PolicyVerdict,
+    Route, SgDetail, SgIdx, Verdict as PolicyVerdict,
 };
 use palisade_wire::{
     FragmentInfo, FrameInfo, L3Info, L4Info, MacAddr, PlainIpv4, build_arp_reply,
@@ -494,10 +494,10 @@ impl<F: Prefetch> Worker<F> {
         }
         let decision = match p.src {
             // The first pass routed the packet already: no second lookup.
-            Endpoint::Eni(src) => snapshot.decide_routed(src, p.route, &p.fields),
-            Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields),
+            Endpoint::Eni(src) => snapshot.decide_routed(src, p.route, &p.fields, SgDetail::Groups),
+            Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields, SgDetail::Groups),
         };
-        self.count_groups(snapshot, p, &decision);
+        let admitted_by = self.count_groups(snapshot, p, &decision);
         let untracked = decision.untracked
             || (decision.verdict == PolicyVerdict::Allow
                 && reply_of_untracked(snapshot, p, &decision));
@@ -514,11 +514,7 @@ impl<F: Prefetch> Worker<F> {
                     generation,
                     initiator_eni: p.src.cached(),
                     responder_eni: p.dst.cached(),
-                    admitted_by: decision
-                        .ingress
-                        .or(decision.egress)
-                        .and_then(|m| m.rule)
-                        .map_or(u16::MAX, |r| r.group.index() as u16),
+                    admitted_by: admitted_by.map_or(u16::MAX, |g| g.index() as u16),
                     verdict_flags: nacl_bits::FORWARD_CHECKED | nacl_bits::FORWARD_ALLOWED,
                 };
                 let timeouts = flow_timeouts(snapshot, p.src, p.dst);
@@ -548,13 +544,17 @@ impl<F: Prefetch> Worker<F> {
     }
 
     /// Per-group counters of new flows: the group whose rule allowed each
-    /// side, or every group of the side that denied.
+    /// side (its lowest allowing group, whose first matching rule is the one
+    /// `explain` names), or every group of the side that denied. Returns the
+    /// group that admitted the flow: the receiving side's, else (toward the
+    /// uplink) the sending side's.
     fn count_groups(
         &mut self,
         snapshot: &PolicySnapshot,
         p: &Pending,
         decision: &palisade_policy::FlowDecision,
-    ) {
+    ) -> Option<SgIdx> {
+        let mut admitted_by = None;
         let sides = [(p.src, decision.egress), (p.dst, decision.ingress)];
         for (end, side) in sides {
             let (Endpoint::Eni(eni), Some(m)) = (end, side) else {
@@ -567,12 +567,14 @@ impl<F: Prefetch> Worker<F> {
                         *c += 1;
                     }
                 }
-            } else if let Some(g) = groups.get(m.groups.trailing_zeros() as usize) {
+            } else if let Some(&g) = groups.get(m.groups.trailing_zeros() as usize) {
                 if let Some(c) = self.group_allowed.get_mut(g.index()) {
                     *c += 1;
                 }
+                admitted_by = Some(g);
             }
         }
+        admitted_by
     }
 
     /// New flows allowed, per security group (by the snapshot's group
@@ -1009,7 +1011,7 @@ fn reply_of_untracked(
     };
     let back = match p.dst {
         Endpoint::Eni(e) => snapshot.decide(e, &reverse),
-        Endpoint::Uplink => snapshot.decide_from_uplink(&reverse),
+        Endpoint::Uplink => snapshot.decide_from_uplink(&reverse, SgDetail::Groups),
     };
     back.verdict == PolicyVerdict::Allow && back.untracked
 }

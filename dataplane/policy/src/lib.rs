@@ -45,7 +45,7 @@ mod tests;
 
 pub use cell::{PolicyCell, PublishError, SnapshotGuard};
 pub use cidr::{CidrError, IpCidr, Ipv4Cidr, Ipv6Cidr};
-pub use classifier::{MAX_GROUPS_PER_ENI, SetClassifier, SgMatch};
+pub use classifier::{MAX_GROUPS_PER_ENI, SetClassifier, SgDetail, SgMatch};
 pub use explain::{Decision, ExplainedRoute, NaclStep, Outcome, SgStep};
 pub use nacl::{
     CATCH_ALL_V4, CATCH_ALL_V6, CompiledNacl, MAX_NACL_RULE_NUMBER, NaclDecision, NaclError,

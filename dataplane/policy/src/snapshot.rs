@@ -28,8 +28,8 @@ use crate::chunked::ChunkedVec;
 use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::classifier::{
     CacheScratch, FieldTables, GroupPart, MAX_GROUPS_PER_ENI, PrefixRanges, RemoteMatch,
-    RemotePeers, ResolvedRule, SetClassifier, SetMembership, SetsByGroup, SgMatch, TableScratch,
-    port_key_range, reverse_open,
+    RemotePeers, ResolvedRule, SetClassifier, SetMembership, SetsByGroup, SgDetail, SgMatch,
+    TableScratch, port_key_range, reverse_open,
 };
 use crate::exact::ExactTable;
 use crate::hash::FastMap;
@@ -1688,12 +1688,14 @@ impl PolicySnapshot {
             },
             Remote::External => RemotePeers::default(),
         };
-        self.classify_with(set, dir, pkt, remote)
+        self.classify_with::<true>(set, dir, pkt, remote)
     }
 
-    /// [`Self::classify`] with the remote's peers already found.
+    /// [`Self::classify`] with the remote's peers already found; naming
+    /// the rule ([`SgDetail::Rules`]) if `RULES`. A constant, so that each
+    /// use is compiled without the other's code.
     #[inline]
-    fn classify_with(
+    fn classify_with<const RULES: bool>(
         &self,
         set: SgSetIdx,
         dir: Direction,
@@ -1703,7 +1705,12 @@ impl PolicySnapshot {
         let Some(pair) = self.classifiers.get(set.index()) else {
             return SgMatch::default();
         };
-        pair[dir.index()].classify(pkt, remote)
+        let detail = if RULES {
+            SgDetail::Rules
+        } else {
+            SgDetail::Groups
+        };
+        pair[dir.index()].classify(pkt, remote, detail)
     }
 
     /// The remote end an ENI is as group-peer rules see it.
@@ -1724,23 +1731,34 @@ impl PolicySnapshot {
         let Some(from) = self.get_eni(src) else {
             return FlowDecision::unknown_source();
         };
-        self.decide_with(src, from, self.route(from.vpc, pkt.dst), pkt)
+        self.decide_with::<true>(src, from, self.route(from.vpc, pkt.dst), pkt)
     }
 
     /// [`decide`](Self::decide) for a caller that has already looked up the
     /// route (the data plane does, to find the destination before deciding):
     /// `route` must be `self.route(self.eni(src).vpc, pkt.dst)` of this same
     /// snapshot, and then the answer is `decide`'s. Saves the second route
-    /// lookup (a hash probe) per new flow. Allocation-free.
+    /// lookup (a hash probe) per new flow. With [`SgDetail::Groups`], each
+    /// side's [`SgMatch::rule`] is `None` and the rest is the same.
+    /// Allocation-free.
     #[inline]
-    pub fn decide_routed(&self, src: EniIdx, route: Route, pkt: &PacketFields) -> FlowDecision {
+    pub fn decide_routed(
+        &self,
+        src: EniIdx,
+        route: Route,
+        pkt: &PacketFields,
+        detail: SgDetail,
+    ) -> FlowDecision {
         let Some(from) = self.get_eni(src) else {
             return FlowDecision::unknown_source();
         };
-        self.decide_with(src, from, route, pkt)
+        match detail {
+            SgDetail::Groups => self.decide_with::<false>(src, from, route, pkt),
+            SgDetail::Rules => self.decide_with::<true>(src, from, route, pkt),
+        }
     }
 
-    fn decide_with(
+    fn decide_with<const RULES: bool>(
         &self,
         src: EniIdx,
         from: &Eni,
@@ -1772,7 +1790,8 @@ impl PolicySnapshot {
                 Remote::External => None,
             };
             let receiver = to.map_or_else(RemotePeers::default, |to| self.peers_of(to));
-            d.egress = Some(self.classify_with(from.sg_set, Direction::Egress, pkt, receiver));
+            d.egress =
+                Some(self.classify_with::<RULES>(from.sg_set, Direction::Egress, pkt, receiver));
             d.nacl_ingress = path
                 .ingress
                 .map(|s| self.nacl_decide(s, Direction::Ingress, pkt));
@@ -1782,7 +1801,8 @@ impl PolicySnapshot {
                 } else {
                     RemotePeers::default()
                 };
-                d.ingress = Some(self.classify_with(to.sg_set, Direction::Ingress, pkt, sender));
+                d.ingress =
+                    Some(self.classify_with::<RULES>(to.sg_set, Direction::Ingress, pkt, sender));
             }
         }
         d.verdict = if from.source_dest_check && !owns_src {
@@ -1802,8 +1822,8 @@ impl PolicySnapshot {
 
     /// Decides the first packet of a flow arriving from the uplink: route to
     /// the owning ENI, its subnet's ingress ACL, its ingress SGs with an
-    /// external remote.
-    pub fn decide_from_uplink(&self, pkt: &PacketFields) -> FlowDecision {
+    /// external remote. [`SgDetail`] as for [`Self::decide_routed`].
+    pub fn decide_from_uplink(&self, pkt: &PacketFields, detail: SgDetail) -> FlowDecision {
         let mut d = FlowDecision {
             route: self.route_from_uplink(pkt.dst),
             verdict: Verdict::Deny(DenyReason::NoRoute),
@@ -1816,7 +1836,15 @@ impl PolicySnapshot {
         if let Route::Eni(dst) = d.route {
             let to = self.eni(dst);
             d.nacl_ingress = Some(self.nacl_decide(to.subnet, Direction::Ingress, pkt));
-            d.ingress = Some(self.classify(to.sg_set, Direction::Ingress, pkt, Remote::External));
+            let external = RemotePeers::default();
+            d.ingress = Some(match detail {
+                SgDetail::Groups => {
+                    self.classify_with::<false>(to.sg_set, Direction::Ingress, pkt, external)
+                }
+                SgDetail::Rules => {
+                    self.classify_with::<true>(to.sg_set, Direction::Ingress, pkt, external)
+                }
+            });
             d.verdict = d.checks_verdict();
             d.untracked = d.verdict == Verdict::Allow && d.ingress.is_some_and(|m| m.untracked);
         }

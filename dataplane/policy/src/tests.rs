@@ -457,14 +457,14 @@ fn untracked_needs_any_peer_and_open_reverse_direction() {
     // Ingress on web allowed by 0.0.0.0/0 :443; web's egress allows all to
     // 0.0.0.0/0 → untracked; from the uplink that is the only side.
     let inbound = tcp("8.8.8.8", "10.0.1.10", 443);
-    let d = snap.decide_from_uplink(&inbound);
+    let d = snap.decide_from_uplink(&inbound, SgDetail::Rules);
     assert_eq!(d.verdict, Verdict::Allow);
     assert!(d.untracked);
     // ICMP is always tracked, even allowed from anywhere.
     spec.security_groups[0].ingress[1].peer = cidr4("0.0.0.0/0");
     let snap = PolicySnapshot::compile(&spec, 2).unwrap();
     let ping = PacketFields::icmp(ip("8.8.8.8"), ip("10.0.1.10"), 1, 8, 0);
-    let d = snap.decide_from_uplink(&ping);
+    let d = snap.decide_from_uplink(&ping, SgDetail::Rules);
     assert_eq!(d.verdict, Verdict::Allow);
     assert!(!d.untracked);
     // Narrow the egress rule: the reverse direction no longer allows all.
@@ -475,7 +475,7 @@ fn untracked_needs_any_peer_and_open_reverse_direction() {
         cidr4("0.0.0.0/0"),
     );
     let snap = PolicySnapshot::compile(&spec, 3).unwrap();
-    let d = snap.decide_from_uplink(&inbound);
+    let d = snap.decide_from_uplink(&inbound, SgDetail::Rules);
     assert_eq!(d.verdict, Verdict::Allow);
     assert!(!d.untracked);
 }
@@ -1129,7 +1129,19 @@ fn agree_with_reference(
         }
         // The whole new-flow decision, and the same given the route.
         let want = reference::decide(spec, src, pkt);
-        let routed = snap.decide_routed(s, snap.route(snap.eni(s).vpc, pkt.dst), pkt);
+        let route = snap.route(snap.eni(s).vpc, pkt.dst);
+        let routed = snap.decide_routed(s, route, pkt, SgDetail::Rules);
+        // Without rules: the same decision, bar each side's rule.
+        let groups_only = snap.decide_routed(s, route, pkt, SgDetail::Groups);
+        let unnamed = |m: Option<SgMatch>| m.map(|m| SgMatch { rule: None, ..m });
+        prop_assert_eq!(
+            groups_only,
+            FlowDecision {
+                egress: unnamed(routed.egress),
+                ingress: unnamed(routed.ingress),
+                ..routed
+            }
+        );
         for d in [snap.decide(s, pkt), routed] {
             prop_assert_eq!(to_ref_route(snap, d.route), want.route.clone());
             prop_assert_eq!(d.nacl_egress, want.nacl_egress);
@@ -1415,8 +1427,16 @@ fn apply_rebuilds_only_the_direction_whose_rules_changed() {
     let after = apply(&before, &closed, 3);
     assert!(!after.shares_classifier_with(&before, web_set, Direction::Egress));
     assert!(!after.shares_classifier_with(&before, web_set, Direction::Ingress));
-    assert!(before.decide_from_uplink(&inbound).untracked);
-    assert!(!after.decide_from_uplink(&inbound).untracked);
+    assert!(
+        before
+            .decide_from_uplink(&inbound, SgDetail::Rules)
+            .untracked
+    );
+    assert!(
+        !after
+            .decide_from_uplink(&inbound, SgDetail::Rules)
+            .untracked
+    );
 
     // A hinted group whose rules did not change keeps both.
     let same = apply(&before, &spec, 4);
