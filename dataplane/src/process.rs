@@ -47,7 +47,7 @@ use palisade_flow::{
 };
 use palisade_policy::{
     DenyReason, Direction as PolicyDirection, EniIdx, NaclPath, PacketFields, PolicySnapshot,
-    Route, SgDetail, SgIdx, Verdict as PolicyVerdict,
+    Route, SgDetail, Verdict as PolicyVerdict,
 };
 use palisade_wire::{
     FragmentInfo, FrameInfo, L3Info, L4Info, MacAddr, PlainIpv4, build_arp_reply,
@@ -497,7 +497,7 @@ impl<F: Prefetch> Worker<F> {
             Endpoint::Eni(src) => snapshot.decide_routed(src, p.route, &p.fields, SgDetail::Groups),
             Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields, SgDetail::Groups),
         };
-        let admitted_by = self.count_groups(snapshot, p, &decision);
+        self.count_groups(snapshot, p, &decision);
         let untracked = decision.untracked
             || (decision.verdict == PolicyVerdict::Allow
                 && reply_of_untracked(snapshot, p, &decision));
@@ -514,7 +514,7 @@ impl<F: Prefetch> Worker<F> {
                     generation,
                     initiator_eni: p.src.cached(),
                     responder_eni: p.dst.cached(),
-                    admitted_by: admitted_by.map_or(u16::MAX, |g| g.index() as u16),
+                    admitted_by: admitting_group(snapshot, p, &decision),
                     verdict_flags: nacl_bits::FORWARD_CHECKED | nacl_bits::FORWARD_ALLOWED,
                 };
                 let timeouts = flow_timeouts(snapshot, p.src, p.dst);
@@ -544,17 +544,13 @@ impl<F: Prefetch> Worker<F> {
     }
 
     /// Per-group counters of new flows: the group whose rule allowed each
-    /// side (its lowest allowing group, whose first matching rule is the one
-    /// `explain` names), or every group of the side that denied. Returns the
-    /// group that admitted the flow: the receiving side's, else (toward the
-    /// uplink) the sending side's.
+    /// side, or every group of the side that denied.
     fn count_groups(
         &mut self,
         snapshot: &PolicySnapshot,
         p: &Pending,
         decision: &palisade_policy::FlowDecision,
-    ) -> Option<SgIdx> {
-        let mut admitted_by = None;
+    ) {
         let sides = [(p.src, decision.egress), (p.dst, decision.ingress)];
         for (end, side) in sides {
             let (Endpoint::Eni(eni), Some(m)) = (end, side) else {
@@ -567,14 +563,12 @@ impl<F: Prefetch> Worker<F> {
                         *c += 1;
                     }
                 }
-            } else if let Some(&g) = groups.get(m.groups.trailing_zeros() as usize) {
+            } else if let Some(g) = groups.get(m.groups.trailing_zeros() as usize) {
                 if let Some(c) = self.group_allowed.get_mut(g.index()) {
                     *c += 1;
                 }
-                admitted_by = Some(g);
             }
         }
-        admitted_by
     }
 
     /// New flows allowed, per security group (by the snapshot's group
@@ -1014,6 +1008,30 @@ fn reply_of_untracked(
         Endpoint::Uplink => snapshot.decide_from_uplink(&reverse, SgDetail::Groups),
     };
     back.verdict == PolicyVerdict::Allow && back.untracked
+}
+
+/// The group that admitted a new flow: the lowest allowing group (whose
+/// first matching rule is the one `explain` names) of the receiving side,
+/// or toward the uplink of the sending side; `u16::MAX` if neither.
+fn admitting_group(
+    snapshot: &PolicySnapshot,
+    p: &Pending,
+    decision: &palisade_policy::FlowDecision,
+) -> u16 {
+    let (end, side) = match decision.ingress {
+        Some(m) => (p.dst, m),
+        None => match decision.egress {
+            Some(m) => (p.src, m),
+            None => return u16::MAX,
+        },
+    };
+    let Endpoint::Eni(eni) = end else {
+        return u16::MAX;
+    };
+    snapshot
+        .sg_set_groups(snapshot.eni(eni).sg_set)
+        .get(side.groups.trailing_zeros() as usize)
+        .map_or(u16::MAX, |g| g.index() as u16)
 }
 
 /// The ENI (or the uplink) a frame comes from.
