@@ -205,9 +205,13 @@ struct IntervalTable<K: NodeKey> {
 }
 
 /// Fewest starts for which an [`IntervalTable`] gets a search tree; smaller
-/// tables (a line or two of starts) are binary searched in `starts`, and
-/// their build allocates nothing more.
-const SEARCH_TREE_MIN: usize = 64;
+/// tables (at most 4 lines of ports, 8 of IPv4 starts) are binary searched
+/// in `starts`, and their build allocates nothing more. A full compile
+/// builds ~24,000 tables; with trees from 64 starts up it took 889.3 M
+/// instructions (a 64-byte-aligned allocation per tree is most of the
+/// difference), from 128 up 878.1 M, from 256 up 869.7 M; the big sets of
+/// the new-flow bench are searched by a tree either way.
+const SEARCH_TREE_MIN: usize = 128;
 
 /// Row `index` of `words` words in `rows`, empty past the end. Two compares
 /// against the length: `rows.get(at..at + words)` also checks that the
