@@ -800,18 +800,25 @@ fn new_flows(c: &mut Criterion) {
     let snapshot = PolicySnapshot::compile(&spec, 1).expect("big VPC compiles");
     let sender = snapshot.eni_by_id(&spec.enis[0].id).expect("sender");
     let receiver = snapshot.eni_by_id(&spec.enis[ENDS].id).expect("receiver");
-    let rules = |eni: EniIdx, dir| {
-        snapshot
-            .classifier(snapshot.eni(eni).sg_set, dir)
-            .map_or(0, palisade_dataplane::policy::SetClassifier::rule_count)
-    };
+    let classifier = |eni: EniIdx, dir| snapshot.classifier(snapshot.eni(eni).sg_set, dir);
+    let (egress, ingress) = (
+        classifier(sender, palisade_dataplane::policy::Direction::Egress),
+        classifier(receiver, palisade_dataplane::policy::Direction::Ingress),
+    );
     eprintln!(
-        "new_flows: {} ENIs, {} groups; sender egress {} rules, receiver ingress {} rules; compiled in {:.1?}",
+        "new_flows: {} ENIs, {} groups; sender egress {} rules ({} KiB of tables), receiver ingress {} rules ({} KiB), the same set; compiled in {:.1?}",
         spec.enis.len(),
         spec.security_groups.len(),
-        rules(sender, palisade_dataplane::policy::Direction::Egress),
-        rules(receiver, palisade_dataplane::policy::Direction::Ingress),
+        egress.map_or(0, |c| c.rule_count()),
+        egress.map_or(0, |c| c.heap_bytes() / 1024),
+        ingress.map_or(0, |c| c.rule_count()),
+        ingress.map_or(0, |c| c.heap_bytes() / 1024),
         started.elapsed()
+    );
+    assert_eq!(
+        snapshot.eni(sender).sg_set,
+        snapshot.eni(receiver).sg_set,
+        "every sender and receiver has the 16 big groups"
     );
     let frames = allowed_syns(&spec, &snapshot);
     let mut burst = Burst::new(frames.frame_len);

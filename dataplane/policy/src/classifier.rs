@@ -199,7 +199,7 @@ struct IntervalTable<K: NodeKey> {
     /// `starts` in a search tree of cache-line nodes ([`SearchTree`]), for
     /// [`Self::row`]: ~1,000 starts in two or three dependent lines, where
     /// a binary search over them waits for ~6 misses in a row when the
-    /// table is cold (a new flow's usually is). `None` (search `starts`)
+    /// table is out of the near caches (a new flow's often is). `None` (search `starts`)
     /// under [`SEARCH_TREE_MIN`] starts.
     tree: Option<SearchTree<K>>,
 }

@@ -5,12 +5,13 @@
 //! # Why not a binary search
 //!
 //! A classification descends two interval tables per side, four per new
-//! flow, and each set's tables are its own: 10,000 ENIs with their own
-//! sets of 16 groups keep tens of MiB of tables, so a new flow's
-//! descents start cold. A binary search (or its breadth-first Eytzinger
-//! form) takes ~10 dependent steps over ~1,000 starts, and past its first
-//! few levels each step is a new cache line: the walk waits for ~6 misses
-//! in a row. Here a node is one 64-byte line of keys (32 ports, 16 IPv4
+//! flow, and they are rarely in the near caches: one direction of a set of
+//! 16 groups × 63 rules holds ~536 KiB of tables (a 16-word row per
+//! interval), the flow table's traffic evicts them between new flows, and
+//! a VPC with many distinct sets has that much per set. A binary search
+//! (or its breadth-first Eytzinger form) takes ~10 dependent steps over
+//! ~1,000 starts, and past its first few levels each step is a new cache
+//! line: the walk waits for ~6 misses in a row. Here a node is one 64-byte line of keys (32 ports, 16 IPv4
 //! addresses, 4 IPv6 ones) and a level counts the keys ≤ the search key in
 //! one line (a few SIMD compares and a `popcnt`), so ~1,000 ports take two
 //! dependent lines and ~1,000 IPv4 starts three.
