@@ -65,7 +65,7 @@ use palisade_dataplane::CpuPrefetch;
 use palisade_dataplane::policy::{
     ConntrackTimeouts, EniIdx, EniSpec, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction, NaclEntry,
     NaclSpec, PacketFields, Peer, PolicySnapshot, PolicySpec, PortSpec, Protocol,
-    SecurityGroupSpec, SgId, SgRule, SubnetSpec, Verdict as PolicyVerdict, VpcSpec,
+    SecurityGroupSpec, SetClassifier, SgId, SgRule, SubnetSpec, Verdict as PolicyVerdict, VpcSpec,
 };
 use palisade_dataplane::testkit::{FrameSpec, Payload, ROUTER_MAC, demo_spec, flags, frame};
 use palisade_dataplane::{
@@ -809,9 +809,9 @@ fn new_flows(c: &mut Criterion) {
         "new_flows: {} ENIs, {} groups; sender egress {} rules ({} KiB of tables), receiver ingress {} rules ({} KiB), the same set; compiled in {:.1?}",
         spec.enis.len(),
         spec.security_groups.len(),
-        egress.map_or(0, |c| c.rule_count()),
+        egress.map_or(0, SetClassifier::rule_count),
         egress.map_or(0, |c| c.heap_bytes() / 1024),
-        ingress.map_or(0, |c| c.rule_count()),
+        ingress.map_or(0, SetClassifier::rule_count),
         ingress.map_or(0, |c| c.heap_bytes() / 1024),
         started.elapsed()
     );
