@@ -1013,6 +1013,10 @@ fn reply_of_untracked(
 /// The group that admitted a new flow: the lowest allowing group (whose
 /// first matching rule is the one `explain` names) of the receiving side,
 /// or toward the uplink of the sending side; `u16::MAX` if neither.
+/// `count_groups` finds the same groups; having it return this one instead
+/// cost established packets ~8 instructions through the inlined code around
+/// it (perf/RESULTS.md, seventh round), so the lookup is repeated here, on
+/// allowed new flows only.
 fn admitting_group(
     snapshot: &PolicySnapshot,
     p: &Pending,

@@ -60,56 +60,33 @@ impl<T: Copy, const N: usize> Line<T, N> {
     }
 }
 
-impl NodeKey for u16 {
-    const MAX: Self = u16::MAX;
-    const B: usize = 32;
-    type Node = Line<u16, 32>;
-    fn node(keys: &[Self]) -> Self::Node {
-        Line::padded(keys, Self::MAX)
-    }
-    /// Written as a sum in the key's width, this vectorises to 4 ×
-    /// `pminuw`/`pcmpeqw`, `packsswb`, `pmovmskb` and one `popcnt` (~22
-    /// instructions); the same count built as a bit mask did not (~75).
-    #[inline(always)]
-    fn count_le(node: &Self::Node, key: Self) -> usize {
-        let mut below = 0u16;
-        for &k in &node.0 {
-            below += u16::from(k <= key);
+/// The key types, `B` of them to a 64-byte node. The count is a sum in the
+/// key's own width: for `u16` it vectorises to 4 × `pminuw`/`pcmpeqw`,
+/// `packsswb`, `pmovmskb` and one `popcnt` (~22 instructions; `u32` the
+/// same with `pminud`/`pcmpeqd`), where the same count built as a bit mask
+/// did not (~75). `u128` has no vector compare; its 4 keys go one by one.
+macro_rules! node_keys {
+    ($($key:ty: $b:literal),*) => {$(
+        impl NodeKey for $key {
+            const MAX: Self = <$key>::MAX;
+            const B: usize = $b;
+            type Node = Line<$key, $b>;
+            fn node(keys: &[Self]) -> Self::Node {
+                Line::padded(keys, Self::MAX)
+            }
+            #[inline(always)]
+            fn count_le(node: &Self::Node, key: Self) -> usize {
+                let mut below: $key = 0;
+                for &k in &node.0 {
+                    below += <$key>::from(k <= key);
+                }
+                below as usize
+            }
         }
-        usize::from(below)
-    }
+    )*};
 }
 
-impl NodeKey for u32 {
-    const MAX: Self = u32::MAX;
-    const B: usize = 16;
-    type Node = Line<u32, 16>;
-    fn node(keys: &[Self]) -> Self::Node {
-        Line::padded(keys, Self::MAX)
-    }
-    /// As for `u16`: `pminud`/`pcmpeqd`, two packs, `pmovmskb`, `popcnt`.
-    #[inline(always)]
-    fn count_le(node: &Self::Node, key: Self) -> usize {
-        let mut below = 0u32;
-        for &k in &node.0 {
-            below += u32::from(k <= key);
-        }
-        below as usize
-    }
-}
-
-impl NodeKey for u128 {
-    const MAX: Self = u128::MAX;
-    const B: usize = 4;
-    type Node = Line<u128, 4>;
-    fn node(keys: &[Self]) -> Self::Node {
-        Line::padded(keys, Self::MAX)
-    }
-    #[inline(always)]
-    fn count_le(node: &Self::Node, key: Self) -> usize {
-        node.0.iter().map(|&k| usize::from(k <= key)).sum()
-    }
-}
+node_keys!(u16: 32, u32: 16, u128: 4);
 
 /// Most levels a tree may have: 4-key IPv6 nodes (5 children each) reach
 /// 5^11 ≈ 49 M keys, far past any table (150,000 rules give at most
