@@ -479,8 +479,8 @@ impl<F: Prefetch> Worker<F> {
                     return Err(DropReason::NaclDenied);
                 }
             }
-            let timeouts = flow_timeouts(snapshot, p.src, p.dst);
-            let update = entry.update(p.side, flags, now, &timeouts);
+            let update =
+                entry.update_with(p.side, flags, now, || flow_timeouts(snapshot, p.src, p.dst));
             match update {
                 FlowUpdate::Forward => {
                     self.counters.flow_hits += 1;
@@ -1133,8 +1133,11 @@ fn flow_timeouts(snapshot: &PolicySnapshot, a: Endpoint, b: Endpoint) -> Timeout
             });
         }
     }
-    t.and_then(|(est, stream, oneway)| Timeouts::new(est, stream, oneway).ok())
-        .unwrap_or_default()
+    // The snapshot's compile checked every ENI's settings, so clamping
+    // changes nothing and spares the checks.
+    t.map_or(Timeouts::DEFAULT, |(est, stream, oneway)| {
+        Timeouts::clamped(est, stream, oneway)
+    })
 }
 
 fn is_icmp(protocol: u8) -> bool {
@@ -1192,11 +1195,14 @@ fn forward<P: PacketBuf>(
             (u.port, u.vlan, u.mac)
         }
     };
-    decrement_ip_ttl(pkt.data_mut(), usize::from(p.l3_offset), p.ipv6)
+    let frame = pkt.data_mut();
+    decrement_ip_ttl(frame, usize::from(p.l3_offset), p.ipv6)
         .map_err(|_| DropReason::TtlExpired)?;
-    retag(pkt, p.vlan, vlan)?;
-    rewrite_macs(pkt.data_mut(), MacAddr(mac), MacAddr(snapshot.router_mac()))
+    // Before the tag changes, through the same view of the frame: `retag`
+    // moves the addresses along with the rest of the Ethernet header.
+    rewrite_macs(frame, MacAddr(mac), MacAddr(snapshot.router_mac()))
         .map_err(|_| DropReason::Malformed)?;
+    retag(pkt, p.vlan, vlan)?;
     Ok(port)
 }
 

@@ -129,6 +129,30 @@ impl Timeouts {
         })
     }
 
+    /// [`Self::new`] for settings checked already (a compiled policy's),
+    /// without an error path: each value is pulled into its range, which
+    /// leaves a valid one unchanged. Branch-free, so a caller that reads
+    /// one field pays for that field's clamp alone.
+    #[inline(always)]
+    #[must_use]
+    pub const fn clamped(tcp_established: u32, udp_stream: u32, udp_oneway: u32) -> Self {
+        const fn clamp(value: u32, low: u32, high: u32) -> u32 {
+            if value < low {
+                low
+            } else if value > high {
+                high
+            } else {
+                value
+            }
+        }
+        Self {
+            tcp_established: clamp(tcp_established, 60, 432_000),
+            udp_stream: clamp(udp_stream, 60, 180),
+            udp_oneway: clamp(udp_oneway, 30, 60),
+            ..Self::DEFAULT
+        }
+    }
+
     /// `TcpEstablishedTimeout`.
     pub const fn tcp_established(&self) -> u32 {
         self.tcp_established
@@ -600,6 +624,30 @@ mod tests {
             [432_000, 120, 120, 180, 30, 30, 600]
         );
         assert_eq!(Timeouts::new(432_000, 180, 30), Ok(t));
+    }
+
+    proptest::proptest! {
+        /// `clamped` is `new` wherever `new` accepts, and otherwise lands on
+        /// the nearest value `new` accepts.
+        #[test]
+        fn clamped_is_new_for_valid_settings_and_the_nearest_valid_otherwise(
+            est in 0u32..500_000,
+            stream in 0u32..300,
+            oneway in 0u32..100,
+        ) {
+            let clamped = Timeouts::clamped(est, stream, oneway);
+            match Timeouts::new(est, stream, oneway) {
+                Ok(t) => proptest::prop_assert_eq!(clamped, t),
+                Err(_) => {
+                    let nearest = Timeouts::new(
+                        est.clamp(60, 432_000),
+                        stream.clamp(60, 180),
+                        oneway.clamp(30, 60),
+                    );
+                    proptest::prop_assert_eq!(Ok(clamped), nearest);
+                }
+            }
+        }
     }
 
     #[test]

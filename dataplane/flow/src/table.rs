@@ -252,6 +252,20 @@ impl FlowEntry {
         now: Seconds,
         timeouts: &Timeouts,
     ) -> FlowUpdate {
+        self.update_with(side, tcp_flags, now, || *timeouts)
+    }
+
+    /// [`Self::update`] with the timeouts asked for only once needed: a
+    /// steady state reads one of them, and a caller that derives them per
+    /// packet (from both ends' settings) then computes that one alone.
+    #[inline(always)]
+    pub fn update_with(
+        &mut self,
+        side: Side,
+        tcp_flags: TcpFlags,
+        now: Seconds,
+        timeouts: impl FnOnce() -> Timeouts,
+    ) -> FlowUpdate {
         let flags = if self.key.protocol() == IPPROTO_TCP {
             tcp_flags
         } else {
@@ -268,10 +282,10 @@ impl FlowEntry {
             _ => false,
         };
         if steady {
-            self.expires_at = now.saturating_add(timeouts.for_state(self.state()));
+            self.expires_at = now.saturating_add(timeouts().for_state(self.state()));
             return FlowUpdate::Forward;
         }
-        self.update_by_transition(side, flags, now, timeouts)
+        self.update_by_transition(side, flags, now, &timeouts())
     }
 
     /// [`Self::update`] through the full state machine.
