@@ -636,16 +636,15 @@ mod tests {
             oneway in 0u32..100,
         ) {
             let clamped = Timeouts::clamped(est, stream, oneway);
-            match Timeouts::new(est, stream, oneway) {
-                Ok(t) => proptest::prop_assert_eq!(clamped, t),
-                Err(_) => {
-                    let nearest = Timeouts::new(
-                        est.clamp(60, 432_000),
-                        stream.clamp(60, 180),
-                        oneway.clamp(30, 60),
-                    );
-                    proptest::prop_assert_eq!(Ok(clamped), nearest);
-                }
+            if let Ok(t) = Timeouts::new(est, stream, oneway) {
+                proptest::prop_assert_eq!(clamped, t);
+            } else {
+                let nearest = Timeouts::new(
+                    est.clamp(60, 432_000),
+                    stream.clamp(60, 180),
+                    oneway.clamp(30, 60),
+                );
+                proptest::prop_assert_eq!(Ok(clamped), nearest);
             }
         }
     }
