@@ -61,6 +61,14 @@ pub enum TimeoutError {
     UdpOneWayOutOfRange(u32),
 }
 
+/// AWS's ranges for the three settings, in seconds.
+const TCP_ESTABLISHED_MIN: u32 = 60;
+const TCP_ESTABLISHED_MAX: u32 = 432_000;
+const UDP_STREAM_MIN: u32 = 60;
+const UDP_STREAM_MAX: u32 = 180;
+const UDP_ONEWAY_MIN: u32 = 30;
+const UDP_ONEWAY_MAX: u32 = 60;
+
 /// Idle timeouts of one ENI, in seconds.
 ///
 /// The three AWS settings are validated by [`Timeouts::new`]; the others are
@@ -112,13 +120,13 @@ impl Timeouts {
         udp_stream: u32,
         udp_oneway: u32,
     ) -> Result<Self, TimeoutError> {
-        if !(60..=432_000).contains(&tcp_established) {
+        if !(TCP_ESTABLISHED_MIN..=TCP_ESTABLISHED_MAX).contains(&tcp_established) {
             return Err(TimeoutError::TcpEstablishedOutOfRange(tcp_established));
         }
-        if !(60..=180).contains(&udp_stream) {
+        if !(UDP_STREAM_MIN..=UDP_STREAM_MAX).contains(&udp_stream) {
             return Err(TimeoutError::UdpStreamOutOfRange(udp_stream));
         }
-        if !(30..=60).contains(&udp_oneway) {
+        if !(UDP_ONEWAY_MIN..=UDP_ONEWAY_MAX).contains(&udp_oneway) {
             return Err(TimeoutError::UdpOneWayOutOfRange(udp_oneway));
         }
         Ok(Self {
@@ -146,9 +154,9 @@ impl Timeouts {
             }
         }
         Self {
-            tcp_established: clamp(tcp_established, 60, 432_000),
-            udp_stream: clamp(udp_stream, 60, 180),
-            udp_oneway: clamp(udp_oneway, 30, 60),
+            tcp_established: clamp(tcp_established, TCP_ESTABLISHED_MIN, TCP_ESTABLISHED_MAX),
+            udp_stream: clamp(udp_stream, UDP_STREAM_MIN, UDP_STREAM_MAX),
+            udp_oneway: clamp(udp_oneway, UDP_ONEWAY_MIN, UDP_ONEWAY_MAX),
             ..Self::DEFAULT
         }
     }
