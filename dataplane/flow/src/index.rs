@@ -95,10 +95,16 @@ fn home(hash: u64, mask: usize) -> usize {
     hash as usize & mask
 }
 
+/// The position of `hash`'s preferred slot within its bucket.
+#[inline(always)]
+fn preferred_position(hash: u64) -> usize {
+    (hash >> 48) as usize & (SLOTS_PER_BUCKET - 1)
+}
+
 /// See [`BucketIndex::preferred_slot`].
 #[inline(always)]
 fn preferred_slot(hash: u64, mask: usize) -> usize {
-    home(hash, mask) * SLOTS_PER_BUCKET + ((hash >> 48) as usize & (SLOTS_PER_BUCKET - 1))
+    home(hash, mask) * SLOTS_PER_BUCKET + preferred_position(hash)
 }
 
 /// The read-only part of a [`BucketIndex`] that prefetching needs, viewed
@@ -120,14 +126,21 @@ impl IndexLines<'_> {
         }
     }
 
-    /// The first slot of the home bucket whose tag is `hash`'s: where the
-    /// key most likely lives once its bucket's tags have arrived (a second
-    /// prefetch stage; a key stored past its home bucket is not looked for).
+    /// Where `hash`'s key most likely lives when that is not its preferred
+    /// slot, once its bucket's tags have arrived (a second prefetch stage):
+    /// the first slot of the home bucket with its tag. `None` when the
+    /// preferred slot carries the tag (most keys: their entry is on its
+    /// way already, and one byte says so without the bucket-wide match) or
+    /// no slot does. A key stored past its home bucket is not looked for.
     #[inline(always)]
-    pub fn tagged_slot(&self, hash: u64) -> Option<usize> {
+    pub fn displaced_slot(&self, hash: u64) -> Option<usize> {
         let home = home(hash, self.mask);
         let bucket = self.buckets.get(home)?;
-        let matches = bytes_equal(u64::from_le_bytes(bucket.tags), BucketIndex::tag(hash));
+        let tag = BucketIndex::tag(hash);
+        if bucket.tags.get(preferred_position(hash)) == Some(&tag) {
+            return None;
+        }
+        let matches = bytes_equal(u64::from_le_bytes(bucket.tags), tag);
         (matches != 0).then(|| home * SLOTS_PER_BUCKET + (matches.trailing_zeros() / 8) as usize)
     }
 

@@ -349,13 +349,12 @@ impl FlowLines<'_> {
     /// nothing overlaps.
     #[inline(always)]
     pub fn prefetch_tagged(&self, hash: u64, prefetcher: &impl Prefetch) {
-        let Some(slot) = self.index.tagged_slot(hash) else {
-            return;
-        };
-        if slot != self.index.preferred_slot(hash) {
-            if let Some(entry) = self.entries.get(slot) {
-                prefetcher.prefetch(&entry.state);
-            }
+        if let Some(entry) = self
+            .index
+            .displaced_slot(hash)
+            .and_then(|slot| self.entries.get(slot))
+        {
+            prefetcher.prefetch(&entry.state);
         }
     }
 }
