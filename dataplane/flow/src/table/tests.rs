@@ -529,6 +529,19 @@ impl Prefetch for RecordingPrefetch {
     }
 }
 
+/// A table for `capacity` flows holding `count` connections to port 443
+/// from consecutive client ports, and their keys.
+fn table_of_connections(capacity: usize, first_port: u16, count: u16) -> (FlowTable, Vec<FlowKey>) {
+    let mut table = FlowTable::with_capacity(capacity).unwrap();
+    let keys: Vec<FlowKey> = (0..count).map(|i| tcp_key(first_port + i).0).collect();
+    for key in &keys {
+        table
+            .insert(key.hash(), *key, &init(Side::Low, TcpFlags::SYN), 10, &T)
+            .unwrap();
+    }
+    (table, keys)
+}
+
 /// The prefetch is only worth its instruction if it asks for the lines the
 /// lookup then reads: the home bucket's metadata and the key's entry. The
 /// entry is where `preferred_slot` says for nearly every key at the load
@@ -537,13 +550,7 @@ impl Prefetch for RecordingPrefetch {
 #[test]
 fn prefetch_asks_for_the_entry_the_lookup_returns() {
     const FLOWS: u16 = 700;
-    let mut table = FlowTable::with_capacity(1024).unwrap();
-    let keys: Vec<FlowKey> = (0..FLOWS).map(|port| tcp_key(10_000 + port).0).collect();
-    for key in &keys {
-        table
-            .insert(key.hash(), *key, &init(Side::Low, TcpFlags::SYN), 10, &T)
-            .unwrap();
-    }
+    let (mut table, keys) = table_of_connections(1024, 10_000, FLOWS);
     let entry_lines = {
         let entries = table.entries.as_slice().as_ptr_range();
         entries.start.addr()..entries.end.addr()
@@ -579,13 +586,7 @@ fn prefetch_asks_for_the_entry_the_lookup_returns() {
 #[test]
 fn prefetch_tagged_asks_for_the_displaced_entries_only() {
     const FLOWS: u16 = 1000;
-    let mut table = FlowTable::with_capacity(1024).unwrap();
-    let keys: Vec<FlowKey> = (0..FLOWS).map(|port| tcp_key(20_000 + port).0).collect();
-    for key in &keys {
-        table
-            .insert(key.hash(), *key, &init(Side::Low, TcpFlags::SYN), 10, &T)
-            .unwrap();
-    }
+    let (table, keys) = table_of_connections(1024, 20_000, FLOWS);
     let (mut preferred, mut displaced_found, mut displaced) = (0, 0, 0);
     for key in &keys {
         let hash = key.hash();
