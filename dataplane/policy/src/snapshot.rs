@@ -1688,27 +1688,22 @@ impl PolicySnapshot {
             },
             Remote::External => RemotePeers::default(),
         };
-        self.classify_with::<true>(set, dir, pkt, remote)
+        self.classify_with(set, dir, pkt, remote, SgDetail::Rules)
     }
 
-    /// [`Self::classify`] with the remote's peers already found; naming
-    /// the rule ([`SgDetail::Rules`]) if `RULES`. A constant, so that each
-    /// use is compiled without the other's code.
+    /// [`Self::classify`] with the remote's peers already found. Inlined,
+    /// so a constant `detail` compiles without the other detail's code.
     #[inline]
-    fn classify_with<const RULES: bool>(
+    fn classify_with(
         &self,
         set: SgSetIdx,
         dir: Direction,
         pkt: &PacketFields,
         remote: RemotePeers<'_>,
+        detail: SgDetail,
     ) -> SgMatch {
         let Some(pair) = self.classifiers.get(set.index()) else {
             return SgMatch::default();
-        };
-        let detail = if RULES {
-            SgDetail::Rules
-        } else {
-            SgDetail::Groups
         };
         pair[dir.index()].classify(pkt, remote, detail)
     }
@@ -1765,6 +1760,13 @@ impl PolicySnapshot {
         route: Route,
         pkt: &PacketFields,
     ) -> FlowDecision {
+        // A constant, so that each instance compiles without the other
+        // detail's code.
+        let detail = if RULES {
+            SgDetail::Rules
+        } else {
+            SgDetail::Groups
+        };
         let mut d = FlowDecision {
             route,
             ..FlowDecision::unknown_source()
@@ -1791,7 +1793,7 @@ impl PolicySnapshot {
             };
             let receiver = to.map_or_else(RemotePeers::default, |to| self.peers_of(to));
             d.egress =
-                Some(self.classify_with::<RULES>(from.sg_set, Direction::Egress, pkt, receiver));
+                Some(self.classify_with(from.sg_set, Direction::Egress, pkt, receiver, detail));
             d.nacl_ingress = path
                 .ingress
                 .map(|s| self.nacl_decide(s, Direction::Ingress, pkt));
@@ -1802,7 +1804,7 @@ impl PolicySnapshot {
                     RemotePeers::default()
                 };
                 d.ingress =
-                    Some(self.classify_with::<RULES>(to.sg_set, Direction::Ingress, pkt, sender));
+                    Some(self.classify_with(to.sg_set, Direction::Ingress, pkt, sender, detail));
             }
         }
         d.verdict = if from.source_dest_check && !owns_src {
@@ -1837,14 +1839,8 @@ impl PolicySnapshot {
             let to = self.eni(dst);
             d.nacl_ingress = Some(self.nacl_decide(to.subnet, Direction::Ingress, pkt));
             let external = RemotePeers::default();
-            d.ingress = Some(match detail {
-                SgDetail::Groups => {
-                    self.classify_with::<false>(to.sg_set, Direction::Ingress, pkt, external)
-                }
-                SgDetail::Rules => {
-                    self.classify_with::<true>(to.sg_set, Direction::Ingress, pkt, external)
-                }
-            });
+            d.ingress =
+                Some(self.classify_with(to.sg_set, Direction::Ingress, pkt, external, detail));
             d.verdict = d.checks_verdict();
             d.untracked = d.verdict == Verdict::Allow && d.ingress.is_some_and(|m| m.untracked);
         }

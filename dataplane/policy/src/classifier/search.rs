@@ -107,17 +107,6 @@ pub(super) struct SearchTree<K: NodeKey> {
     len: u32,
 }
 
-impl<K: NodeKey> Default for SearchTree<K> {
-    fn default() -> Self {
-        Self {
-            nodes: Box::new([]),
-            level_start: [0; MAX_LEVELS],
-            levels: 0,
-            len: 0,
-        }
-    }
-}
-
 impl<K: NodeKey> SearchTree<K> {
     /// The tree of `sorted` (strictly increasing), or `None` when it would
     /// need more than [`MAX_LEVELS`] levels or is empty.
@@ -265,7 +254,6 @@ mod tests {
     #[test]
     fn empty_slice_has_no_tree() {
         assert!(SearchTree::<u32>::new(&[]).is_none());
-        assert_eq!(SearchTree::<u32>::default().rank(7), 0);
     }
 
     proptest! {
