@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use palisade_controlplane::api::RequestCounts;
+use palisade_controlplane::service::Publication;
 use palisade_dataplane::{DropReason, FlowGauges, WorkerCounters};
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -32,8 +33,11 @@ pub struct ControlStats {
     pub last_publish_nanos: AtomicU64,
     /// Reloads that failed (the old policy stayed).
     pub failed_reloads: AtomicU64,
+    /// Publications some worker had not loaded within the grace period's
+    /// limit.
+    pub late_publications: AtomicU64,
     /// Every publication's latency, from the change reaching the control
-    /// plane (API request or reload) to the snapshot being live. A
+    /// plane (API request or reload) to every worker having loaded it. A
     /// long-lived histogram: each scrape registers this same one.
     pub publish_latency: Histogram,
     /// The EC2 API's requests by action and code, once it is serving.
@@ -52,7 +56,7 @@ impl ControlStats {
         let publish_latency = Histogram::with_opts(
             HistogramOpts::new(
                 "policy_publish_duration_seconds",
-                "Time from a change reaching the control plane (API request or reload) to its policy snapshot being published, including the durable write.",
+                "Time from a change reaching the control plane (API request or reload) to every worker having loaded its policy snapshot, including the durable write.",
             )
             .buckets(PUBLISH_BUCKETS.to_vec()),
         )
@@ -61,9 +65,18 @@ impl ControlStats {
             publishes: AtomicU64::new(0),
             last_publish_nanos: AtomicU64::new(0),
             failed_reloads: AtomicU64::new(0),
+            late_publications: AtomicU64::new(0),
             publish_latency,
             api_requests: OnceLock::new(),
         })
+    }
+
+    /// Records one publication of the control plane.
+    pub fn record_publication(&self, publication: Publication) {
+        if publication.lagging_workers > 0 {
+            self.late_publications.fetch_add(1, Ordering::Relaxed);
+        }
+        self.record_publish(publication.elapsed);
     }
 
     /// Records one publication that took `elapsed`.
@@ -353,6 +366,12 @@ fn build(
         "Reloads rejected (the previous policy stayed).",
         &[],
     )?;
+    let late = counter(
+        &r,
+        "policy_late_publications_total",
+        "Publications some worker had not loaded within the grace period's limit (2 s): the API answered before they were enforced everywhere.",
+        &[],
+    )?;
     let group_allowed = counter(
         &r,
         "security_group_flows_allowed_total",
@@ -456,6 +475,8 @@ fn build(
     failed
         .with_label_values::<&str>(&[])
         .inc_by(control.failed_reloads.load(Ordering::Relaxed));
+    late.with_label_values::<&str>(&[])
+        .inc_by(control.late_publications.load(Ordering::Relaxed));
     publish_seconds
         .with_label_values::<&str>(&[])
         .set(control.last_publish_nanos.load(Ordering::Relaxed) as f64 / 1e9);

@@ -3,7 +3,9 @@
 //! Each worker owns its receive queues, one transmit queue on every port,
 //! its flow table and its counters; nothing on its loop takes a lock,
 //! allocates or blocks. Per iteration it loads the current policy snapshot
-//! once (a lock-free `arc-swap` load), then for each of its receive queues:
+//! once (a lock-free `arc-swap` load, through its registered reader, which
+//! tells a publisher waiting for its grace period that the worker has moved
+//! on), then for each of its receive queues:
 //! `rx_burst` → (with several workers: hand each frame to the worker that
 //! owns its flow, over a single-producer ring, when the port cannot hash
 //! symmetrically itself) → `Worker::process` → each frame into its output
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use palisade_dataplane::dispatch::owner;
-use palisade_dataplane::policy::PolicyCell;
+use palisade_dataplane::policy::{PolicyCell, PolicyReader};
 use palisade_dataplane::{
     CpuPrefetch, DropReason, SharedCounters, Verdict, Worker, WorkerConfig, WorkerError,
 };
@@ -157,6 +159,9 @@ struct Loop<'p, 's> {
     index: usize,
     workers: usize,
     shared: &'s Pipelines,
+    /// This worker's registered view of `shared.policy`: a publisher's
+    /// grace period waits for it to load the new generation.
+    policy: PolicyReader,
     /// Prefetching with the CPU's instruction: the appliance links the DPDK
     /// binding anyway, and at a million flows the plain-load stand-in
     /// leaves the burst's flow-table misses waiting one behind the other.
@@ -187,6 +192,7 @@ pub fn run_worker(
         index,
         workers: shared.workers.len(),
         shared,
+        policy: shared.policy.reader(),
         worker: Worker::with_prefetcher(config, CpuPrefetch)?,
         io,
         ports: vec![PortCounts::default(); ports],
@@ -206,7 +212,7 @@ impl Loop<'_, '_> {
         let mut idle_polls = 0u32;
         let mut busy_polls = 0u32;
         while !self.shared.stop.load(Ordering::Relaxed) {
-            let snapshot = self.shared.policy.load();
+            let snapshot = self.policy.load();
             let now = self.shared.started.elapsed().as_secs() as u32;
             let mut busy = false;
             for q in 0..self.io.rx.len() {
@@ -355,7 +361,7 @@ impl Loop<'_, '_> {
 
     /// Copies the worker's counters where the scrape reads them; `groups`
     /// adds the per-security-group arrays (a few KiB) and the generation.
-    fn publish(&self, groups: bool) {
+    fn publish(&mut self, groups: bool) {
         let me = &self.shared.workers[self.index];
         me.counters
             .publish(self.worker.counters(), self.worker.flow_gauges());
@@ -373,7 +379,7 @@ impl Loop<'_, '_> {
             return;
         }
         me.generation
-            .store(self.shared.policy.load().generation(), Ordering::Relaxed);
+            .store(self.policy.load().generation(), Ordering::Relaxed);
         let pairs = [
             (&me.group_allowed, self.worker.group_allowed()),
             (&me.group_denied, self.worker.group_denied()),

@@ -155,7 +155,7 @@ fn start_control(
         store,
         ports.clone(),
         Arc::clone(&cell),
-        Box::new(move |elapsed| hook_stats.record_publish(elapsed)),
+        Box::new(move |publication| hook_stats.record_publication(publication)),
     ));
     let (credentials, source) = service::resolve_credentials(
         options.flag_credentials.clone(),

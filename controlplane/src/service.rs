@@ -6,9 +6,11 @@
 //! beside the model is patched and the next [`PolicySnapshot`] derived
 //! from the current one (both incrementally when the op touched only some
 //! groups' rules, ACLs' entries or prefix lists, see [`change_hint`]) and
-//! published, and only then does the API answer. So an acknowledged
-//! change is both durable and enforced, and publications are serialized
-//! as [`PolicyCell::publish`] requires.
+//! published; the control plane then waits for every worker to load it
+//! (the cell's grace period, [`PolicyCell::wait_for_readers`]), and only
+//! then does the API answer. So an acknowledged change is both durable and
+//! enforced — the next packet a client sends meets it — and publications
+//! are serialized as [`PolicyCell::publish`] requires.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +27,24 @@ use crate::config::Config;
 use crate::model::{ApiError, LiveSpec, Model, Op, Outcome, RandomIds, SpecUpdate};
 use crate::store::{Store, StoreError};
 
-/// Called after each publication with how long store-to-publish took.
-pub type PublishHook = Box<dyn Fn(Duration) + Send + Sync>;
+/// Called after each publication.
+pub type PublishHook = Box<dyn Fn(Publication) + Send + Sync>;
+
+/// How long the workers may take to load a new generation before the
+/// control plane answers anyway (and says so). A worker loads once per
+/// burst, so only a descheduled or stuck worker thread takes this long.
+pub const GRACE_PERIOD_LIMIT: Duration = Duration::from_secs(2);
+
+/// One publication, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Publication {
+    /// From the change reaching the control plane to every worker having
+    /// loaded it (or the grace period's limit).
+    pub elapsed: Duration,
+    /// Workers that had not loaded it within [`GRACE_PERIOD_LIMIT`]; they
+    /// will at their next burst.
+    pub lagging_workers: usize,
+}
 
 /// Why the control plane could not start, reload or publish.
 #[derive(Debug, thiserror::Error)]
@@ -187,9 +205,9 @@ impl ControlPlane {
         // The store now holds the file's model (its quotas aside, which
         // the spec does not carry).
         *spec = compiled.into();
-        self.cell.publish(snapshot)?;
+        let previous = self.cell.publish(snapshot)?;
         *publish_failed = false;
-        (self.on_publish)(started.elapsed());
+        self.enforce(previous, generation, started);
         Ok(generation)
     }
 
@@ -218,25 +236,48 @@ impl ControlPlane {
             SpecUpdate::Patched | SpecUpdate::Rebuilt => ChangeHint::everything(),
         };
         let current = self.cell.load_full();
+        let generation = current.generation() + 1;
         let published = current
-            .apply(spec.spec(), &hint, current.generation() + 1)
+            .apply(spec.spec(), &hint, generation)
             .map_err(ServiceError::from)
             .and_then(|next| self.cell.publish(next).map_err(ServiceError::from));
+        drop(current);
         *publish_failed = published.is_err();
-        if let Err(error) = published {
-            // The change is durable but the data plane could not take it:
-            // say so rather than pretend it is enforced. The model's own
-            // checks are meant to make this unreachable.
-            eprintln!("palisade: {error}; the stored change is not enforced yet");
-            return Err(ApiError::new(
-                "InternalError",
-                format!(
-                    "The change was stored but could not be published to the data plane: {error}"
-                ),
-            ));
-        }
-        (self.on_publish)(started.elapsed());
+        let previous = match published {
+            Ok(previous) => previous,
+            Err(error) => {
+                // The change is durable but the data plane could not take it:
+                // say so rather than pretend it is enforced. The model's own
+                // checks are meant to make this unreachable.
+                eprintln!("palisade: {error}; the stored change is not enforced yet");
+                return Err(ApiError::new(
+                    "InternalError",
+                    format!(
+                        "The change was stored but could not be published to the data plane: {error}"
+                    ),
+                ));
+            }
+        };
+        self.enforce(previous, generation, started);
         Ok(outcome)
+    }
+
+    /// Waits out the grace period of `generation` (every worker has
+    /// loaded it), then frees the `previous` snapshot here, off the
+    /// workers' cores, and reports the publication.
+    fn enforce(&self, previous: Arc<PolicySnapshot>, generation: u64, started: Instant) {
+        let lagging_workers = match self.cell.wait_for_readers(generation, GRACE_PERIOD_LIMIT) {
+            Ok(()) => 0,
+            Err(lagging) => {
+                eprintln!("palisade: warning: {lagging}; they apply it from their next burst");
+                lagging.lagging
+            }
+        };
+        drop(previous);
+        (self.on_publish)(Publication {
+            elapsed: started.elapsed(),
+            lagging_workers,
+        });
     }
 }
 

@@ -117,6 +117,38 @@ fn each_accepted_change_is_durable_and_published_as_the_next_generation() {
     );
 }
 
+/// The API answers only once every worker has loaded the change: a
+/// worker's poll loop (here a thread that loads slowly) is waited for.
+#[test]
+fn an_acknowledged_change_has_been_loaded_by_every_worker() {
+    use std::sync::atomic::AtomicU64;
+    let f = fixture();
+    let group = a_group(&f);
+    let loaded = Arc::new(AtomicU64::new(0));
+    let mut reader = f.cell.reader();
+    let worker = {
+        let loaded = Arc::clone(&loaded);
+        std::thread::spawn(move || {
+            // A slow poll loop: bursts 20 ms apart, until it sees gen 2.
+            loop {
+                std::thread::sleep(Duration::from_millis(20));
+                let generation = reader.load().generation();
+                loaded.store(generation, Ordering::SeqCst);
+                if generation >= 2 {
+                    return reader;
+                }
+            }
+        })
+    };
+    f.plane.apply(&open_port(&group, 4242)).unwrap();
+    assert_eq!(
+        loaded.load(Ordering::SeqCst),
+        2,
+        "the API answered before the worker loaded the change"
+    );
+    drop(worker.join().unwrap());
+}
+
 #[test]
 fn reload_reseeds_until_the_api_changes_something() {
     let f = fixture();

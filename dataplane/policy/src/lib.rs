@@ -5,7 +5,8 @@
 //! control plane describes the VPC world as a plain [`PolicySpec`] and
 //! compiles it ([`PolicySnapshot::compile`], or [`PolicySnapshot::apply`] for
 //! a small change) into a [`PolicySnapshot`], which it publishes through a
-//! [`PolicyCell`]. Worker cores load the snapshot once per burst and ask it,
+//! [`PolicyCell`]. Worker cores load the snapshot once per burst, each
+//! through its [`PolicyReader`], and ask it,
 //! without allocating or locking:
 //!
 //! | packet-path step (DESIGN.md) | call |
@@ -43,7 +44,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use cell::{PolicyCell, PublishError, SnapshotGuard};
+pub use cell::{PolicyCell, PolicyReader, PublishError, ReadersLagging, SnapshotGuard};
 pub use cidr::{CidrError, IpCidr, Ipv4Cidr, Ipv6Cidr};
 pub use classifier::{MAX_GROUPS_PER_ENI, SetClassifier, SgDetail, SgMatch};
 pub use explain::{Decision, ExplainedRoute, NaclStep, Outcome, SgStep};

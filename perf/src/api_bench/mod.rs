@@ -17,9 +17,9 @@
 //! answer and requires exactly the expected generation (counted as checks
 //! that held); the time from sending the change to the generation being
 //! visible is therefore bounded by the Authorize latency. The server side
-//! of it — store write + compile + publish — is palisade's
-//! `palisade_policy_publish_duration_seconds` histogram, read before and
-//! after the run.
+//! of it — store write + compile + publish + the workers' grace period —
+//! is palisade's `palisade_policy_publish_duration_seconds` histogram, read
+//! before and after the run.
 
 pub mod client;
 pub mod stats;
