@@ -842,7 +842,9 @@ fn a_network_acl_deny_cuts_an_established_connection_at_once() {
         objects: &objects,
         ..before
     });
-    // Network ACLs are stateless: the very next segment is dropped.
+    // Network ACLs are stateless: the very next segment is dropped. The
+    // reload has returned only once every worker loaded the new policy, so
+    // no worker can still decide it under the old one.
     held.send_line("after");
     assert_eq!(
         held.next_line(BLOCKED + Duration::from_secs(5)).as_deref(),
@@ -860,6 +862,14 @@ fn a_network_acl_deny_cuts_an_established_connection_at_once() {
     assert_eq!(
         metric_sum(&metrics, "palisade_policy_generation", &[]).round() as u64,
         2,
+        "{metrics}"
+    );
+    // The reload answered once every worker had loaded the new policy
+    // (the grace period), not at its 2 s limit.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "palisade_policy_late_publications_total 0"),
         "{metrics}"
     );
 }
