@@ -11,6 +11,13 @@
 //!
 //! The key holds no padding (42 bytes, alignment 2), which keeps the flow
 //! entry within one cache line and makes equality a plain memory compare.
+//!
+//! The hash leaves the key's VPC scope out: a packet's flow can then be
+//! found from its addresses, ports and protocol alone, before the packet
+//! is routed (the established lane of `process()`), and the scope is
+//! checked against the entry afterwards. Connections of different VPCs
+//! with the same addresses and ports (overlapping CIDR blocks) share a
+//! probe window; their keys still differ.
 
 use std::net::IpAddr;
 
@@ -185,7 +192,7 @@ impl FlowKey {
                 mapped_word(low),
                 0,
                 mapped_word(high),
-                u64::from(vpc) | (u64::from(low_port) << 32) | (u64::from(high_port) << 48),
+                (u64::from(low_port) << 32) | (u64::from(high_port) << 48),
                 u64::from(protocol) | ((AddressFamily::V4 as u64) << 8),
             ],
         );
@@ -289,6 +296,20 @@ impl FlowKey {
         (key, side)
     }
 
+    /// Whether `other` names the same connection up to the VPC scope:
+    /// equal addresses, ports, protocol and family. Keys that are equal
+    /// this way have the same hash.
+    #[inline(always)]
+    #[must_use]
+    pub fn same_unscoped(&self, other: &Self) -> bool {
+        self.low_address == other.low_address
+            && self.high_address == other.high_address
+            && self.low_port == other.low_port
+            && self.high_port == other.high_port
+            && self.protocol == other.protocol
+            && self.family == other.family
+    }
+
     /// The VPC index the flow belongs to.
     pub const fn vpc(&self) -> u32 {
         u32::from_le_bytes(self.vpc)
@@ -366,9 +387,8 @@ impl FlowKey {
             w.copy_from_slice(&bytes[half * 8..half * 8 + 8]);
             u64::from_le_bytes(w)
         };
-        let ports_and_vpc = u64::from(u32::from_le_bytes(self.vpc))
-            | (u64::from(self.low_port) << 32)
-            | (u64::from(self.high_port) << 48);
+        // The scope is not hashed (see the module doc).
+        let ports = (u64::from(self.low_port) << 32) | (u64::from(self.high_port) << 48);
         let protocol_and_family = u64::from(self.protocol) | (u64::from(self.family) << 8);
         mix_words(
             seed,
@@ -377,7 +397,7 @@ impl FlowKey {
                 word(&self.low_address, 1),
                 word(&self.high_address, 0),
                 word(&self.high_address, 1),
-                ports_and_vpc,
+                ports,
                 protocol_and_family,
             ],
         )
@@ -504,6 +524,30 @@ mod tests {
                 _ => FlowKey::new(vpc, a, b, protocol, port_a, port_b ^ 1),
             }.unwrap();
             prop_assert_ne!(key, other);
+        }
+
+        /// The scope is the one field the hash and `same_unscoped` leave
+        /// out; every other field still tells keys apart.
+        #[test]
+        fn the_scope_is_neither_hashed_nor_compared_unscoped(
+            vpc in any::<u32>(),
+            other_vpc in any::<u32>(),
+            (a, b) in same_family_pair(),
+            protocol in any::<u8>(),
+            port_a in any::<u16>(),
+            port_b in any::<u16>(),
+            field in 0usize..3,
+        ) {
+            let (key, _) = FlowKey::new(vpc, a, b, protocol, port_a, port_b).unwrap();
+            let (rescoped, _) = FlowKey::new(other_vpc, a, b, protocol, port_a, port_b).unwrap();
+            prop_assert_eq!(key.hash(), rescoped.hash());
+            prop_assert!(key.same_unscoped(&rescoped));
+            let (other, _) = match field {
+                0 => FlowKey::new(other_vpc, a, b, protocol ^ 1, port_a, port_b),
+                1 => FlowKey::new(other_vpc, a, b, protocol, port_a ^ 1, port_b),
+                _ => FlowKey::new(other_vpc, a, b, protocol, port_a, port_b ^ 1),
+            }.unwrap();
+            prop_assert!(!key.same_unscoped(&other));
         }
     }
 

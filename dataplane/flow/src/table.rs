@@ -495,6 +495,47 @@ impl FlowTable {
         self.lookup_probing(hash, key, now)
     }
 
+    /// The live flow whose key equals `key` up to its VPC scope
+    /// ([`FlowKey::same_unscoped`]), for a caller that does not know the
+    /// scope yet and checks the flow's endpoints itself; `hash` is `key`'s.
+    /// With overlapping address blocks another scope's flow may answer, so
+    /// the caller must tell it from its own. Unlike [`Self::lookup`] it
+    /// reclaims nothing: an expired flow is simply not found.
+    #[inline(always)]
+    pub fn lookup_unscoped(
+        &mut self,
+        hash: u64,
+        key: &FlowKey,
+        now: Seconds,
+    ) -> Option<&mut FlowEntry> {
+        let slot = self.index.preferred_slot(hash);
+        if self
+            .entries
+            .get(slot)
+            .is_some_and(|e| e.key.same_unscoped(key) && !e.is_expired(now))
+        {
+            return self.entries.get_mut(slot);
+        }
+        self.lookup_unscoped_probing(hash, key, now)
+    }
+
+    /// [`Self::lookup_unscoped`] past the preferred slot.
+    #[inline(never)]
+    fn lookup_unscoped_probing(
+        &mut self,
+        hash: u64,
+        key: &FlowKey,
+        now: Seconds,
+    ) -> Option<&mut FlowEntry> {
+        let entries = self.entries.as_slice();
+        let slot = self.index.find(hash, |slot| {
+            entries
+                .get(slot)
+                .is_some_and(|e| e.key.same_unscoped(key) && !e.is_expired(now))
+        })?;
+        self.entries.as_mut_slice().get_mut(slot)
+    }
+
     /// [`Self::lookup`] past the preferred slot.
     #[inline(never)]
     fn lookup_probing(&mut self, hash: u64, key: &FlowKey, now: Seconds) -> Option<&mut FlowEntry> {

@@ -768,3 +768,80 @@ fn insert_missing_after_a_miss_is_insert() {
     }
     assert_eq!(a.len(), 40);
 }
+
+/// The same addresses and ports in two VPCs (overlapping blocks): the
+/// scoped lookup tells them apart, the unscoped one finds one of them,
+/// and neither finds an expired flow.
+#[test]
+fn an_unscoped_lookup_finds_a_flow_of_any_scope() {
+    let mut table = FlowTable::with_capacity(64).unwrap();
+    let tuple = |vpc| FlowKey::new_v4(vpc, [10, 0, 0, 9], [10, 0, 0, 1], IPPROTO_TCP, 40000, 443);
+    let (in_7, side) = tuple(7);
+    let (in_8, _) = tuple(8);
+    let (unscoped, _) = tuple(0);
+    assert_eq!(in_7.hash(), in_8.hash());
+    assert!(
+        table
+            .lookup_unscoped(unscoped.hash(), &unscoped, 10)
+            .is_none()
+    );
+    let mut first = init(side, TcpFlags::SYN);
+    first.initiator_eni = 70;
+    table.insert(in_7.hash(), in_7, &first, 10, &T).unwrap();
+    let found = table
+        .lookup_unscoped(unscoped.hash(), &unscoped, 11)
+        .unwrap();
+    assert_eq!((found.key().vpc(), found.initiator_eni), (7, 70));
+    let mut second = init(side, TcpFlags::SYN);
+    second.initiator_eni = 80;
+    table.insert(in_8.hash(), in_8, &second, 10, &T).unwrap();
+    assert_eq!(
+        table.lookup(in_7.hash(), &in_7, 11).unwrap().initiator_eni,
+        70
+    );
+    assert_eq!(
+        table.lookup(in_8.hash(), &in_8, 11).unwrap().initiator_eni,
+        80
+    );
+    let found = table
+        .lookup_unscoped(unscoped.hash(), &unscoped, 11)
+        .unwrap();
+    assert!([70, 80].contains(&found.initiator_eni));
+    // Past the SYN's 120 s: neither lookup sees the flows any more.
+    assert!(
+        table
+            .lookup_unscoped(unscoped.hash(), &unscoped, 10 + 121)
+            .is_none()
+    );
+    assert!(table.lookup(in_7.hash(), &in_7, 10 + 121).is_none());
+}
+
+/// A flow displaced from its preferred slot is found unscoped too.
+#[test]
+fn an_unscoped_lookup_probes_past_the_preferred_slot() {
+    let mut table = FlowTable::with_capacity(1024).unwrap();
+    let keys: Vec<(FlowKey, Side)> = (0..600u16).map(|p| tcp_key(10_000 + p)).collect();
+    for (key, side) in &keys {
+        table
+            .insert(key.hash(), *key, &init(*side, TcpFlags::SYN), 10, &T)
+            .unwrap();
+    }
+    for (key, _) in &keys {
+        let (unscoped, _) = FlowKey::new_v4(
+            0,
+            [10, 0, 0, 9],
+            [10, 0, 0, 1],
+            IPPROTO_TCP,
+            key_port(key),
+            443,
+        );
+        let found = table
+            .lookup_unscoped(unscoped.hash(), &unscoped, 11)
+            .expect("found");
+        assert_eq!(found.key(), key);
+    }
+}
+
+fn key_port(key: &FlowKey) -> u16 {
+    key.endpoint(Side::Low).1.max(key.endpoint(Side::High).1)
+}
