@@ -75,13 +75,20 @@ const ICMPV6_LINK_LOCAL_TYPES: core::ops::RangeInclusive<u8> = 130..=137;
 const ICMPV6_MLDV2_REPORT: u8 = 143;
 const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
 
-/// Cached NACL verdict bits in [`palisade_flow::FlowEntry::verdict_flags`],
+/// Cached verdict bits in [`palisade_flow::FlowEntry::verdict_flags`],
 /// valid for the flow's generation. "Forward" is the initiator's direction.
 mod nacl_bits {
     pub const FORWARD_CHECKED: u8 = 1 << 0;
     pub const FORWARD_ALLOWED: u8 = 1 << 1;
     pub const REVERSE_CHECKED: u8 = 1 << 2;
     pub const REVERSE_ALLOWED: u8 = 1 << 3;
+    /// A packet of this direction was routed in full under the flow's
+    /// generation, from the ENI the flow caches as its sender to the
+    /// endpoint it caches as its receiver, passing the source check: the
+    /// established lane may take both from the entry (see
+    /// `Worker::established_plain`).
+    pub const FORWARD_ROUTED: u8 = 1 << 4;
+    pub const REVERSE_ROUTED: u8 = 1 << 5;
 }
 
 /// Marks the uplink where a flow caches an ENI index.
@@ -177,6 +184,11 @@ struct Pending {
     fields: PacketFields,
     key: FlowKey,
     hash: u64,
+    /// For [`PendingKind::Plain`]: the frame as the plain reader read it
+    /// and the port it came in on, for the full path if the established
+    /// lane declines.
+    plain: PlainIpv4,
+    port: u16,
 }
 
 impl Pending {
@@ -198,6 +210,20 @@ impl Pending {
             fields: PacketFields::l4(nowhere, nowhere, 0, 0, 0),
             key: FlowKey::new_v4(0, [0; 4], [0; 4], 0, 0, 0).0,
             hash: 0,
+            plain: PlainIpv4 {
+                dst_mac: [0; 6],
+                src_mac: [0; 6],
+                vlan: None,
+                src: [0; 4],
+                dst: [0; 4],
+                l3_offset: 0,
+                protocol: 0,
+                ttl: 0,
+                tcp_flags: 0,
+                src_port: 0,
+                dst_port: 0,
+            },
+            port: 0,
         }
     }
 }
@@ -208,6 +234,16 @@ enum Prepared {
     Pending,
     /// The frame was answered in place (ARP, neighbour solicitation).
     Answered,
+}
+
+/// What the established lane made of a plain frame.
+enum Lane {
+    /// A hit: forward to this receiver (the flow is updated and counted).
+    Forward(Endpoint),
+    /// The flow's state machine ended it: decide the packet as a new flow.
+    Restart,
+    /// Not for the lane: the full path decides.
+    Declined,
 }
 
 /// The counters every forwarded packet bumps, kept in registers for a
@@ -221,6 +257,11 @@ struct ChunkTally {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PendingKind {
+    /// A plain IPv4 TCP or UDP frame, not yet routed: `key` is its flow's
+    /// key without the VPC scope (whose hash is the same), `side`,
+    /// `tcp_flags`, `l3_offset`, `vlan`, `plain` and `port` are set, the
+    /// rest is not. The second pass tries the established lane first.
+    Plain,
     /// A packet with its own L4 header (or none needed).
     Flow,
     /// An ICMP error: `key` is the quoted packet's flow.
@@ -366,7 +407,7 @@ impl<F: Prefetch> Worker<F> {
                 continue;
             };
             let prepared = match parse_plain_ipv4(pkt.data()) {
-                Some(plain) => prepare_plain_ipv4(slot, pkt.ingress_port(), &plain, snapshot, out),
+                Some(plain) => stage_plain_ipv4(slot, pkt.ingress_port(), &plain, snapshot, out),
                 None => prepare(slot, pkt, snapshot, out),
             };
             match prepared {
@@ -411,16 +452,23 @@ impl<F: Prefetch> Worker<F> {
                 prefetch_tagged(&self.flows.lines(), &self.prefetcher, ahead);
             }
             for p in block {
-                let decided = match p.kind {
-                    PendingKind::Flow => self.decide_flow(p, now, snapshot),
-                    PendingKind::IcmpError => self.decide_related(p, now, snapshot),
-                    PendingKind::LaterFragment => self.decide_fragment(p, now),
-                };
                 let (Some(verdict), Some(pkt)) = (verdicts.get_mut(p.slot), burst.get_mut(p.slot))
                 else {
                     continue;
                 };
-                *verdict = match decided.and_then(|()| forward(pkt, p, snapshot)) {
+                let decided = match p.kind {
+                    PendingKind::Plain => self.decide_plain(p, pkt, now, snapshot),
+                    PendingKind::Flow => self
+                        .decide_flow(p, now, snapshot)
+                        .and_then(|()| forward(pkt, p, snapshot)),
+                    PendingKind::IcmpError => self
+                        .decide_related(p, now, snapshot)
+                        .and_then(|()| forward(pkt, p, snapshot)),
+                    PendingKind::LaterFragment => self
+                        .decide_fragment(p, now)
+                        .and_then(|()| forward(pkt, p, snapshot)),
+                };
+                *verdict = match decided {
                     Ok(port) => {
                         tally.forwarded += 1;
                         Verdict::Forward { port }
@@ -465,10 +513,18 @@ impl<F: Prefetch> Worker<F> {
                 entry.initiator_eni = initiator.cached();
                 entry.responder_eni = responder.cached();
             }
-            let (checked, allowed) = if from_initiator {
-                (nacl_bits::FORWARD_CHECKED, nacl_bits::FORWARD_ALLOWED)
+            let (checked, allowed, routed) = if from_initiator {
+                (
+                    nacl_bits::FORWARD_CHECKED,
+                    nacl_bits::FORWARD_ALLOWED,
+                    nacl_bits::FORWARD_ROUTED,
+                )
             } else {
-                (nacl_bits::REVERSE_CHECKED, nacl_bits::REVERSE_ALLOWED)
+                (
+                    nacl_bits::REVERSE_CHECKED,
+                    nacl_bits::REVERSE_ALLOWED,
+                    nacl_bits::REVERSE_ROUTED,
+                )
             };
             // A direction's NACL verdict depends only on fields that are
             // constant along it, except ICMP's type and code (an echo flow
@@ -487,6 +543,17 @@ impl<F: Prefetch> Worker<F> {
                     return Err(DropReason::NaclDenied);
                 }
             }
+            // This packet was routed in full: if it went where the flow
+            // says this direction goes, the established lane may skip the
+            // routing for the direction's next packets (this generation).
+            let (sender, receiver) = if from_initiator {
+                (entry.initiator_eni, entry.responder_eni)
+            } else {
+                (entry.responder_eni, entry.initiator_eni)
+            };
+            if (sender, receiver) == (p.src.cached(), p.dst.cached()) {
+                entry.verdict_flags |= routed;
+            }
             let update =
                 entry.update_with(p.side, flags, now, || flow_timeouts(snapshot, p.src, p.dst));
             match update {
@@ -500,6 +567,19 @@ impl<F: Prefetch> Worker<F> {
                 }
             }
         }
+        self.decide_new(p, now, snapshot)
+    }
+
+    /// [`Self::decide_flow`] for a packet whose flow has no entry (any
+    /// more): the rules decide, and an allowed tracked flow is inserted.
+    fn decide_new(
+        &mut self,
+        p: &Pending,
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+    ) -> Result<(), DropReason> {
+        let generation = snapshot.generation() as u32;
+        let flags = p.tcp_flags;
         let decision = match p.src {
             // The first pass routed the packet already: no second lookup.
             Endpoint::Eni(src) => snapshot.decide_routed(src, p.route, &p.fields, SgDetail::Groups),
@@ -523,7 +603,10 @@ impl<F: Prefetch> Worker<F> {
                     initiator_eni: p.src.cached(),
                     responder_eni: p.dst.cached(),
                     admitted_by: admitting_group(snapshot, p, &decision),
-                    verdict_flags: nacl_bits::FORWARD_CHECKED | nacl_bits::FORWARD_ALLOWED,
+                    // Routed in full just now, from `src` to `dst`.
+                    verdict_flags: nacl_bits::FORWARD_CHECKED
+                        | nacl_bits::FORWARD_ALLOWED
+                        | nacl_bits::FORWARD_ROUTED,
                 };
                 let timeouts = flow_timeouts(snapshot, p.src, p.dst);
                 // The lookup above missed (or `Restart` removed the flow),
@@ -549,6 +632,113 @@ impl<F: Prefetch> Worker<F> {
         };
         self.follow_first_fragment(p, now, result.is_ok());
         result
+    }
+
+    /// Second pass for a plain IPv4 frame: the established lane, or the
+    /// full path. Returns the output port.
+    #[inline(always)]
+    fn decide_plain<P: PacketBuf>(
+        &mut self,
+        p: &Pending,
+        pkt: &mut P,
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+    ) -> Result<u16, DropReason> {
+        match self.established_plain(p, now, snapshot) {
+            Lane::Forward(receiver) => forward_to(pkt, receiver, p, snapshot),
+            Lane::Restart => self.decide_plain_in_full(p, pkt, now, snapshot, true),
+            Lane::Declined => self.decide_plain_in_full(p, pkt, now, snapshot, false),
+        }
+    }
+
+    /// The established lane: a plain frame of a tracked flow whose
+    /// direction this generation has routed in full from the same sender
+    /// (`nacl_bits::FORWARD_ROUTED` / `REVERSE_ROUTED`) is forwarded to the
+    /// receiver the flow caches, without finding its sender by L2 address,
+    /// checking its source or routing it again.
+    ///
+    /// Sound because all three depend only on the snapshot, the sending
+    /// ENI and the packet's addresses: the generation is the same, the
+    /// flow's key fixes the addresses, and the sender is the same ENI when
+    /// the frame carries that ENI's port, VLAN and MAC (an L2 address
+    /// names one ENI per snapshot: `CompileError::DuplicateL2`). The
+    /// direction's NACL verdict is cached the same way. The differential
+    /// tests run every packet through this lane and the reference model.
+    #[inline(always)]
+    fn established_plain(&mut self, p: &Pending, now: Seconds, snapshot: &PolicySnapshot) -> Lane {
+        let generation = snapshot.generation() as u32;
+        let Some(entry) = self.flows.lookup_unscoped(p.hash, &p.key, now) else {
+            return Lane::Declined;
+        };
+        let from_initiator = entry.initiator() == p.side;
+        let (sender, receiver, needed) = if from_initiator {
+            (
+                entry.initiator_eni,
+                entry.responder_eni,
+                nacl_bits::FORWARD_ROUTED | nacl_bits::FORWARD_ALLOWED,
+            )
+        } else {
+            (
+                entry.responder_eni,
+                entry.initiator_eni,
+                nacl_bits::REVERSE_ROUTED | nacl_bits::REVERSE_ALLOWED,
+            )
+        };
+        if entry.generation != generation || entry.verdict_flags & needed != needed {
+            return Lane::Declined;
+        }
+        // The uplink as sender (`UPLINK_ENDPOINT`) is past the table's end.
+        let Some(sender) = snapshot.eni_by_index(sender) else {
+            return Lane::Declined;
+        };
+        let same_sender = snapshot.eni_path(sender).is_some_and(|path| {
+            path.port == p.port && path.vlan() == p.vlan && path.mac == p.plain.src_mac
+        });
+        if !same_sender {
+            return Lane::Declined;
+        }
+        let receiver = if receiver == UPLINK_ENDPOINT {
+            Endpoint::Uplink
+        } else {
+            match snapshot.eni_by_index(receiver) {
+                Some(eni) => Endpoint::Eni(eni),
+                None => return Lane::Declined,
+            }
+        };
+        let sender = Endpoint::Eni(sender);
+        match entry.update_with(p.side, p.tcp_flags, now, || {
+            flow_timeouts(snapshot, sender, receiver)
+        }) {
+            FlowUpdate::Forward => {
+                self.counters.flow_hits += 1;
+                Lane::Forward(receiver)
+            }
+            FlowUpdate::Restart => Lane::Restart,
+        }
+    }
+
+    /// The full path for a plain frame the established lane declined
+    /// (`restart`: or whose flow it found ended, to be decided anew).
+    #[inline(never)]
+    fn decide_plain_in_full<P: PacketBuf>(
+        &mut self,
+        p: &Pending,
+        pkt: &mut P,
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+        restart: bool,
+    ) -> Result<u16, DropReason> {
+        let mut full = *p;
+        prepare_plain_ipv4(p.slot, p.port, &p.plain, snapshot, &mut full)?;
+        if restart {
+            // As `decide_flow` does on `Restart`: the lane found the flow
+            // with the same sender and receiver this routing gives.
+            self.flows.remove(full.hash, &full.key, now);
+            self.decide_new(&full, now, snapshot)?;
+        } else {
+            self.decide_flow(&full, now, snapshot)?;
+        }
+        forward(pkt, &full, snapshot)
     }
 
     /// Per-group counters of new flows: the group whose rule allowed each
@@ -657,7 +847,9 @@ fn prefetch(
 ) {
     match p.kind {
         PendingKind::LaterFragment => fragments.prefetch(p.hash, prefetcher),
-        PendingKind::Flow | PendingKind::IcmpError => flows.prefetch(p.hash, prefetcher),
+        PendingKind::Plain | PendingKind::Flow | PendingKind::IcmpError => {
+            flows.prefetch(p.hash, prefetcher);
+        }
     }
 }
 
@@ -795,7 +987,49 @@ fn prepare<P: PacketBuf>(
         fields,
         key,
         hash,
+        // Read for `PendingKind::Plain` only.
+        ..*out
     };
+    Ok(Prepared::Pending)
+}
+
+/// First pass for a plain IPv4 TCP or UDP frame: only what finding its
+/// flow needs (the key without its scope, and the hash), so that the
+/// table lines start loading; the second pass tries the established lane
+/// (`Worker::established_plain`) and routes the frame in full only if the
+/// lane declines.
+#[inline(always)]
+fn stage_plain_ipv4(
+    slot: usize,
+    port: u16,
+    plain: &PlainIpv4,
+    snapshot: &PolicySnapshot,
+    out: &mut Pending,
+) -> Result<Prepared, DropReason> {
+    // The full path's first verdict on a frame that is not for us.
+    if plain.dst_mac != snapshot.router_mac() {
+        return Err(DropReason::NotForRouter);
+    }
+    let (key, side, hash) = FlowKey::new_v4_hashed(
+        0,
+        plain.src,
+        plain.dst,
+        plain.protocol,
+        plain.src_port,
+        plain.dst_port,
+    );
+    // Field by field: the rest of the record is the full path's to fill.
+    out.slot = slot;
+    out.kind = PendingKind::Plain;
+    out.side = side;
+    out.tcp_flags = TcpFlags(plain.tcp_flags);
+    out.l3_offset = u16::from(plain.l3_offset);
+    out.ipv6 = false;
+    out.vlan = plain.vlan;
+    out.key = key;
+    out.hash = hash;
+    out.plain = *plain;
+    out.port = port;
     Ok(Prepared::Pending)
 }
 
@@ -854,6 +1088,8 @@ fn prepare_plain_ipv4(
         ),
         hash,
         key,
+        plain: *plain,
+        port,
     };
     Ok(Prepared::Pending)
 }
@@ -1193,7 +1429,19 @@ fn forward<P: PacketBuf>(
     p: &Pending,
     snapshot: &PolicySnapshot,
 ) -> Result<u16, DropReason> {
-    let (port, vlan, mac) = match p.dst {
+    forward_to(pkt, p.dst, p, snapshot)
+}
+
+/// [`forward`] to `dst` rather than `p.dst` (the established lane's
+/// receiver, from the flow).
+#[inline(always)]
+fn forward_to<P: PacketBuf>(
+    pkt: &mut P,
+    dst: Endpoint,
+    p: &Pending,
+    snapshot: &PolicySnapshot,
+) -> Result<u16, DropReason> {
+    let (port, vlan, mac) = match dst {
         Endpoint::Eni(e) => {
             let e = snapshot.eni_path(e).ok_or(DropReason::NoRoute)?;
             (e.port, e.vlan(), e.mac)

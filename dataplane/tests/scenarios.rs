@@ -694,3 +694,64 @@ fn a_burst_of_mixed_frames_gets_one_verdict_each_in_order() {
     );
     assert_eq!(burst[0].data()[..6], eni_mac(B));
 }
+
+/// An established connection is found from its addresses and ports alone
+/// (the established lane), but another ENI cannot continue it: a segment
+/// with the connection's addresses from C is still a spoof, and A's MAC on
+/// C's port still a stranger.
+#[test]
+fn another_sender_cannot_continue_an_established_connection() {
+    let mut net = Net::new(demo_spec());
+    assert_eq!(net.verdict(0, &tcp(A, B, 40000, 80, flags::SYN)), fwd(B));
+    assert_eq!(
+        net.verdict(1, &tcp(B, A, 80, 40000, flags::SYN_ACK)),
+        fwd(A)
+    );
+    assert_eq!(net.verdict(0, &tcp(A, B, 40000, 80, flags::ACK)), fwd(B));
+    assert_eq!(net.verdict(1, &tcp(B, A, 80, 40000, flags::ACK)), fwd(A));
+    // C, whose source check is on, sends as A.
+    let mut from_c = tcp_spec(A, B, 40000, 80, flags::ACK);
+    from_c.src_mac = eni_mac(C);
+    assert_eq!(
+        net.verdict(2, &frame(&from_c)),
+        Verdict::Drop(DropReason::Spoofed)
+    );
+    // A's own frame on C's port.
+    assert_eq!(
+        net.verdict(2, &tcp(A, B, 40000, 80, flags::ACK)),
+        Verdict::Drop(DropReason::UnknownSource)
+    );
+    // B's reply sent as if from C.
+    let mut reply_from_c = tcp_spec(B, A, 80, 40000, flags::ACK);
+    reply_from_c.src_mac = eni_mac(C);
+    assert_eq!(
+        net.verdict(2, &frame(&reply_from_c)),
+        Verdict::Drop(DropReason::Spoofed)
+    );
+    // The connection itself goes on.
+    assert_eq!(net.verdict(0, &tcp(A, B, 40000, 80, flags::ACK)), fwd(B));
+    assert_eq!(net.verdict(1, &tcp(B, A, 80, 40000, flags::ACK)), fwd(A));
+    let c = net.worker.counters();
+    assert_eq!((c.new_flows, c.flow_hits), (1, 5));
+}
+
+/// A sender without the source check may open a connection from an
+/// address it does not own; the replies go where that address routes,
+/// not back to the sender, every time (the established lane keeps a
+/// direction's receiver only when routing gave the one the flow caches).
+#[test]
+fn replies_go_where_their_address_routes_not_to_the_sender() {
+    let mut spec = demo_spec();
+    spec.enis[usize::from(A)].source_dest_check = false;
+    let mut net = Net::new(spec);
+    let as_c = |f| {
+        let mut s = tcp_spec(A, B, 40000, 80, f);
+        s.src = ip(C);
+        frame(&s)
+    };
+    assert_eq!(net.verdict(0, &as_c(flags::SYN)), fwd(B));
+    for f in [flags::SYN_ACK, flags::ACK, flags::ACK] {
+        assert_eq!(net.verdict(1, &tcp(B, C, 80, 40000, f)), fwd(C));
+        assert_eq!(net.verdict(0, &as_c(flags::ACK)), fwd(B));
+    }
+}

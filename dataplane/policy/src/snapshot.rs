@@ -1429,6 +1429,14 @@ impl PolicySnapshot {
         &self.topology.enis[eni.index()]
     }
 
+    /// The ENI at `index` in this snapshot's table (an index a flow cached
+    /// from [`EniIdx::index`] under this snapshot's generation), or `None`
+    /// past its end.
+    #[inline(always)]
+    pub fn eni_by_index(&self, index: u32) -> Option<EniIdx> {
+        ((index as usize) < self.topology.eni_paths.len()).then_some(EniIdx(index))
+    }
+
     /// An ENI's packet-path record (see [`EniPath`]), or `None` for an index
     /// from another snapshot's topology.
     #[inline(always)]
