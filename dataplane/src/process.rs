@@ -43,7 +43,7 @@ use core::net::IpAddr;
 use palisade_flow::{
     CapacityError, FirstFragmentVerdict, FlowInit, FlowKey, FlowLines, FlowTable, FlowUpdate,
     FragmentError, FragmentKey, FragmentTable, FragmentVerdict, InsertError, PlainLoad, Prefetch,
-    Seconds, Side, TcpFlags, Timeouts,
+    Seconds, Side, TcpFlags, Timeouts, Unscoped,
 };
 use palisade_policy::{
     DenyReason, Direction as PolicyDirection, EniIdx, NaclPath, PacketFields, PolicySnapshot,
@@ -244,6 +244,9 @@ enum Lane {
     Restart,
     /// Not for the lane: the full path decides.
     Declined,
+    /// No flow has the frame's addresses and ports: the full path decides
+    /// it as a new flow, without looking it up again.
+    Absent,
 }
 
 /// The counters every forwarded packet bumps, kept in registers for a
@@ -646,8 +649,7 @@ impl<F: Prefetch> Worker<F> {
     ) -> Result<u16, DropReason> {
         match self.established_plain(p, now, snapshot) {
             Lane::Forward(receiver) => forward_to(pkt, receiver, p, snapshot),
-            Lane::Restart => self.decide_plain_in_full(p, pkt, now, snapshot, true),
-            Lane::Declined => self.decide_plain_in_full(p, pkt, now, snapshot, false),
+            lane => self.decide_plain_in_full(p, pkt, now, snapshot, lane),
         }
     }
 
@@ -667,8 +669,10 @@ impl<F: Prefetch> Worker<F> {
     #[inline(always)]
     fn established_plain(&mut self, p: &Pending, now: Seconds, snapshot: &PolicySnapshot) -> Lane {
         let generation = snapshot.generation() as u32;
-        let Some(entry) = self.flows.lookup_unscoped(p.hash, &p.key, now) else {
-            return Lane::Declined;
+        let entry = match self.flows.lookup_unscoped(p.hash, &p.key, now) {
+            Unscoped::Live(entry) => entry,
+            Unscoped::Absent => return Lane::Absent,
+            Unscoped::Other => return Lane::Declined,
         };
         let from_initiator = entry.initiator() == p.side;
         let (sender, receiver, needed) = if from_initiator {
@@ -717,8 +721,8 @@ impl<F: Prefetch> Worker<F> {
         }
     }
 
-    /// The full path for a plain frame the established lane declined
-    /// (`restart`: or whose flow it found ended, to be decided anew).
+    /// The full path for a plain frame the established lane did not
+    /// forward (`lane` says why).
     #[inline(never)]
     fn decide_plain_in_full<P: PacketBuf>(
         &mut self,
@@ -726,17 +730,19 @@ impl<F: Prefetch> Worker<F> {
         pkt: &mut P,
         now: Seconds,
         snapshot: &PolicySnapshot,
-        restart: bool,
+        lane: Lane,
     ) -> Result<u16, DropReason> {
-        let mut full = *p;
-        prepare_plain_ipv4(p.slot, p.port, &p.plain, snapshot, &mut full)?;
-        if restart {
+        let full = route_plain_frame(p, snapshot)?;
+        match lane {
             // As `decide_flow` does on `Restart`: the lane found the flow
-            // with the same sender and receiver this routing gives.
-            self.flows.remove(full.hash, &full.key, now);
-            self.decide_new(&full, now, snapshot)?;
-        } else {
-            self.decide_flow(&full, now, snapshot)?;
+            // with the sender and receiver this routing gives.
+            Lane::Restart => {
+                self.flows.remove(full.hash, &full.key, now);
+                self.decide_new(&full, now, snapshot)?;
+            }
+            // Not even an expired entry has the key: nothing to look up.
+            Lane::Absent => self.decide_new(&full, now, snapshot)?,
+            Lane::Declined | Lane::Forward(_) => self.decide_flow(&full, now, snapshot)?,
         }
         forward(pkt, &full, snapshot)
     }
@@ -1033,20 +1039,15 @@ fn stage_plain_ipv4(
     Ok(Prepared::Pending)
 }
 
-/// First pass for a plain IPv4 TCP/UDP frame (most of what a router sees):
-/// the same steps and checks as [`prepare`], from the compact
-/// [`PlainIpv4`] the fixed-offset reader gives, without building the
-/// general [`FrameInfo`] (ARP, neighbour discovery, fragments and ICMP never
-/// come this way). The differential tests run both lanes against the
-/// reference model.
+/// The full path's steps 3–4 for a plain IPv4 TCP/UDP frame (most of what
+/// a router sees) that the established lane did not forward: the same
+/// steps and checks as [`prepare`], from the compact [`PlainIpv4`] the
+/// fixed-offset reader gives, without building the general [`FrameInfo`]
+/// (ARP, neighbour discovery, fragments and ICMP never come this way). The
+/// differential tests run every lane against the reference model.
 #[inline(always)]
-fn prepare_plain_ipv4(
-    slot: usize,
-    port: u16,
-    plain: &PlainIpv4,
-    snapshot: &PolicySnapshot,
-    out: &mut Pending,
-) -> Result<Prepared, DropReason> {
+fn route_plain_frame(staged: &Pending, snapshot: &PolicySnapshot) -> Result<Pending, DropReason> {
+    let (port, plain) = (staged.port, &staged.plain);
     let src = source_endpoint(snapshot, port, plain.vlan, plain.src_mac);
     if plain.dst_mac != snapshot.router_mac() {
         return Err(DropReason::NotForRouter);
@@ -1058,16 +1059,11 @@ fn prepare_plain_ipv4(
         route,
         scope,
     } = route_plain_ipv4(snapshot, src, u32::from_be_bytes(plain.src), ip_dst)?;
-    let (key, side, hash) = FlowKey::new_v4_hashed(
-        scope,
-        plain.src,
-        plain.dst,
-        plain.protocol,
-        plain.src_port,
-        plain.dst_port,
-    );
-    *out = Pending {
-        slot,
+    // The staged key, hash and side with the scope now known: the scope
+    // is not hashed.
+    let (key, side, hash) = (staged.key.with_vpc(scope), staged.side, staged.hash);
+    Ok(Pending {
+        slot: staged.slot,
         kind: PendingKind::Flow,
         side,
         // Zero for UDP, as `TcpFlags::NONE`.
@@ -1090,8 +1086,7 @@ fn prepare_plain_ipv4(
         key,
         plain: *plain,
         port,
-    };
-    Ok(Prepared::Pending)
+    })
 }
 
 /// Where a packet goes and the flow scope it belongs to.

@@ -310,6 +310,16 @@ impl FlowKey {
             && self.family == other.family
     }
 
+    /// The same connection's key in scope `vpc`: the hash stays the same
+    /// (the scope is not hashed), so a key built before its scope was known
+    /// can be completed without hashing again.
+    #[inline(always)]
+    #[must_use]
+    pub const fn with_vpc(mut self, vpc: u32) -> Self {
+        self.vpc = vpc.to_le_bytes();
+        self
+    }
+
     /// The VPC index the flow belongs to.
     pub const fn vpc(&self) -> u32 {
         u32::from_le_bytes(self.vpc)
@@ -541,6 +551,7 @@ mod tests {
             let (key, _) = FlowKey::new(vpc, a, b, protocol, port_a, port_b).unwrap();
             let (rescoped, _) = FlowKey::new(other_vpc, a, b, protocol, port_a, port_b).unwrap();
             prop_assert_eq!(key.hash(), rescoped.hash());
+            prop_assert_eq!(key.with_vpc(other_vpc), rescoped);
             prop_assert!(key.same_unscoped(&rescoped));
             let (other, _) = match field {
                 0 => FlowKey::new(other_vpc, a, b, protocol ^ 1, port_a, port_b),

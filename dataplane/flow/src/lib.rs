@@ -39,5 +39,5 @@ pub use key::{
 pub use prefetch::{PlainLoad, Prefetch};
 pub use state::{FlowState, FlowUpdate, Seconds, TcpFlags, TimeoutError, Timeouts};
 pub use table::{
-    FlowEntry, FlowInit, FlowLines, FlowTable, FlowTableCounters, InsertError, Presence,
+    FlowEntry, FlowInit, FlowLines, FlowTable, FlowTableCounters, InsertError, Presence, Unscoped,
 };

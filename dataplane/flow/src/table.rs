@@ -312,6 +312,20 @@ impl FlowEntry {
     }
 }
 
+/// What [`FlowTable::lookup_unscoped`] found.
+#[derive(Debug)]
+pub enum Unscoped<'a> {
+    /// A live flow with the key up to its scope (perhaps another scope's).
+    Live(&'a mut FlowEntry),
+    /// No entry at all with the key up to its scope, live or expired: the
+    /// scoped key is not in the table either, so
+    /// [`FlowTable::insert_missing`] may insert it.
+    Absent,
+    /// An expired entry came first; a scoped [`FlowTable::lookup`]
+    /// decides (and reclaims it).
+    Other,
+}
+
 /// Whether `lookup_or_insert` found the flow or created it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
@@ -495,45 +509,40 @@ impl FlowTable {
         self.lookup_probing(hash, key, now)
     }
 
-    /// The live flow whose key equals `key` up to its VPC scope
+    /// The flow whose key equals `key` up to its VPC scope
     /// ([`FlowKey::same_unscoped`]), for a caller that does not know the
     /// scope yet and checks the flow's endpoints itself; `hash` is `key`'s.
     /// With overlapping address blocks another scope's flow may answer, so
-    /// the caller must tell it from its own. Unlike [`Self::lookup`] it
-    /// reclaims nothing: an expired flow is simply not found.
+    /// the caller must tell it from its own. Reclaims nothing.
     #[inline(always)]
-    pub fn lookup_unscoped(
-        &mut self,
-        hash: u64,
-        key: &FlowKey,
-        now: Seconds,
-    ) -> Option<&mut FlowEntry> {
+    pub fn lookup_unscoped(&mut self, hash: u64, key: &FlowKey, now: Seconds) -> Unscoped<'_> {
         let slot = self.index.preferred_slot(hash);
         if self
             .entries
             .get(slot)
             .is_some_and(|e| e.key.same_unscoped(key) && !e.is_expired(now))
         {
-            return self.entries.get_mut(slot);
+            return match self.entries.get_mut(slot) {
+                Some(entry) => Unscoped::Live(entry),
+                None => Unscoped::Absent,
+            };
         }
         self.lookup_unscoped_probing(hash, key, now)
     }
 
     /// [`Self::lookup_unscoped`] past the preferred slot.
     #[inline(never)]
-    fn lookup_unscoped_probing(
-        &mut self,
-        hash: u64,
-        key: &FlowKey,
-        now: Seconds,
-    ) -> Option<&mut FlowEntry> {
+    fn lookup_unscoped_probing(&mut self, hash: u64, key: &FlowKey, now: Seconds) -> Unscoped<'_> {
         let entries = self.entries.as_slice();
-        let slot = self.index.find(hash, |slot| {
-            entries
-                .get(slot)
-                .is_some_and(|e| e.key.same_unscoped(key) && !e.is_expired(now))
-        })?;
-        self.entries.as_mut_slice().get_mut(slot)
+        let Some(slot) = self.index.find(hash, |slot| {
+            entries.get(slot).is_some_and(|e| e.key.same_unscoped(key))
+        }) else {
+            return Unscoped::Absent;
+        };
+        match self.entries.as_mut_slice().get_mut(slot) {
+            Some(entry) if !entry.is_expired(now) => Unscoped::Live(entry),
+            _ => Unscoped::Other,
+        }
     }
 
     /// [`Self::lookup`] past the preferred slot.

@@ -769,9 +769,16 @@ fn insert_missing_after_a_miss_is_insert() {
     assert_eq!(a.len(), 40);
 }
 
+fn live(found: Unscoped<'_>) -> &mut FlowEntry {
+    match found {
+        Unscoped::Live(entry) => entry,
+        other => panic!("no live flow: {other:?}"),
+    }
+}
+
 /// The same addresses and ports in two VPCs (overlapping blocks): the
-/// scoped lookup tells them apart, the unscoped one finds one of them,
-/// and neither finds an expired flow.
+/// scoped lookup tells them apart, the unscoped one finds one of them;
+/// an expired flow is not live, and a table without the key says so.
 #[test]
 fn an_unscoped_lookup_finds_a_flow_of_any_scope() {
     let mut table = FlowTable::with_capacity(64).unwrap();
@@ -780,17 +787,14 @@ fn an_unscoped_lookup_finds_a_flow_of_any_scope() {
     let (in_8, _) = tuple(8);
     let (unscoped, _) = tuple(0);
     assert_eq!(in_7.hash(), in_8.hash());
-    assert!(
-        table
-            .lookup_unscoped(unscoped.hash(), &unscoped, 10)
-            .is_none()
-    );
+    assert!(matches!(
+        table.lookup_unscoped(unscoped.hash(), &unscoped, 10),
+        Unscoped::Absent
+    ));
     let mut first = init(side, TcpFlags::SYN);
     first.initiator_eni = 70;
     table.insert(in_7.hash(), in_7, &first, 10, &T).unwrap();
-    let found = table
-        .lookup_unscoped(unscoped.hash(), &unscoped, 11)
-        .unwrap();
+    let found = live(table.lookup_unscoped(unscoped.hash(), &unscoped, 11));
     assert_eq!((found.key().vpc(), found.initiator_eni), (7, 70));
     let mut second = init(side, TcpFlags::SYN);
     second.initiator_eni = 80;
@@ -803,17 +807,21 @@ fn an_unscoped_lookup_finds_a_flow_of_any_scope() {
         table.lookup(in_8.hash(), &in_8, 11).unwrap().initiator_eni,
         80
     );
-    let found = table
-        .lookup_unscoped(unscoped.hash(), &unscoped, 11)
-        .unwrap();
+    let found = live(table.lookup_unscoped(unscoped.hash(), &unscoped, 11));
     assert!([70, 80].contains(&found.initiator_eni));
-    // Past the SYN's 120 s: neither lookup sees the flows any more.
-    assert!(
-        table
-            .lookup_unscoped(unscoped.hash(), &unscoped, 10 + 121)
-            .is_none()
-    );
+    // Past the SYN's 120 s the flows are expired but not yet reclaimed:
+    // not live, and not absent either.
+    assert!(matches!(
+        table.lookup_unscoped(unscoped.hash(), &unscoped, 10 + 121),
+        Unscoped::Other
+    ));
+    // A scoped lookup reclaims them; then the key is absent.
     assert!(table.lookup(in_7.hash(), &in_7, 10 + 121).is_none());
+    assert!(table.lookup(in_8.hash(), &in_8, 10 + 121).is_none());
+    assert!(matches!(
+        table.lookup_unscoped(unscoped.hash(), &unscoped, 10 + 121),
+        Unscoped::Absent
+    ));
 }
 
 /// A flow displaced from its preferred slot is found unscoped too.
@@ -826,22 +834,12 @@ fn an_unscoped_lookup_probes_past_the_preferred_slot() {
             .insert(key.hash(), *key, &init(*side, TcpFlags::SYN), 10, &T)
             .unwrap();
     }
-    for (key, _) in &keys {
-        let (unscoped, _) = FlowKey::new_v4(
-            0,
-            [10, 0, 0, 9],
-            [10, 0, 0, 1],
-            IPPROTO_TCP,
-            key_port(key),
-            443,
+    for (port, (key, _)) in (10_000u16..).zip(&keys) {
+        let (unscoped, _) =
+            FlowKey::new_v4(0, [10, 0, 0, 9], [10, 0, 0, 1], IPPROTO_TCP, port, 443);
+        assert_eq!(
+            live(table.lookup_unscoped(unscoped.hash(), &unscoped, 11)).key(),
+            key
         );
-        let found = table
-            .lookup_unscoped(unscoped.hash(), &unscoped, 11)
-            .expect("found");
-        assert_eq!(found.key(), key);
     }
-}
-
-fn key_port(key: &FlowKey) -> u16 {
-    key.endpoint(Side::Low).1.max(key.endpoint(Side::High).1)
 }
