@@ -46,8 +46,8 @@ use palisade_flow::{
     Seconds, Side, TcpFlags, Timeouts, Unscoped,
 };
 use palisade_policy::{
-    DenyReason, Direction as PolicyDirection, EniIdx, NaclPath, PacketFields, PolicySnapshot,
-    Route, SgDetail, Verdict as PolicyVerdict,
+    DenyReason, Direction as PolicyDirection, EniIdx, EniPath, NaclPath, PacketFields,
+    PolicySnapshot, Route, SgDetail, Verdict as PolicyVerdict,
 };
 use palisade_wire::{
     FragmentInfo, FrameInfo, L3Info, L4Info, MacAddr, PlainIpv4, build_arp_reply,
@@ -184,10 +184,9 @@ struct Pending {
     fields: PacketFields,
     key: FlowKey,
     hash: u64,
-    /// For [`PendingKind::Plain`]: the frame as the plain reader read it
-    /// and the port it came in on, for the full path if the established
-    /// lane declines.
-    plain: PlainIpv4,
+    /// For [`PendingKind::Plain`]: the sender's MAC and the port the
+    /// frame came in on, the established lane's test of the sender.
+    src_mac: [u8; 6],
     port: u16,
 }
 
@@ -210,19 +209,7 @@ impl Pending {
             fields: PacketFields::l4(nowhere, nowhere, 0, 0, 0),
             key: FlowKey::new_v4(0, [0; 4], [0; 4], 0, 0, 0).0,
             hash: 0,
-            plain: PlainIpv4 {
-                dst_mac: [0; 6],
-                src_mac: [0; 6],
-                vlan: None,
-                src: [0; 4],
-                dst: [0; 4],
-                l3_offset: 0,
-                protocol: 0,
-                ttl: 0,
-                tcp_flags: 0,
-                src_port: 0,
-                dst_port: 0,
-            },
+            src_mac: [0; 6],
             port: 0,
         }
     }
@@ -695,23 +682,22 @@ impl<F: Prefetch> Worker<F> {
         let Some(sender) = snapshot.eni_by_index(sender) else {
             return Lane::Declined;
         };
-        let same_sender = snapshot.eni_path(sender).is_some_and(|path| {
-            path.port == p.port && path.vlan() == p.vlan && path.mac == p.plain.src_mac
-        });
-        if !same_sender {
+        let Some(sender) = snapshot
+            .eni_path(sender)
+            .filter(|path| path.port == p.port && path.vlan() == p.vlan && path.mac == p.src_mac)
+        else {
             return Lane::Declined;
-        }
-        let receiver = if receiver == UPLINK_ENDPOINT {
-            Endpoint::Uplink
+        };
+        let (receiver, receiver_path) = if receiver == UPLINK_ENDPOINT {
+            (Endpoint::Uplink, None)
         } else {
             match snapshot.eni_by_index(receiver) {
-                Some(eni) => Endpoint::Eni(eni),
+                Some(eni) => (Endpoint::Eni(eni), snapshot.eni_path(eni)),
                 None => return Lane::Declined,
             }
         };
-        let sender = Endpoint::Eni(sender);
         match entry.update_with(p.side, p.tcp_flags, now, || {
-            flow_timeouts(snapshot, sender, receiver)
+            paths_timeouts(Some(sender), receiver_path)
         }) {
             FlowUpdate::Forward => {
                 self.counters.flow_hits += 1;
@@ -732,7 +718,11 @@ impl<F: Prefetch> Worker<F> {
         snapshot: &PolicySnapshot,
         lane: Lane,
     ) -> Result<u16, DropReason> {
-        let full = route_plain_frame(p, snapshot)?;
+        // The frame is as the first pass read it (the lane does not touch
+        // it); read again rather than kept, which would cost every
+        // established packet the stores.
+        let plain = parse_plain_ipv4(pkt.data()).ok_or(DropReason::Malformed)?;
+        let full = route_plain_frame(p, &plain, snapshot)?;
         match lane {
             // As `decide_flow` does on `Restart`: the lane found the flow
             // with the sender and receiver this routing gives.
@@ -1034,7 +1024,7 @@ fn stage_plain_ipv4(
     out.vlan = plain.vlan;
     out.key = key;
     out.hash = hash;
-    out.plain = *plain;
+    out.src_mac = plain.src_mac;
     out.port = port;
     Ok(Prepared::Pending)
 }
@@ -1046,8 +1036,12 @@ fn stage_plain_ipv4(
 /// (ARP, neighbour discovery, fragments and ICMP never come this way). The
 /// differential tests run every lane against the reference model.
 #[inline(always)]
-fn route_plain_frame(staged: &Pending, snapshot: &PolicySnapshot) -> Result<Pending, DropReason> {
-    let (port, plain) = (staged.port, &staged.plain);
+fn route_plain_frame(
+    staged: &Pending,
+    plain: &PlainIpv4,
+    snapshot: &PolicySnapshot,
+) -> Result<Pending, DropReason> {
+    let port = staged.port;
     let src = source_endpoint(snapshot, port, plain.vlan, plain.src_mac);
     if plain.dst_mac != snapshot.router_mac() {
         return Err(DropReason::NotForRouter);
@@ -1084,7 +1078,7 @@ fn route_plain_frame(staged: &Pending, snapshot: &PolicySnapshot) -> Result<Pend
         ),
         hash,
         key,
-        plain: *plain,
+        src_mac: plain.src_mac,
         port,
     })
 }
@@ -1355,12 +1349,19 @@ fn nacl_allows(
 /// two ENIs' settings (**palisade**: a flow ends when either side would
 /// forget it).
 fn flow_timeouts(snapshot: &PolicySnapshot, a: Endpoint, b: Endpoint) -> Timeouts {
+    let path = |end| match end {
+        Endpoint::Eni(e) => snapshot.eni_path(e),
+        Endpoint::Uplink => None,
+    };
+    paths_timeouts(path(a), path(b))
+}
+
+/// [`flow_timeouts`] from the ends' records (`None` for the uplink).
+#[inline(always)]
+fn paths_timeouts(a: Option<&EniPath>, b: Option<&EniPath>) -> Timeouts {
     let mut t: Option<(u32, u32, u32)> = None;
     for end in [a, b] {
-        if let Some(path) = match end {
-            Endpoint::Eni(e) => snapshot.eni_path(e),
-            Endpoint::Uplink => None,
-        } {
+        if let Some(path) = end {
             let c = path.timeouts;
             t = Some(match t {
                 None => (c.tcp_established, c.udp_stream, c.udp),
