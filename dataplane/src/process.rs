@@ -224,6 +224,7 @@ enum Prepared {
 }
 
 /// What the established lane made of a plain frame.
+#[derive(Clone, Copy)]
 enum Lane {
     /// A hit: forward to this receiver (the flow is updated and counted).
     Forward(Endpoint),
