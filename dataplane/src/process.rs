@@ -1361,18 +1361,16 @@ fn flow_timeouts(snapshot: &PolicySnapshot, a: Endpoint, b: Endpoint) -> Timeout
 #[inline(always)]
 fn paths_timeouts(a: Option<&EniPath>, b: Option<&EniPath>) -> Timeouts {
     let mut t: Option<(u32, u32, u32)> = None;
-    for end in [a, b] {
-        if let Some(path) = end {
-            let c = path.timeouts;
-            t = Some(match t {
-                None => (c.tcp_established, c.udp_stream, c.udp),
-                Some((est, stream, oneway)) => (
-                    est.min(c.tcp_established),
-                    stream.min(c.udp_stream),
-                    oneway.min(c.udp),
-                ),
-            });
-        }
+    for path in [a, b].into_iter().flatten() {
+        let c = path.timeouts;
+        t = Some(match t {
+            None => (c.tcp_established, c.udp_stream, c.udp),
+            Some((est, stream, oneway)) => (
+                est.min(c.tcp_established),
+                stream.min(c.udp_stream),
+                oneway.min(c.udp),
+            ),
+        });
     }
     // The snapshot's compile checked every ENI's settings, so clamping
     // changes nothing and spares the checks.
