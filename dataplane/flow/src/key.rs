@@ -302,12 +302,17 @@ impl FlowKey {
     #[inline(always)]
     #[must_use]
     pub fn same_unscoped(&self, other: &Self) -> bool {
-        self.low_address == other.low_address
-            && self.high_address == other.high_address
-            && self.low_port == other.low_port
-            && self.high_port == other.high_port
-            && self.protocol == other.protocol
-            && self.family == other.family
+        // Five word compares folded into one test, rather than a field at
+        // a time: the addresses are bytes 0..32, the scope 32..36, and the
+        // word at 34..42 holds the scope's upper half (masked off), the
+        // ports, the protocol and the family.
+        let word = |key: &Self, at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytemuck::bytes_of(key)[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let differ = |at| word(self, at) ^ word(other, at);
+        (differ(0) | differ(8) | differ(16) | differ(24) | (differ(34) & !0xffff)) == 0
     }
 
     /// The same connection's key in scope `vpc`: the hash stays the same
@@ -560,6 +565,29 @@ mod tests {
             }.unwrap();
             prop_assert!(!key.same_unscoped(&other));
         }
+    }
+
+    #[test]
+    fn unscoped_keys_still_differ_by_address_and_family() {
+        let (key, _) = FlowKey::new_v4(1, [10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_TCP, 1000, 80);
+        let (reply, _) = FlowKey::new_v4(9, [10, 0, 0, 2], [10, 0, 0, 1], IPPROTO_TCP, 80, 1000);
+        assert!(key.same_unscoped(&reply));
+        for (s, d) in [
+            ([10, 0, 0, 3], [10, 0, 0, 2]),
+            ([10, 0, 0, 1], [11, 0, 0, 2]),
+        ] {
+            let (other, _) = FlowKey::new_v4(1, s, d, IPPROTO_TCP, 1000, 80);
+            assert!(!key.same_unscoped(&other));
+        }
+        let (v6, _) = FlowKey::new_v6(
+            1,
+            ipv4_mapped([10, 0, 0, 1]),
+            ipv4_mapped([10, 0, 0, 2]),
+            IPPROTO_TCP,
+            1000,
+            80,
+        );
+        assert!(!key.same_unscoped(&v6));
     }
 
     #[test]
