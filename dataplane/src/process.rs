@@ -10,13 +10,22 @@
 //! frame, finds its ENIs and route, builds its flow key and starts the
 //! key's bucket tags and likeliest entry loading (a real prefetch right
 //! away, so the rest of the pass hides the miss; plain loads in one loop
-//! after it, see [`Prefetch::RETIRES_AT_ONCE`]). Plain IPv4 TCP/UDP frames,
-//! most of the traffic, take a lane of their own through it: a fixed-offset
-//! read into a 32-byte [`PlainIpv4`] instead of the general [`FrameInfo`].
-//! The second pass looks the flows up and decides; a few packets ahead of
-//! it, a second prefetch stage starts the entry the (by then arrived) tags
-//! point at when the key does not sit in its preferred slot. Per packet
-//! (DESIGN.md):
+//! after it, see [`Prefetch::RETIRES_AT_ONCE`]). The second pass looks the
+//! flows up and decides; a few packets ahead of it, a second prefetch stage
+//! starts the entry the (by then arrived) tags point at when the key does
+//! not sit in its preferred slot.
+//!
+//! Plain IPv4 TCP/UDP frames, most of the traffic, take a lane of their
+//! own: a fixed-offset read into a 32-byte [`PlainIpv4`] instead of the
+//! general [`FrameInfo`], and in the first pass only the flow key without
+//! its VPC scope and its hash (the scope is not hashed), not steps 3–4. In
+//! the second pass, the **established lane** looks the flow up by that key
+//! and, when this policy generation has already routed the packet's
+//! direction in full from the same sender (`nacl_bits::*_ROUTED`), takes
+//! the sender check and the receiver from the flow
+//! (`Worker::established_plain`). Anything else — a new flow, a first
+//! packet after a publish, a sender the flow does not know — goes through
+//! steps 3–6 in full. Per packet (DESIGN.md):
 //!
 //! 1. parse (malformed → drop);
 //! 2. ARP / neighbour solicitation for an address of the sender's subnet →
