@@ -277,6 +277,52 @@ mod tests {
         server.shutdown();
     }
 
+    /// Clients that connect together and keep their connections open
+    /// (Terraform's provider does) are all answered: none is left queued
+    /// behind the others' idle keep-alive connections.
+    #[test]
+    fn clients_connecting_together_are_all_answered() {
+        const CLIENTS: usize = 24;
+        for round in 0..5 {
+            let server = server(1024);
+            let addr = server.local_addr();
+            let start = Arc::new(std::sync::Barrier::new(CLIENTS));
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|_| {
+                    let start = Arc::clone(&start);
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let stream = TcpStream::connect(addr).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(10)))
+                            .unwrap();
+                        let mut writer = stream.try_clone().unwrap();
+                        let mut reader = BufReader::new(stream);
+                        let body = "Action=DescribeVpcs&Version=2016-11-15";
+                        write!(
+                            writer,
+                            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .unwrap();
+                        let mut status = String::new();
+                        let answered = reader.read_line(&mut status).is_ok_and(|n| n > 0);
+                        // Stay connected, idle, until every client is done.
+                        (answered, reader)
+                    })
+                })
+                .collect();
+            let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+            let unanswered = results.iter().filter(|(answered, _)| !answered).count();
+            assert_eq!(
+                unanswered, 0,
+                "round {round}: {unanswered} of {CLIENTS} clients waited 10 s"
+            );
+            drop(results);
+            server.shutdown();
+        }
+    }
+
     #[test]
     fn oversized_bodies_are_refused_by_length_and_while_chunked() {
         let server = server(64);
