@@ -361,7 +361,7 @@ impl Loop<'_, '_> {
 
     /// Copies the worker's counters where the scrape reads them; `groups`
     /// adds the per-security-group arrays (a few KiB) and the generation.
-    fn publish(&mut self, groups: bool) {
+    fn publish(&self, groups: bool) {
         let me = &self.shared.workers[self.index];
         me.counters
             .publish(self.worker.counters(), self.worker.flow_gauges());
@@ -379,7 +379,7 @@ impl Loop<'_, '_> {
             return;
         }
         me.generation
-            .store(self.policy.load().generation(), Ordering::Relaxed);
+            .store(self.policy.generation(), Ordering::Relaxed);
         let pairs = [
             (&me.group_allowed, self.worker.group_allowed()),
             (&me.group_denied, self.worker.group_denied()),

@@ -213,6 +213,11 @@ impl PolicyReader {
         }
         guard
     }
+
+    /// The generation of the snapshot this reader last loaded.
+    pub fn generation(&self) -> u64 {
+        self.seen
+    }
 }
 
 impl Drop for PolicyReader {
