@@ -6,18 +6,11 @@
  *   cc -O2 -o /tmp/latency latency.c
  *   taskset -c 1 /tmp/latency <MiB> <huge: 1 = MADV_HUGEPAGE, 0 = 4 KiB pages>
  */
-#define _GNU_SOURCE
-#include <stdint.h>
+#include "probe.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <time.h>
-
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -29,13 +22,8 @@ int main(int argc, char **argv) {
     if (m == MAP_FAILED || lines < 2) return 1;
     madvise(m, bytes, atoi(argv[2]) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     size_t *order = malloc(lines * sizeof *order);
-    for (size_t i = 0; i < lines; i++) order[i] = i;
-    uint64_t s = 88172645463325252ull;
-    for (size_t i = lines - 1; i > 0; i--) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        size_t j = s % (i + 1), t = order[i];
-        order[i] = order[j]; order[j] = t;
-    }
+    if (!order) return 1;
+    shuffle(order, lines);
     for (size_t i = 0; i < lines; i++)
         *(char **)(m + order[i] * 64) = m + order[(i + 1) % lines] * 64;
     char *p = m + order[0] * 64;

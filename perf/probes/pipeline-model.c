@@ -15,21 +15,14 @@
  *   e.g. 21 1048576 5 35 0   (2^21 entries = 128 MiB, as process()'s 1 M bench)
  *        21 1024    5 35 0   (the same work with the flows in cache)
  */
-#define _GNU_SOURCE
-#include <stdint.h>
+#include "probe.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #define BURST 32
-
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
 
 static uint64_t acc[4];
 
@@ -40,12 +33,6 @@ static inline __attribute__((always_inline)) void work(int n) {
         a0 += a1 ^ k; a1 += a2 ^ k; a2 += a3 ^ k; a3 += a0 ^ k;
     }
     acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
-}
-
-static uint64_t xorshift(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-    return *s = x;
 }
 
 int main(int argc, char **argv) {

@@ -9,20 +9,13 @@
  *   cc -O2 -o /tmp/translation translation.c
  *   taskset -c 1 /tmp/translation <huge: 1 = MADV_HUGEPAGE, 0 = 4 KiB pages>
  */
-#define _GNU_SOURCE
-#include <stdint.h>
+#include "probe.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #define LINES 16384
-
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
 
 /* Line i: side by side, or in page i at a varying offset (so the lines
  * spread over the cache sets rather than share a few). */
@@ -37,13 +30,7 @@ static double chase(int spread, int huge) {
     madvise(m, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     for (size_t i = 0; i < bytes; i += 4096) m[i] = 1;
     static size_t order[LINES];
-    for (size_t i = 0; i < LINES; i++) order[i] = i;
-    uint64_t s = 88172645463325252ull;
-    for (size_t i = LINES - 1; i > 0; i--) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        size_t j = s % (i + 1), t = order[i];
-        order[i] = order[j]; order[j] = t;
-    }
+    shuffle(order, LINES);
     for (size_t i = 0; i < LINES; i++)
         *(char **)line(m, order[i], spread) = line(m, order[(i + 1) % LINES], spread);
     char *p = line(m, order[0], spread);
