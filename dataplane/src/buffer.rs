@@ -62,18 +62,22 @@ impl HeapPacket {
 }
 
 impl PacketBuf for HeapPacket {
+    #[inline]
     fn ingress_port(&self) -> u16 {
         self.port
     }
 
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..]
     }
 
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         if n > self.start {
             return false;
@@ -82,6 +86,7 @@ impl PacketBuf for HeapPacket {
         true
     }
 
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         if n > self.buf.len() - self.start {
             return false;
@@ -90,6 +95,7 @@ impl PacketBuf for HeapPacket {
         true
     }
 
+    #[inline]
     fn set_len(&mut self, len: usize) -> bool {
         if len > Self::MAX_LEN {
             return false;

@@ -56,7 +56,7 @@ use palisade_flow::{
 };
 use palisade_policy::{
     DenyReason, Direction as PolicyDirection, EniIdx, EniPath, NaclPath, PacketFields,
-    PolicySnapshot, Route, SgDetail, Verdict as PolicyVerdict,
+    PolicySnapshot, Route, SgDetail, UplinkSpec, Verdict as PolicyVerdict,
 };
 use palisade_wire::{
     FragmentInfo, FrameInfo, L3Info, L4Info, MacAddr, PlainIpv4, build_arp_reply,
@@ -235,8 +235,9 @@ enum Prepared {
 /// What the established lane made of a plain frame.
 #[derive(Clone, Copy)]
 enum Lane {
-    /// A hit: forward to this receiver (the flow is updated and counted).
-    Forward(Endpoint),
+    /// A hit: forward through this output, the receiver's (the flow is
+    /// updated and counted); `None` if the receiver has none (`NoRoute`).
+    Forward(Option<Output>),
     /// The flow's state machine ended it: decide the packet as a new flow.
     Restart,
     /// Not for the lane: the full path decides.
@@ -645,7 +646,8 @@ impl<F: Prefetch> Worker<F> {
         snapshot: &PolicySnapshot,
     ) -> Result<u16, DropReason> {
         match self.established_plain(p, now, snapshot) {
-            Lane::Forward(receiver) => forward_to(pkt, receiver, p, snapshot),
+            Lane::Forward(Some(output)) => forward_through(pkt, output, p, snapshot),
+            Lane::Forward(None) => Err(DropReason::NoRoute),
             lane => self.decide_plain_in_full(p, pkt, now, snapshot, lane),
         }
     }
@@ -698,11 +700,15 @@ impl<F: Prefetch> Worker<F> {
         else {
             return Lane::Declined;
         };
-        let (receiver, receiver_path) = if receiver == UPLINK_ENDPOINT {
-            (Endpoint::Uplink, None)
+        // The receiver's output, resolved once here for `forward_through`.
+        let (output, receiver_path) = if receiver == UPLINK_ENDPOINT {
+            (snapshot.uplink().map(Output::uplink), None)
         } else {
             match snapshot.eni_by_index(receiver) {
-                Some(eni) => (Endpoint::Eni(eni), snapshot.eni_path(eni)),
+                Some(eni) => {
+                    let path = snapshot.eni_path(eni);
+                    (path.map(Output::eni), path)
+                }
                 None => return Lane::Declined,
             }
         };
@@ -711,7 +717,7 @@ impl<F: Prefetch> Worker<F> {
         }) {
             FlowUpdate::Forward => {
                 self.counters.flow_hits += 1;
-                Lane::Forward(receiver)
+                Lane::Forward(output)
             }
             FlowUpdate::Restart => Lane::Restart,
         }
@@ -1436,8 +1442,7 @@ fn forward<P: PacketBuf>(
     forward_to(pkt, p.dst, p, snapshot)
 }
 
-/// [`forward`] to `dst` rather than `p.dst` (the established lane's
-/// receiver, from the flow).
+/// [`forward`] to `dst` rather than `p.dst`.
 #[inline(always)]
 fn forward_to<P: PacketBuf>(
     pkt: &mut P,
@@ -1445,25 +1450,59 @@ fn forward_to<P: PacketBuf>(
     p: &Pending,
     snapshot: &PolicySnapshot,
 ) -> Result<u16, DropReason> {
-    let (port, vlan, mac) = match dst {
-        Endpoint::Eni(e) => {
-            let e = snapshot.eni_path(e).ok_or(DropReason::NoRoute)?;
-            (e.port, e.vlan(), e.mac)
-        }
-        Endpoint::Uplink => {
-            let u = snapshot.uplink().ok_or(DropReason::NoRoute)?;
-            (u.port, u.vlan, u.mac)
-        }
+    let output = match dst {
+        Endpoint::Eni(e) => snapshot.eni_path(e).map(Output::eni),
+        Endpoint::Uplink => snapshot.uplink().map(Output::uplink),
     };
+    forward_through(pkt, output.ok_or(DropReason::NoRoute)?, p, snapshot)
+}
+
+/// Where a forwarded frame leaves: port, VLAN and next hop's MAC.
+#[derive(Clone, Copy)]
+struct Output {
+    port: u16,
+    vlan: Option<u16>,
+    mac: [u8; 6],
+}
+
+impl Output {
+    #[inline(always)]
+    fn eni(path: &EniPath) -> Self {
+        Self {
+            port: path.port,
+            vlan: path.vlan(),
+            mac: path.mac,
+        }
+    }
+
+    #[inline(always)]
+    fn uplink(uplink: &UplinkSpec) -> Self {
+        Self {
+            port: uplink.port,
+            vlan: uplink.vlan,
+            mac: uplink.mac,
+        }
+    }
+}
+
+/// The rewrite of a forwarded frame (TTL or hop limit, MACs, VLAN tag)
+/// for `output`; returns the output port.
+#[inline(always)]
+fn forward_through<P: PacketBuf>(
+    pkt: &mut P,
+    output: Output,
+    p: &Pending,
+    snapshot: &PolicySnapshot,
+) -> Result<u16, DropReason> {
     let frame = pkt.data_mut();
     decrement_ip_ttl(frame, usize::from(p.l3_offset), p.ipv6)
         .map_err(|_| DropReason::TtlExpired)?;
     // Before the tag changes, through the same view of the frame: `retag`
     // moves the addresses along with the rest of the Ethernet header.
-    rewrite_macs(frame, MacAddr(mac), MacAddr(snapshot.router_mac()))
+    rewrite_macs(frame, MacAddr(output.mac), MacAddr(snapshot.router_mac()))
         .map_err(|_| DropReason::Malformed)?;
-    retag(pkt, p.vlan, vlan)?;
-    Ok(port)
+    retag(pkt, p.vlan, output.vlan)?;
+    Ok(output.port)
 }
 
 const TPID_8021Q: [u8; 2] = [0x81, 0x00];
