@@ -1431,26 +1431,15 @@ fn deny_reason(reason: DenyReason) -> DropReason {
     }
 }
 
-/// Rewrites a frame for its next hop: TTL, VLAN tag, MACs. Returns the
-/// output port. Always inlined: see `prepare`.
+/// Rewrites a frame for its next hop, `p.dst`: TTL, VLAN tag, MACs.
+/// Returns the output port. Always inlined: see `prepare`.
 #[inline(always)]
 fn forward<P: PacketBuf>(
     pkt: &mut P,
     p: &Pending,
     snapshot: &PolicySnapshot,
 ) -> Result<u16, DropReason> {
-    forward_to(pkt, p.dst, p, snapshot)
-}
-
-/// [`forward`] to `dst` rather than `p.dst`.
-#[inline(always)]
-fn forward_to<P: PacketBuf>(
-    pkt: &mut P,
-    dst: Endpoint,
-    p: &Pending,
-    snapshot: &PolicySnapshot,
-) -> Result<u16, DropReason> {
-    let output = match dst {
+    let output = match p.dst {
         Endpoint::Eni(e) => snapshot.eni_path(e).map(Output::eni),
         Endpoint::Uplink => snapshot.uplink().map(Output::uplink),
     };
