@@ -5,8 +5,9 @@
 //! and is never on the packet path, so an async runtime would buy nothing
 //! but a dependency tree. The crate is a patched copy
 //! (`vendor/tiny_http/PALISADE.md`): upstream's connection pool could leave
-//! connections accepted together waiting for another one to close. tiny_http gives keep-alive, pipelining and
-//! `Expect: 100-continue`; this module adds the body limit (checked on
+//! connections accepted together waiting for another one to close.
+//! tiny_http gives keep-alive, pipelining and `Expect: 100-continue`;
+//! this module adds the body limit (checked on
 //! `Content-Length` before reading, and again while reading chunked
 //! bodies), the clock, a graceful shutdown, and `TCP_NODELAY` on every
 //! connection ([`listen`]).
