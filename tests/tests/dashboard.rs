@@ -620,6 +620,8 @@ fn thresholds_are_removed_and_variables_substituted() {
         "rate(x{instance=~\"(a|b)\", i=~\"(a|b)\", j=~\"(a|b)\"}[1m]) [1h]"
     );
     assert!(substitute("x{a=~\"$nope\"}", &values).is_err());
+    assert_eq!(regex_value("127.0.0.1:9400"), r"127\\.0\\.0\\.1:9400");
+    assert_eq!(regex_value(r"a\b(c)"), r"a\\\\b\\(c\\)");
     assert_eq!(
         metric_names(
             "sum(rate(palisade_a_total[1m])) / palisade_b{x=\"palisade_c\"} + my_palisade_d"
@@ -774,19 +776,30 @@ fn variable_value(
         .into_iter()
         .flatten()
         .filter_map(|v| v.as_str())
-        .map(|v| {
-            v.chars()
-                .flat_map(|c| {
-                    let special = "\\.+*?()|[]{}^$".contains(c);
-                    special.then_some('\\').into_iter().chain([c])
-                })
-                .collect()
-        })
+        .map(regex_value)
         .collect();
     if values.is_empty() {
         return Err(format!("variable {name}: {query} has no values"));
     }
     Ok(format!("({})", values.join("|")))
+}
+
+/// A label value as Grafana's Prometheus datasource puts it in a regex
+/// matcher's string: regex metacharacters escaped with a backslash, which
+/// the PromQL string itself escapes again (`.` → `\\.`).
+fn regex_value(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str(r"\\\\"),
+            c if ".+*?()|[]{}^$'".contains(c) => {
+                out.push_str(r"\\");
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The EC2 API address palisade printed.
