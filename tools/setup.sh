@@ -68,3 +68,30 @@ if [[ $purpose == test ]]; then
         "$PALISADE_TEST_VENV/bin/pip" install -q --disable-pip-version-check awscli boto3 pytest
     fi
 fi
+
+# The Grafana dashboard test (tests/tests/dashboard.rs) type-checks
+# vagrant/grafana/dashboards/palisade.json against Grafana's published
+# schema: @grafana/schema's types, with TypeScript's compiler, from npm,
+# in a directory of their own (pinned: a new schema is a deliberate bump).
+if [[ $purpose == test ]]; then
+    export PALISADE_TEST_NODE=${PALISADE_TEST_NODE:-/opt/palisade-test-node}
+    node_packages=(@grafana/schema@13.2.3 typescript@5.9.3)
+    # Debian's node and npm, unless a node with its own npm is there
+    # already (NodeSource's nodejs package conflicts with Debian's npm).
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "setup: installing nodejs npm"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends nodejs npm
+    fi
+    installed=$(cd "$PALISADE_TEST_NODE" 2>/dev/null \
+        && node -p 'const p = n => require("./node_modules/" + n + "/package.json").version;
+                    "@grafana/schema@" + p("@grafana/schema") + " typescript@" + p("typescript")' \
+        2>/dev/null || true)
+    if [[ $installed != "${node_packages[*]}" ]]; then
+        echo "setup: installing ${node_packages[*]} in $PALISADE_TEST_NODE (npm)"
+        mkdir -p "$PALISADE_TEST_NODE"
+        npm install --prefix "$PALISADE_TEST_NODE" --no-audit --no-fund --save-exact \
+            "${node_packages[@]}"
+    fi
+fi
