@@ -151,7 +151,7 @@ fn start_control(
     // The uplink is the file's, whatever the store holds: it is appliance
     // configuration, not an EC2 object.
     let uplink = service::uplink_spec(config, ports);
-    let (_, snapshot) = service::compile_model(store.model(), uplink.as_ref(), ports, 1)?;
+    let (_, snapshot) = service::compile_model(store.model(), uplink, ports, 1)?;
     let cell = Arc::new(PolicyCell::new(snapshot));
     control.record_publish(started.elapsed());
     let hook_stats = Arc::clone(control);

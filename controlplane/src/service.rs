@@ -106,12 +106,12 @@ pub fn uplink_spec<S: std::hash::BuildHasher>(
 /// ports resolved through `ports`.
 pub fn compile_model<S: std::hash::BuildHasher>(
     model: &Model,
-    uplink: Option<&UplinkSpec>,
+    uplink: Option<UplinkSpec>,
     ports: &HashMap<String, u16, S>,
     generation: u64,
 ) -> Result<(PolicySpec, PolicySnapshot), CompileError> {
     let mut spec = model.to_spec(&|name| ports.get(name).copied());
-    spec.uplink = uplink.cloned();
+    spec.uplink = uplink;
     let snapshot = PolicySnapshot::compile(&spec, generation)?;
     Ok((spec, snapshot))
 }
@@ -225,12 +225,8 @@ impl ControlPlane {
         // seed either.
         let generation = self.cell.load().generation() + 1;
         let uplink = uplink_spec(config, ports);
-        let (compiled, snapshot) = compile_model(
-            &Model::from_config(config),
-            uplink.as_ref(),
-            ports,
-            generation,
-        )?;
+        let (compiled, snapshot) =
+            compile_model(&Model::from_config(config), uplink, ports, generation)?;
         if !store.reseed_if_unchanged(config)? {
             return Err(ServiceError::ApiOwnsState(self.state_dir.clone()));
         }

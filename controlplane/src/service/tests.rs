@@ -200,7 +200,7 @@ fn the_configured_uplink_is_in_every_published_generation() {
             mac: [2, 0, 0, 0, 1, 0xfe],
         })
     );
-    let (_, snapshot) = compile_model(store.model(), uplink.as_ref(), &ports, 1).unwrap();
+    let (_, snapshot) = compile_model(store.model(), uplink, &ports, 1).unwrap();
     assert_eq!(snapshot.uplink(), uplink.as_ref(), "generation 1");
     let cell = Arc::new(PolicyCell::new(snapshot));
     let plane = ControlPlane::new(
@@ -234,7 +234,7 @@ fn the_configured_uplink_is_in_every_published_generation() {
     assert_eq!(cell.load().uplink(), reloaded.as_ref(), "after a rebuild");
     let mut model = Model::default();
     plane.read(&mut |m| model = m.clone());
-    let (spec, _) = compile_model(&model, reloaded.as_ref(), &ports, 5).unwrap();
+    let (spec, _) = compile_model(&model, reloaded, &ports, 5).unwrap();
     assert_eq!(plane.inner.lock().unwrap().spec.spec(), &spec);
 }
 
@@ -375,12 +375,12 @@ proptest! {
         let ports: HashMap<String, u16> = [("p0".to_owned(), 3)].into();
         // An uplink on a port of its own: every spec must keep it.
         let uplink = UplinkSpec { port: 7, vlan: None, mac: [2, 0, 0, 0, 0, 0xfe] };
-        let (_, snapshot) = compile_model(store.model(), Some(&uplink), &ports, 1).unwrap();
+        let (_, snapshot) = compile_model(store.model(), Some(uplink), &ports, 1).unwrap();
         let cell = Arc::new(PolicyCell::new(snapshot));
         let plane = ControlPlane::new(
             store,
             ports.clone(),
-            Some(uplink.clone()),
+            Some(uplink),
             Arc::clone(&cell),
             Box::new(|_| {}),
         );
@@ -392,7 +392,7 @@ proptest! {
             accepted += usize::from(plane.apply(&op).is_ok());
             let inner = plane.inner.lock().unwrap();
             let mut fresh = inner.store.model().to_spec(&|name| ports.get(name).copied());
-            fresh.uplink = Some(uplink.clone());
+            fresh.uplink = Some(uplink);
             prop_assert_eq!(inner.spec.spec(), &fresh, "after {:?}", op);
             let published = cell.load_full();
             prop_assert_eq!(published.uplink(), Some(&uplink), "after {:?}", op);
