@@ -146,6 +146,35 @@ pub fn change_hint(op: &Op) -> Option<ChangeHint> {
     })
 }
 
+/// Refuses an ENI that would take the uplink's (port, VLAN, MAC). The
+/// model cannot: the uplink is not one of its objects. The data plane
+/// could not tell the two apart, so the change would be stored but never
+/// compile (nor would the store at the next start).
+fn uplink_conflict(
+    op: &Op,
+    uplink: Option<UplinkSpec>,
+    ports: &HashMap<String, u16>,
+) -> Result<(), ApiError> {
+    let (
+        Op::CreateNetworkInterface {
+            port, vlan, mac, ..
+        },
+        Some(up),
+    ) = (op, uplink)
+    else {
+        return Ok(());
+    };
+    if ports.get(port) == Some(&up.port) && *vlan == up.vlan && *mac == up.mac {
+        return Err(ApiError::new(
+            "InvalidParameterValue",
+            format!(
+                "The uplink's next hop on port {port} already has this MAC address (the appliance configuration's [uplink])"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 struct Inner {
     store: Store,
     ports: HashMap<String, u16>,
@@ -248,6 +277,7 @@ impl ControlPlane {
             spec,
             publish_failed,
         } = &mut *inner;
+        uplink_conflict(op, spec.spec().uplink, ports)?;
         let outcome = store.apply(op).map_err(|error| match error {
             StoreError::Api(api) => api,
             other => {

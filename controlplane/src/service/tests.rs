@@ -238,6 +238,43 @@ fn the_configured_uplink_is_in_every_published_generation() {
     assert_eq!(plane.inner.lock().unwrap().spec.spec(), &spec);
 }
 
+/// The model does not know the uplink, so the service refuses an ENI on
+/// its (port, VLAN, MAC) before storing it: stored, it could never be
+/// published, nor the store compiled at the next start.
+#[test]
+fn an_eni_on_the_uplinks_port_vlan_and_mac_is_refused_before_it_is_stored() {
+    let config = demo_with_uplink("02:00:00:00:01:fe");
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open_store(&config, dir.path()).unwrap();
+    let mut ports = demo_ports(&config);
+    ports.insert("up".to_owned(), 7);
+    let uplink = uplink_spec(&config, &ports);
+    let (_, snapshot) = compile_model(store.model(), uplink, &ports, 1).unwrap();
+    let cell = Arc::new(PolicyCell::new(snapshot));
+    let plane = ControlPlane::new(store, ports, uplink, Arc::clone(&cell), Box::new(|_| {}));
+    let create = |vlan: Option<u16>, ip: &str| Op::CreateNetworkInterface {
+        subnet: config.subnets[0].id.0.clone(),
+        mac: [2, 0, 0, 0, 1, 0xfe],
+        private_ips: vec![ip.parse().unwrap()],
+        groups: Vec::new(),
+        port: "up".to_owned(),
+        vlan,
+    };
+    let refused = plane.apply(&create(Some(100), "10.0.1.50")).unwrap_err();
+    assert_eq!(refused.code, "InvalidParameterValue", "{}", refused.message);
+    assert_eq!(cell.load().generation(), 1);
+    let enis = |plane: &ControlPlane| {
+        let mut n = 0;
+        plane.read(&mut |m| n = m.enis.len());
+        n
+    };
+    assert_eq!(enis(&plane), config.enis.len(), "nothing stored");
+    // Another VLAN is another link: allowed, and published.
+    plane.apply(&create(None, "10.0.1.51")).unwrap();
+    assert_eq!(cell.load().generation(), 2);
+    assert_eq!(enis(&plane), config.enis.len() + 1);
+}
+
 #[test]
 fn hints_name_the_touched_groups_or_everything() {
     let g = "sg-0123456789abcdef0";
