@@ -21,10 +21,10 @@
 //! `internet`: TCP 443 and UDP 5000 from 198.51.100.0/24, beyond the VPC.
 //!
 //! The uplink (the internet gateway) is on p1 too, VLAN 100, next hop
-//! 02:00:00:00:00:fe: "the internet" (198.51.100.10 and others beyond the
-//! VPC) talks to c through it, both ways, and `b-acl` also denies
-//! outbound traffic to 192.0.2.0/24, so the ACL is tested on that path in
-//! both directions.
+//! 02:00:00:00:00:fe: "the internet" (198.51.100.10, 2001:db8::10 and
+//! others beyond the VPC) talks to c through it, both ways, and `b-acl`
+//! also denies outbound traffic to 192.0.2.0/24, so the ACL is tested on
+//! that path in both directions.
 //!
 //! # Why the golden output does not depend on how ports interleave
 //!
@@ -99,6 +99,7 @@ const UP_VLAN: u16 = 100;
 const NET4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 const FAR4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 const DENIED4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 9);
+const NET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
 
 const CONFIG: &str = r#"
 [appliance]
@@ -291,7 +292,7 @@ fn ip(src_mac: [u8; 6], src: impl Into<IpAddr>, dst: impl Into<IpAddr>, p: Paylo
 
 /// A frame from the internet: the uplink's next hop, tagged with its VLAN,
 /// to the router.
-fn inbound(src: Ipv4Addr, dst: Ipv4Addr, p: Payload) -> FrameSpec {
+fn inbound(src: impl Into<IpAddr>, dst: impl Into<IpAddr>, p: Payload) -> FrameSpec {
     FrameSpec {
         vlan: Some(UP_VLAN),
         ..FrameSpec::new(UP, ROUTER_MAC, src.into(), dst.into(), p)
@@ -660,6 +661,21 @@ fn cases() -> [Vec<Case>; 3] {
             drop(R::NaclDenied),
         ),
         case(
+            "c→2001:db8::10:53 UDP over IPv6, out of the uplink",
+            frame(&ip(C, C6, NET6, udp(41012, 53))),
+            to(1),
+        ),
+        case(
+            "2001:db8::10→c UDP reply over IPv6",
+            frame(&inbound(NET6, C6, udp(53, 41012))),
+            to(1),
+        ),
+        case(
+            "2001:db8::10→c:443 over IPv6 (internet's rules are IPv4 only)",
+            frame(&inbound(NET6, C6, tcp(50005, 443, flags::SYN))),
+            drop(R::IngressDenied),
+        ),
+        case(
             "the uplink's MAC without its VLAN",
             frame(&FrameSpec {
                 vlan: None,
@@ -725,14 +741,14 @@ const EXPECTED_DROPS: &[(DropReason, u64)] = &[
     (DropReason::ToRouter, 1),
     (DropReason::NoRoute, 2),
     (DropReason::NaclDenied, 3),
-    (DropReason::IngressDenied, 6),
+    (DropReason::IngressDenied, 7),
     (DropReason::FragmentUnknown, 2),
     (DropReason::IcmpErrorUnrelated, 1),
     (DropReason::TtlExpired, 1),
 ];
 
 /// Forwarded and answered frames, by hand.
-const EXPECTED_FORWARDED: u64 = 19;
+const EXPECTED_FORWARDED: u64 = 21;
 const EXPECTED_REPLIED: u64 = 4;
 
 /// Output frames per (output port, input port), in order.
