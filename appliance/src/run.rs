@@ -125,7 +125,8 @@ fn start_control(
     ports: &HashMap<String, u16>,
     control: &Arc<ControlStats>,
 ) -> Result<Control, RunError> {
-    // The file's ENIs must name ports that exist, as before the store.
+    // The file's ENIs and uplink must name ports that exist, as before the
+    // store.
     config.to_spec(&|name| ports.get(name).copied())?;
     let state_dir = options
         .state_dir
@@ -147,13 +148,17 @@ fn start_control(
             store.model().security_groups.len()
         );
     }
-    let (_, snapshot) = service::compile_model(store.model(), ports, 1)?;
+    // The uplink is the file's, whatever the store holds: it is appliance
+    // configuration, not an EC2 object.
+    let uplink = service::uplink_spec(config, ports);
+    let (_, snapshot) = service::compile_model(store.model(), uplink, ports, 1)?;
     let cell = Arc::new(PolicyCell::new(snapshot));
     control.record_publish(started.elapsed());
     let hook_stats = Arc::clone(control);
     let plane = Arc::new(ControlPlane::new(
         store,
         ports.clone(),
+        uplink,
         Arc::clone(&cell),
         Box::new(move |publication| hook_stats.record_publication(publication)),
     ));

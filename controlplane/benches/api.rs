@@ -91,11 +91,12 @@ fn bench_api(c: &mut Criterion) {
         }
     }
     let ports = HashMap::new();
-    let (_, snapshot) = service::compile_model(store.model(), &ports, 1).expect("compile");
+    let (_, snapshot) = service::compile_model(store.model(), None, &ports, 1).expect("compile");
     let cell = Arc::new(PolicyCell::new(snapshot));
     let plane = Arc::new(ControlPlane::new(
         store,
         ports,
+        None,
         Arc::clone(&cell),
         Box::new(|_| {}),
     ));
@@ -199,7 +200,7 @@ fn bench_api(c: &mut Criterion) {
         });
     });
     let spec = model.to_spec(&|name| ports.get(name).copied());
-    let (_, base) = service::compile_model(&model, &ports, 1).expect("compile");
+    let (_, base) = service::compile_model(&model, None, &ports, 1).expect("compile");
     g.bench_function("snapshot_apply_one_group", |b| {
         b.iter(|| base.apply(&spec, &hint, 2).expect("apply"));
     });

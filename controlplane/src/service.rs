@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use palisade_policy::{
     ChangeHint, CompileError, NaclId, PolicyCell, PolicySnapshot, PolicySpec, PrefixListId,
-    PublishError, SgId,
+    PublishError, SgId, UplinkSpec,
 };
 
 use crate::api::{Backend, Credentials, internal_error};
@@ -83,13 +83,35 @@ pub fn open_store(config: &Config, dir: &Path) -> Result<(Store, bool), ServiceE
     Ok((store, seeded))
 }
 
-/// The spec and snapshot of `model`, ports resolved through `ports`.
+/// The configuration's uplink, its port resolved through `ports`.
+///
+/// The uplink is the appliance's own configuration (a port and the next
+/// hop's MAC), not an EC2 object: the model and the store do not hold it,
+/// so the control plane carries it beside the model and puts it into every
+/// spec it compiles ([`compile_model`], [`ControlPlane`]). A port name
+/// `ports` does not know gives port 0, as for an ENI; `Config::to_spec`
+/// reports it to the operator before this is called.
+pub fn uplink_spec<S: std::hash::BuildHasher>(
+    config: &Config,
+    ports: &HashMap<String, u16, S>,
+) -> Option<UplinkSpec> {
+    config.uplink.as_ref().map(|up| UplinkSpec {
+        port: ports.get(&up.port).copied().unwrap_or_default(),
+        vlan: up.vlan,
+        mac: up.mac,
+    })
+}
+
+/// The spec and snapshot of `model` with `uplink` (see [`uplink_spec`]),
+/// ports resolved through `ports`.
 pub fn compile_model<S: std::hash::BuildHasher>(
     model: &Model,
+    uplink: Option<UplinkSpec>,
     ports: &HashMap<String, u16, S>,
     generation: u64,
 ) -> Result<(PolicySpec, PolicySnapshot), CompileError> {
-    let spec = model.to_spec(&|name| ports.get(name).copied());
+    let mut spec = model.to_spec(&|name| ports.get(name).copied());
+    spec.uplink = uplink;
     let snapshot = PolicySnapshot::compile(&spec, generation)?;
     Ok((spec, snapshot))
 }
@@ -124,6 +146,35 @@ pub fn change_hint(op: &Op) -> Option<ChangeHint> {
     })
 }
 
+/// Refuses an ENI that would take the uplink's (port, VLAN, MAC). The
+/// model cannot: the uplink is not one of its objects. The data plane
+/// could not tell the two apart, so the change would be stored but never
+/// compile (nor would the store at the next start).
+fn uplink_conflict(
+    op: &Op,
+    uplink: Option<UplinkSpec>,
+    ports: &HashMap<String, u16>,
+) -> Result<(), ApiError> {
+    let (
+        Op::CreateNetworkInterface {
+            port, vlan, mac, ..
+        },
+        Some(up),
+    ) = (op, uplink)
+    else {
+        return Ok(());
+    };
+    if ports.get(port) == Some(&up.port) && *vlan == up.vlan && *mac == up.mac {
+        return Err(ApiError::new(
+            "InvalidParameterValue",
+            format!(
+                "The uplink's next hop on port {port} already has this MAC address (the appliance configuration's [uplink])"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 struct Inner {
     store: Store,
     ports: HashMap<String, u16>,
@@ -153,11 +204,13 @@ impl core::fmt::Debug for ControlPlane {
 
 impl ControlPlane {
     /// The control plane over `store`, publishing into `cell` (which
-    /// already holds the store's compiled policy) with ports named by
-    /// `ports`.
+    /// already holds the store's compiled policy, [`compile_model`] with
+    /// the same `uplink`) with ports named by `ports`. Every generation it
+    /// publishes has `uplink` until a reload brings the file's.
     pub fn new(
         store: Store,
         ports: HashMap<String, u16>,
+        uplink: Option<UplinkSpec>,
         cell: Arc<PolicyCell>,
         on_publish: PublishHook,
     ) -> Self {
@@ -165,7 +218,9 @@ impl ControlPlane {
             .path()
             .parent()
             .map_or_else(PathBuf::new, Path::to_path_buf);
-        let spec = LiveSpec::new(store.model(), &|name| ports.get(name).copied());
+        let mut spec = store.model().to_spec(&|name| ports.get(name).copied());
+        spec.uplink = uplink;
+        let spec = LiveSpec::from(spec);
         Self {
             inner: Mutex::new(Inner {
                 store,
@@ -180,9 +235,9 @@ impl ControlPlane {
     }
 
     /// SIGHUP: while nothing was changed through the API, the edited
-    /// file's objects replace the seed and are published (the generation
-    /// is returned); after an API change the file is not applied
-    /// ([`ServiceError::ApiOwnsState`]).
+    /// file's objects and uplink replace the seed's and are published (the
+    /// generation is returned); after an API change the file is not
+    /// applied, its uplink included ([`ServiceError::ApiOwnsState`]).
     pub fn reload(&self, config: &Config) -> Result<u64, ServiceError> {
         let started = Instant::now();
         let mut inner = self
@@ -198,7 +253,9 @@ impl ControlPlane {
         // Compile first: a file the compiler rejects must not replace the
         // seed either.
         let generation = self.cell.load().generation() + 1;
-        let (compiled, snapshot) = compile_model(&Model::from_config(config), ports, generation)?;
+        let uplink = uplink_spec(config, ports);
+        let (compiled, snapshot) =
+            compile_model(&Model::from_config(config), uplink, ports, generation)?;
         if !store.reseed_if_unchanged(config)? {
             return Err(ServiceError::ApiOwnsState(self.state_dir.clone()));
         }
@@ -220,6 +277,7 @@ impl ControlPlane {
             spec,
             publish_failed,
         } = &mut *inner;
+        uplink_conflict(op, spec.spec().uplink, ports)?;
         let outcome = store.apply(op).map_err(|error| match error {
             StoreError::Api(api) => api,
             other => {

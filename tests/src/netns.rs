@@ -74,6 +74,25 @@ impl Netns {
         ]);
     }
 
+    /// Resolves `address` on `iface` to `mac` for good (`nud permanent`),
+    /// for a next hop that answers no ARP for it.
+    pub fn static_neighbor(&self, iface: &str, address: &str, mac: &str) {
+        let ns = self.name.as_str();
+        ip(&[
+            "-n",
+            ns,
+            "neigh",
+            "replace",
+            address,
+            "lladdr",
+            mac,
+            "dev",
+            iface,
+            "nud",
+            "permanent",
+        ]);
+    }
+
     /// Runs `args` in the namespace under `timeout(1)`, so it cannot hang
     /// the test.
     pub fn exec(&self, limit: Duration, args: &[&str]) -> Output {

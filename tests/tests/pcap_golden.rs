@@ -13,11 +13,18 @@
 //! | --- | --- | --- | --- | --- |
 //! | p0 | a | 02:00:00:00:00:00 | 10.0.1.10, fd00:0:0:1::10 | default |
 //! | p0 | b | 02:00:00:00:00:01 | 10.0.2.20, fd00:0:0:2::20 | web, ssh |
-//! | p1 | c | 02:00:00:00:00:02 | 10.0.2.30, fd00:0:0:2::30 | default |
+//! | p1 | c | 02:00:00:00:00:02 | 10.0.2.30, fd00:0:0:2::30 | default, internet |
 //! | p2 | d | 02:00:00:00:00:03 | 10.0.1.40 | web |
 //!
 //! `web`: TCP 80 from 0.0.0.0/0 (IPv4 only), all ICMP from the VPC; `ssh`:
-//! TCP 22 from 10.0.1.99/32 only; `default`: all from its members.
+//! TCP 22 from 10.0.1.99/32 only; `default`: all from its members;
+//! `internet`: TCP 443 and UDP 5000 from 198.51.100.0/24, beyond the VPC.
+//!
+//! The uplink (the internet gateway) is on p1 too, VLAN 100, next hop
+//! 02:00:00:00:00:fe: "the internet" (198.51.100.10, 2001:db8::10 and
+//! others beyond the VPC) talks to c through it, both ways, and `b-acl`
+//! also denies outbound traffic to 192.0.2.0/24, so the ACL is tested on
+//! that path in both directions.
 //!
 //! # Why the golden output does not depend on how ports interleave
 //!
@@ -26,7 +33,8 @@
 //! - every conversation whose verdicts depend on order (a flow and its
 //!   replies, a first fragment and its later ones, an ICMP error and the
 //!   flow it quotes) stays inside one file: ENIs a and b share port p0,
-//!   so their whole conversations are in `in-p0.pcap`;
+//!   so their whole conversations are in `in-p0.pcap`; the uplink shares
+//!   p1 with c for the same reason;
 //! - traffic in `in-p1.pcap` and `in-p2.pcap` only opens flows no other
 //!   file touches (distinct ports and ids), so its verdicts hold whatever
 //!   came before it from another file. The test checks this claim: the
@@ -83,6 +91,15 @@ const A6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 0x10);
 const B6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 0x20);
 const C6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 2, 0, 0, 0, 0x30);
 const GW_A6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 1);
+/// The uplink's next hop and its VLAN.
+const UP: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
+const UP_VLAN: u16 = 100;
+/// Hosts beyond the VPC: one the `internet` group admits, one it does
+/// not, and one in the block `b-acl` denies outbound.
+const NET4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+const FAR4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
+const DENIED4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 9);
+const NET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
 
 const CONFIG: &str = r#"
 [appliance]
@@ -139,6 +156,13 @@ ipv6_cidr = "::/0"
 action = "allow"
 
 [[network_acl.entry]]
+rule_number = 90
+egress = true
+protocol = "-1"
+cidr = "192.0.2.0/24"
+action = "deny"
+
+[[network_acl.entry]]
 rule_number = 100
 egress = true
 protocol = "-1"
@@ -184,6 +208,22 @@ from_port = 22
 to_port = 22
 cidr = "10.0.1.99/32"
 
+[[security_group]]
+name = "internet"
+vpc = "golden"
+
+[[security_group.ingress]]
+protocol = "tcp"
+from_port = 443
+to_port = 443
+cidr = "198.51.100.0/24"
+
+[[security_group.ingress]]
+protocol = "udp"
+from_port = 5000
+to_port = 5000
+cidr = "198.51.100.0/24"
+
 [[eni]]
 name = "a"
 subnet = "a"
@@ -205,6 +245,7 @@ subnet = "b"
 port = "p1"
 mac = "02:00:00:00:00:02"
 ips = ["10.0.2.30", "fd00:0:0:2::30"]
+groups = ["default", "internet"]
 
 [[eni]]
 name = "d"
@@ -213,6 +254,11 @@ port = "p2"
 mac = "02:00:00:00:00:03"
 ips = ["10.0.1.40"]
 groups = ["web"]
+
+[uplink]
+port = "p1"
+vlan = 100
+mac = "02:00:00:00:00:fe"
 "#;
 
 /// One input frame and what the test expects of it, written by hand.
@@ -242,6 +288,15 @@ fn drop(reason: DropReason) -> Verdict {
 /// A frame from an ENI (by MAC) to the router.
 fn ip(src_mac: [u8; 6], src: impl Into<IpAddr>, dst: impl Into<IpAddr>, p: Payload) -> FrameSpec {
     FrameSpec::new(src_mac, ROUTER_MAC, src.into(), dst.into(), p)
+}
+
+/// A frame from the internet: the uplink's next hop, tagged with its VLAN,
+/// to the router.
+fn inbound(src: impl Into<IpAddr>, dst: impl Into<IpAddr>, p: Payload) -> FrameSpec {
+    FrameSpec {
+        vlan: Some(UP_VLAN),
+        ..FrameSpec::new(UP, ROUTER_MAC, src.into(), dst.into(), p)
+    }
 }
 
 fn tcp(src_port: u16, dst_port: u16, flags: u8) -> Payload {
@@ -507,7 +562,7 @@ fn cases() -> [Vec<Case>; 3] {
             drop(R::ToRouter),
         ),
         case(
-            "a→10.0.3.5 (no ENI, no uplink)",
+            "a→10.0.3.5 (in the VPC, no ENI: not the uplink's)",
             frame(&ip(A, A4, Ipv4Addr::new(10, 0, 3, 5), udp(40013, 9))),
             drop(R::NoRoute),
         ),
@@ -564,6 +619,80 @@ fn cases() -> [Vec<Case>; 3] {
             )),
             to(0),
         ),
+        // North-south: the internet through the uplink (VLAN 100 on p1).
+        case(
+            "internet→c:443 SYN (internet admits 198.51.100.0/24)",
+            frame(&inbound(NET4, C4, tcp(50000, 443, flags::SYN))),
+            to(1),
+        ),
+        case(
+            "c→internet SYN-ACK, out of the uplink",
+            frame(&ip(C, C4, NET4, tcp(443, 50000, flags::SYN_ACK))),
+            to(1),
+        ),
+        case(
+            "internet→c:443 ACK",
+            frame(&inbound(NET4, C4, tcp(50000, 443, flags::ACK))),
+            to(1),
+        ),
+        case(
+            "c→internet:80 SYN (default egress allows all)",
+            frame(&ip(C, C4, NET4, tcp(41010, 80, flags::SYN))),
+            to(1),
+        ),
+        case(
+            "internet→c SYN-ACK (reply of c's flow, no rule needed)",
+            frame(&inbound(NET4, C4, tcp(80, 41010, flags::SYN_ACK))),
+            to(1),
+        ),
+        case(
+            "203.0.113.7→c:443 SYN (outside the rule's block)",
+            frame(&inbound(FAR4, C4, tcp(50001, 443, flags::SYN))),
+            drop(R::IngressDenied),
+        ),
+        case(
+            "internet→c:5000 UDP (the group admits, b-acl denies inbound)",
+            frame(&inbound(NET4, C4, udp(50002, 5000))),
+            drop(R::NaclDenied),
+        ),
+        case(
+            "c→192.0.2.9:80 SYN (b-acl denies outbound to 192.0.2.0/24)",
+            frame(&ip(C, C4, DENIED4, tcp(41011, 80, flags::SYN))),
+            drop(R::NaclDenied),
+        ),
+        case(
+            "c→2001:db8::10:53 UDP over IPv6, out of the uplink",
+            frame(&ip(C, C6, NET6, udp(41012, 53))),
+            to(1),
+        ),
+        case(
+            "2001:db8::10→c UDP reply over IPv6",
+            frame(&inbound(NET6, C6, udp(53, 41012))),
+            to(1),
+        ),
+        case(
+            "2001:db8::10→c:443 over IPv6 (internet's rules are IPv4 only)",
+            frame(&inbound(NET6, C6, tcp(50005, 443, flags::SYN))),
+            drop(R::IngressDenied),
+        ),
+        case(
+            "the uplink's MAC without its VLAN",
+            frame(&FrameSpec {
+                vlan: None,
+                ..inbound(NET4, C4, tcp(50003, 443, flags::SYN))
+            }),
+            drop(R::UnknownSource),
+        ),
+        case(
+            "internet→10.0.3.5 (in the VPC, no ENI)",
+            frame(&inbound(NET4, Ipv4Addr::new(10, 0, 3, 5), udp(50004, 9))),
+            drop(R::NoRoute),
+        ),
+        case(
+            "the uplink asks ARP for c's gateway (gateways answer ENIs only)",
+            arp_request(UP, Some(UP_VLAN), NET4, GW_B),
+            drop(R::NeighborDiscoveryIgnored),
+        ),
     ];
     let p2 = vec![
         case(
@@ -606,20 +735,20 @@ const EXPECTED_DROPS: &[(DropReason, u64)] = &[
     (DropReason::Malformed, 3),
     (DropReason::UnsupportedEtherType, 1),
     (DropReason::NotForRouter, 1),
-    (DropReason::UnknownSource, 2),
+    (DropReason::UnknownSource, 3),
     (DropReason::Spoofed, 2),
-    (DropReason::NeighborDiscoveryIgnored, 1),
+    (DropReason::NeighborDiscoveryIgnored, 2),
     (DropReason::ToRouter, 1),
-    (DropReason::NoRoute, 1),
-    (DropReason::NaclDenied, 1),
-    (DropReason::IngressDenied, 5),
+    (DropReason::NoRoute, 2),
+    (DropReason::NaclDenied, 3),
+    (DropReason::IngressDenied, 7),
     (DropReason::FragmentUnknown, 2),
     (DropReason::IcmpErrorUnrelated, 1),
     (DropReason::TtlExpired, 1),
 ];
 
 /// Forwarded and answered frames, by hand.
-const EXPECTED_FORWARDED: u64 = 14;
+const EXPECTED_FORWARDED: u64 = 21;
 const EXPECTED_REPLIED: u64 = 4;
 
 /// Output frames per (output port, input port), in order.
@@ -726,6 +855,30 @@ fn hand_expectations_agree_with_the_reference_in_any_interleaving() {
     assert_eq!(
         outputs[&(1, 0)][0],
         routed(&ip(A, A6, C6, udp(40004, 53)), C)
+    );
+    // In from the uplink: untagged to c. Out to the uplink: tagged with
+    // its VLAN, to its next hop.
+    let in_syn = inbound(NET4, C4, tcp(50000, 443, flags::SYN));
+    assert_eq!(
+        outputs[&(1, 1)][1],
+        routed(
+            &FrameSpec {
+                vlan: None,
+                ..in_syn
+            },
+            C
+        )
+    );
+    let out_syn_ack = ip(C, C4, NET4, tcp(443, 50000, flags::SYN_ACK));
+    assert_eq!(
+        outputs[&(1, 1)][2],
+        routed(
+            &FrameSpec {
+                vlan: Some(UP_VLAN),
+                ..out_syn_ack
+            },
+            UP
+        )
     );
     // Every expected output frame is distinct: attribution of an output
     // frame to its input file is unambiguous.

@@ -9,7 +9,12 @@
 //! The world: one VPC 10.0.0.0/16, subnet a 10.0.1.0/24 with ENI a
 //! (10.0.1.10), subnet b 10.0.2.0/24 with ENIs b (10.0.2.20) and c
 //! (10.0.2.30); each test writes the security groups, ACLs and which ENI
-//! has which groups.
+//! has which groups. Behind the uplink (the internet gateway), namespace
+//! "i" stands for the internet: 198.51.100.10, beyond the VPC, with its
+//! default route through palisade. palisade answers ARP only for the
+//! subnet gateways, on ENI ports, so "i" reaches the router the way an
+//! upstream router would be set up: its next hop resolved statically to
+//! the router's MAC.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -22,6 +27,12 @@ use palisade_e2e::{is_root, palisade_bin};
 const A_IP: &str = "10.0.1.10";
 const B_IP: &str = "10.0.2.20";
 const C_IP: &str = "10.0.2.30";
+/// The host behind the uplink, and its next hop (any address on its link:
+/// only the MAC it resolves to, the router's, matters).
+const INTERNET_IP: &str = "198.51.100.10";
+const INTERNET_GATEWAY: &str = "198.51.100.1";
+/// `[appliance] router_mac`'s default, which the test configurations keep.
+const ROUTER_MAC: &str = "02:50:41:4c:00:01";
 
 /// How long a connection attempt that palisade drops is given before the
 /// test calls it timed out; long enough for a loaded machine to pass an
@@ -111,6 +122,7 @@ struct World {
     a: Netns,
     b: Netns,
     c: Netns,
+    internet: Netns,
     metrics_port: u16,
     config: PathBuf,
     generation: u64,
@@ -145,13 +157,14 @@ impl World {
         );
         scratch.write("socket_tool.py", SOCKET_TOOL);
         // Stale leftovers of a crashed run of this same test.
-        for side in ["a", "b", "c"] {
+        for side in ["a", "b", "c", "i"] {
             let name = format!("pt{index}-{side}");
             let _ = palisade_e2e::netns::run("ip", &["link", "del", &name]);
         }
         let a = Netns::new(&format!("pt{index}-a"));
         let b = Netns::new(&format!("pt{index}-b"));
         let c = Netns::new(&format!("pt{index}-c"));
+        let internet = Netns::new(&format!("pt{index}-i"));
         let child = std::process::Command::new(palisade_bin())
             .arg("run")
             .arg("--config")
@@ -177,12 +190,21 @@ impl World {
                 gateway,
             );
         }
+        let uplink = format!("pt{index}-i");
+        internet.adopt(
+            &uplink,
+            &eni_mac(index, "i"),
+            &format!("{INTERNET_IP}/24"),
+            INTERNET_GATEWAY,
+        );
+        internet.static_neighbor(&uplink, INTERNET_GATEWAY, ROUTER_MAC);
         Some(World {
             servers: Vec::new(),
             palisade,
             a,
             b,
             c,
+            internet,
             metrics_port,
             config,
             generation: 1,
@@ -200,6 +222,7 @@ impl World {
             Side::A => &self.a,
             Side::B => &self.b,
             Side::C => &self.c,
+            Side::Internet => &self.internet,
         }
     }
 
@@ -351,12 +374,14 @@ impl World {
     }
 }
 
-/// One of the three ENIs, by its namespace.
+/// One of the three ENIs, or the internet behind the uplink, by its
+/// namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     A,
     B,
     C,
+    Internet,
 }
 
 impl Side {
@@ -365,6 +390,7 @@ impl Side {
             Side::A => A_IP,
             Side::B => B_IP,
             Side::C => C_IP,
+            Side::Internet => INTERNET_IP,
         }
     }
 }
@@ -397,7 +423,9 @@ fn eni_mac(index: u16, side: &str) -> String {
     let last = match side {
         "a" => 0x0a,
         "b" => 0x0b,
-        _ => 0x0c,
+        "c" => 0x0c,
+        // The uplink's next hop: the internet namespace.
+        _ => 0xfe,
     };
     format!("02:00:00:00:{index:02x}:{last:02x}")
 }
@@ -423,7 +451,7 @@ cache = 128
 data_room = 2176
 "#
     );
-    for (n, side) in ["a", "b", "c"].iter().enumerate() {
+    for (n, side) in ["a", "b", "c", "i"].iter().enumerate() {
         let _ = write!(
             text,
             "\n[[ports]]\nname = \"port-{side}\"\nvdev = \"net_tap{n},iface=pt{index}-{side}\"\nrx_descriptors = 256\ntx_descriptors = 256\n"
@@ -491,7 +519,11 @@ subnet = "b"
 port = "port-c"
 mac = "{mac_c}"
 ips = ["{C_IP}"]
-{groups_c}"#,
+{groups_c}
+[uplink]
+port = "port-i"
+mac = "{mac_i}"
+"#,
         profile = profile.display(),
         state = scratch.path("var").display(),
         api_port = api_port(index),
@@ -499,6 +531,7 @@ ips = ["{C_IP}"]
         mac_a = eni_mac(index, "a"),
         mac_b = eni_mac(index, "b"),
         mac_c = eni_mac(index, "c"),
+        mac_i = eni_mac(index, "i"),
         groups_a = groups(policy.a_groups),
         groups_b = groups(policy.b_groups),
         groups_c = groups(policy.c_groups),
@@ -963,4 +996,167 @@ fn a_rule_authorized_with_the_aws_cli_admits_and_its_revocation_blocks_only_new_
         "length(SecurityGroups[0].IpPermissions)",
     ]);
     assert_eq!(rules, "0");
+}
+
+/// "public" (on a): TCP 80 from the internet's block 198.51.100.0/24, TCP
+/// 8080 only from 203.0.113.0/24 (not the internet host's), TCP 9000 from
+/// anywhere. Subnet a's ACL "edge" denies TCP 9000 from the internet host
+/// inbound and TCP 7000 to it outbound, and allows the rest.
+const NORTH_SOUTH: &str = r#"
+[[security_group]]
+name = "public"
+vpc = "test"
+
+[[security_group.ingress]]
+protocol = "tcp"
+from_port = 80
+to_port = 80
+cidr = "198.51.100.0/24"
+
+[[security_group.ingress]]
+protocol = "tcp"
+from_port = 8080
+to_port = 8080
+cidr = "203.0.113.0/24"
+
+[[security_group.ingress]]
+protocol = "tcp"
+from_port = 9000
+to_port = 9000
+cidr = "0.0.0.0/0"
+
+[[network_acl]]
+name = "edge"
+vpc = "test"
+subnets = ["a"]
+
+[[network_acl.entry]]
+rule_number = 10
+egress = false
+protocol = "tcp"
+from_port = 9000
+to_port = 9000
+cidr = "198.51.100.10/32"
+action = "deny"
+
+[[network_acl.entry]]
+rule_number = 100
+egress = false
+protocol = "-1"
+cidr = "0.0.0.0/0"
+action = "allow"
+
+[[network_acl.entry]]
+rule_number = 10
+egress = true
+protocol = "tcp"
+from_port = 7000
+to_port = 7000
+cidr = "198.51.100.10/32"
+action = "deny"
+
+[[network_acl.entry]]
+rule_number = 100
+egress = true
+protocol = "-1"
+cidr = "0.0.0.0/0"
+action = "allow"
+"#;
+
+/// North-south through the uplink: the internet namespace reaches a's
+/// server and gets the echo back; a reaches a server on the internet and
+/// its reply comes back on the flow's state; group rules with blocks
+/// beyond the VPC admit and refuse; a's subnet ACL denies on this path
+/// both ways; and the uplink stays in the policy after a SIGHUP reload and
+/// after an API change that recompiles everything.
+#[test]
+fn the_internet_reaches_an_eni_through_the_uplink_and_back_under_groups_and_acls() {
+    let policy = Policy {
+        objects: NORTH_SOUTH,
+        a_groups: Some(r#"["public"]"#),
+        b_groups: None,
+        c_groups: None,
+    };
+    let Some(mut world) = World::start(8, &policy) else {
+        return;
+    };
+    for port in [80, 8080, 9000] {
+        world.tcp_echo(Side::A, port);
+    }
+    world.tcp_echo(Side::Internet, 80);
+    world.tcp_echo(Side::Internet, 7000);
+    // In from the uplink to a, and a's echo out of it.
+    assert_eq!(
+        world.tcp_exchange(Side::Internet, Side::A, 80),
+        Reach::Answered
+    );
+    // Out from a to the internet; the reply passes on state ("public"
+    // admits nothing from port 80).
+    assert_eq!(
+        world.tcp_exchange(Side::A, Side::Internet, 80),
+        Reach::Answered
+    );
+    // 8080 admits 203.0.113.0/24 only.
+    assert_eq!(
+        world.tcp_exchange(Side::Internet, Side::A, 8080),
+        Reach::TimedOut
+    );
+    let metrics = world.metrics();
+    assert!(
+        metric_sum(
+            &metrics,
+            "palisade_drops_total",
+            &[r#"reason="ingress_denied""#]
+        ) > 0.0,
+        "no ingress_denied drops counted:\n{metrics}"
+    );
+    // The group admits 9000 from anywhere; the subnet's ACL denies it
+    // from the internet host. And outbound to its 7000.
+    assert_eq!(
+        world.tcp_exchange(Side::Internet, Side::A, 9000),
+        Reach::TimedOut
+    );
+    assert_eq!(
+        world.tcp_exchange(Side::A, Side::Internet, 7000),
+        Reach::TimedOut
+    );
+    let metrics = world.metrics();
+    assert!(
+        metric_sum(
+            &metrics,
+            "palisade_drops_total",
+            &[r#"reason="nacl_denied""#]
+        ) >= 2.0,
+        "fewer than two nacl_denied drops counted:\n{metrics}"
+    );
+
+    // SIGHUP: the reloaded generation has the uplink too.
+    world.reload(&policy);
+    assert_eq!(
+        world.tcp_exchange(Side::Internet, Side::A, 80),
+        Reach::Answered
+    );
+    // An API change that recompiles the whole policy: still there.
+    let aws = world.aws();
+    let vpc = aws.text(&["ec2", "describe-vpcs", "--query", "Vpcs[0].VpcId"]);
+    assert!(vpc.starts_with("vpc-"), "no VPC: {vpc:?}");
+    let generation = world.generation();
+    let created = aws.text(&[
+        "ec2",
+        "create-security-group",
+        "--group-name",
+        "late",
+        "--description",
+        "a new group",
+        "--vpc-id",
+        &vpc,
+        "--query",
+        "GroupId",
+    ]);
+    assert!(created.starts_with("sg-"), "{created}");
+    assert_eq!(world.generation(), generation + 1);
+    assert_eq!(
+        world.tcp_exchange(Side::A, Side::Internet, 80),
+        Reach::Answered
+    );
 }

@@ -46,7 +46,9 @@ impl Model {
     /// The data plane's view. Port names the caller cannot resolve give port
     /// 0 so a missing port never hides the rest of the policy; stale group
     /// references stay in the spec and match nothing there (the compiler
-    /// treats groups of un-peered VPCs as stale).
+    /// treats groups of un-peered VPCs as stale). The uplink is appliance
+    /// configuration, not the model's: it is left out here and carried by
+    /// the control plane (`service::compile_model`).
     pub fn to_spec(&self, port_id: &dyn Fn(&str) -> Option<u16>) -> PolicySpec {
         PolicySpec {
             router_mac: self.router_mac,
@@ -192,7 +194,10 @@ impl LiveSpec {
         if !hint.everything && self.patch(model, hint) {
             SpecUpdate::Patched
         } else {
+            // The uplink is the appliance's, not the model's: it stays.
+            let uplink = self.spec.uplink.take();
             *self = Self::new(model, port_id);
+            self.spec.uplink = uplink;
             SpecUpdate::Rebuilt
         }
     }

@@ -32,13 +32,14 @@ fn fixture() -> Fixture {
     let (store, seeded) = open_store(&config, dir.path()).unwrap();
     assert!(seeded);
     let ports = demo_ports(&config);
-    let (_, snapshot) = compile_model(store.model(), &ports, 1).unwrap();
+    let (_, snapshot) = compile_model(store.model(), None, &ports, 1).unwrap();
     let cell = Arc::new(PolicyCell::new(snapshot));
     let publishes = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&publishes);
     let plane = ControlPlane::new(
         store,
         ports,
+        None,
         Arc::clone(&cell),
         Box::new(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
@@ -85,7 +86,7 @@ fn each_accepted_change_is_durable_and_published_as_the_next_generation() {
     let reopened = Store::open(f.dir.path()).unwrap();
     assert_eq!(reopened.model().security_groups, model.security_groups);
     let published = f.cell.load_full();
-    let (_, fresh) = compile_model(&model, &demo_ports(&f.config), 2).unwrap();
+    let (_, fresh) = compile_model(&model, None, &demo_ports(&f.config), 2).unwrap();
     assert!(published.group_ids().eq(fresh.group_ids()));
 
     // Refused: nothing written, nothing published.
@@ -169,6 +170,109 @@ fn reload_reseeds_until_the_api_changes_something() {
     );
     assert_eq!(f.cell.load().generation(), 3, "the running policy stays");
     assert_eq!(f.publishes.load(Ordering::Relaxed), 2);
+}
+
+/// The demo with an uplink on its own port "up", next hop `mac`.
+fn demo_with_uplink(mac: &str) -> Config {
+    let text = format!(
+        "{}\n[uplink]\nport = \"up\"\nvlan = 100\nmac = \"{mac}\"\n",
+        crate::config::DEMO_TOML
+    );
+    Config::from_toml_str(&text, "uplink.toml").unwrap()
+}
+
+/// The uplink is appliance configuration, not a stored object: it is in
+/// the first generation, in every one an API change publishes (patched in
+/// place or compiled from scratch), and a reload brings the file's.
+#[test]
+fn the_configured_uplink_is_in_every_published_generation() {
+    let config = demo_with_uplink("02:00:00:00:01:fe");
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open_store(&config, dir.path()).unwrap();
+    let mut ports = demo_ports(&config);
+    ports.insert("up".to_owned(), 7);
+    let uplink = uplink_spec(&config, &ports);
+    assert_eq!(
+        uplink,
+        Some(UplinkSpec {
+            port: 7,
+            vlan: Some(100),
+            mac: [2, 0, 0, 0, 1, 0xfe],
+        })
+    );
+    let (_, snapshot) = compile_model(store.model(), uplink, &ports, 1).unwrap();
+    assert_eq!(snapshot.uplink(), uplink.as_ref(), "generation 1");
+    let cell = Arc::new(PolicyCell::new(snapshot));
+    let plane = ControlPlane::new(
+        store,
+        ports.clone(),
+        uplink,
+        Arc::clone(&cell),
+        Box::new(|_| {}),
+    );
+
+    // SIGHUP with the next hop's MAC changed in the file.
+    let edited = demo_with_uplink("02:00:00:00:02:fe");
+    assert_eq!(plane.reload(&edited).unwrap(), 2);
+    let reloaded = uplink_spec(&edited, &ports);
+    assert_eq!(cell.load().uplink(), reloaded.as_ref(), "after the reload");
+
+    // One group's rules: patched in place.
+    let group = config.security_groups[0].id.0.clone();
+    plane.apply(&open_port(&group, 4242)).unwrap();
+    assert_eq!(cell.load().generation(), 3);
+    assert_eq!(cell.load().uplink(), reloaded.as_ref(), "after a patch");
+    // A new group: the spec is rebuilt from the model and compiled afresh.
+    plane
+        .apply(&Op::CreateSecurityGroup {
+            vpc: config.vpcs[0].id.0.clone(),
+            name: "new".into(),
+            description: String::new(),
+        })
+        .unwrap();
+    assert_eq!(cell.load().generation(), 4);
+    assert_eq!(cell.load().uplink(), reloaded.as_ref(), "after a rebuild");
+    let mut model = Model::default();
+    plane.read(&mut |m| model = m.clone());
+    let (spec, _) = compile_model(&model, reloaded, &ports, 5).unwrap();
+    assert_eq!(plane.inner.lock().unwrap().spec.spec(), &spec);
+}
+
+/// The model does not know the uplink, so the service refuses an ENI on
+/// its (port, VLAN, MAC) before storing it: stored, it could never be
+/// published, nor the store compiled at the next start.
+#[test]
+fn an_eni_on_the_uplinks_port_vlan_and_mac_is_refused_before_it_is_stored() {
+    let config = demo_with_uplink("02:00:00:00:01:fe");
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open_store(&config, dir.path()).unwrap();
+    let mut ports = demo_ports(&config);
+    ports.insert("up".to_owned(), 7);
+    let uplink = uplink_spec(&config, &ports);
+    let (_, snapshot) = compile_model(store.model(), uplink, &ports, 1).unwrap();
+    let cell = Arc::new(PolicyCell::new(snapshot));
+    let plane = ControlPlane::new(store, ports, uplink, Arc::clone(&cell), Box::new(|_| {}));
+    let create = |vlan: Option<u16>, ip: &str| Op::CreateNetworkInterface {
+        subnet: config.subnets[0].id.0.clone(),
+        mac: [2, 0, 0, 0, 1, 0xfe],
+        private_ips: vec![ip.parse().unwrap()],
+        groups: Vec::new(),
+        port: "up".to_owned(),
+        vlan,
+    };
+    let refused = plane.apply(&create(Some(100), "10.0.1.50")).unwrap_err();
+    assert_eq!(refused.code, "InvalidParameterValue", "{}", refused.message);
+    assert_eq!(cell.load().generation(), 1);
+    let enis = |plane: &ControlPlane| {
+        let mut n = 0;
+        plane.read(&mut |m| n = m.enis.len());
+        n
+    };
+    assert_eq!(enis(&plane), config.enis.len(), "nothing stored");
+    // Another VLAN is another link: allowed, and published.
+    plane.apply(&create(None, "10.0.1.51")).unwrap();
+    assert_eq!(cell.load().generation(), 2);
+    assert_eq!(enis(&plane), config.enis.len() + 1);
 }
 
 #[test]
@@ -306,9 +410,17 @@ proptest! {
             Store::open_with(dir.path(), Quotas::default(), Box::new(CountingIds::default()))
                 .unwrap();
         let ports: HashMap<String, u16> = [("p0".to_owned(), 3)].into();
-        let (_, snapshot) = compile_model(store.model(), &ports, 1).unwrap();
+        // An uplink on a port of its own: every spec must keep it.
+        let uplink = UplinkSpec { port: 7, vlan: None, mac: [2, 0, 0, 0, 0, 0xfe] };
+        let (_, snapshot) = compile_model(store.model(), Some(uplink), &ports, 1).unwrap();
         let cell = Arc::new(PolicyCell::new(snapshot));
-        let plane = ControlPlane::new(store, ports.clone(), Arc::clone(&cell), Box::new(|_| {}));
+        let plane = ControlPlane::new(
+            store,
+            ports.clone(),
+            Some(uplink),
+            Arc::clone(&cell),
+            Box::new(|_| {}),
+        );
         let mut accepted = 0;
         for (kind, a, b) in steps {
             let mut model = Model::default();
@@ -316,9 +428,11 @@ proptest! {
             let op = any_step(&model, kind, a, b);
             accepted += usize::from(plane.apply(&op).is_ok());
             let inner = plane.inner.lock().unwrap();
-            let fresh = inner.store.model().to_spec(&|name| ports.get(name).copied());
+            let mut fresh = inner.store.model().to_spec(&|name| ports.get(name).copied());
+            fresh.uplink = Some(uplink);
             prop_assert_eq!(inner.spec.spec(), &fresh, "after {:?}", op);
             let published = cell.load_full();
+            prop_assert_eq!(published.uplink(), Some(&uplink), "after {:?}", op);
             prop_assert!(
                 published.group_ids().eq(fresh.security_groups.iter().map(|g| &g.id)),
                 "published groups after {:?}", op
