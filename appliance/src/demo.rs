@@ -10,17 +10,44 @@
 //! namespace. [`Demo`] is a guard: dropping it (on SIGINT/SIGTERM, or when
 //! start-up fails later) kills the web server and deletes the namespaces.
 //!
+//! The namespace and interface names are fixed, so one demo runs at a
+//! time: [`DemoLock`] is held from before DPDK starts until the ports are
+//! closed, and a second `palisade run` fails at once, naming the first,
+//! instead of taking its namespaces away. Holding the lock also proves that
+//! namespaces of those names are stale (left by a palisade killed with
+//! `kill -9`, which runs no clean-up): they are deleted, with a warning,
+//! before anything else starts.
+//!
 //! Everything goes through `ip` (iproute2) as a child process, as an
-//! operator would type it, so a failure names the exact command.
+//! operator would type it, so a failure names the exact command. Each
+//! child gets a process group of its own: Ctrl-C at the terminal signals
+//! the whole foreground group, and a set-up command killed half-way would
+//! turn an orderly stop into a confusing error; palisade alone decides
+//! when they stop.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::net::{SocketAddr, UnixListener};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use palisade_controlplane::config::{Config, NetworkInterface};
 use palisade_dpdk_config::{PortDevice, Profile};
+
+use crate::output::say_err;
+use crate::stop::{Interrupted, StopFlag};
+
+/// Where the demo keeps its pid file and the web server's page. Under
+/// `/run` (a tmpfs, root's): gone at reboot, like the namespaces.
+const RUN_DIR: &str = "/run/palisade-demo";
+
+/// The demo's lock: a Unix socket name in the abstract namespace. Only one
+/// socket can hold a name, and the kernel frees it when its process exits,
+/// however it exits.
+const LOCK_NAME: &[u8] = b"palisade-demo";
 
 /// The port the demo's web server listens on, allowed from anywhere by the
 /// demo's `web` group.
@@ -81,6 +108,86 @@ pub enum DemoError {
         /// How long it was given.
         timeout: Duration,
     },
+    /// Another palisade holds the demo's lock.
+    #[error(
+        "demo: another palisade is already running the demo ({holder}); its namespaces and TAP interfaces have the same names, so stop it first, or run this one with --config"
+    )]
+    Running {
+        /// `pid N` as its pid file says.
+        holder: String,
+    },
+    /// The lock could not be taken for another reason.
+    #[error("demo: cannot take the demo's lock (abstract socket @palisade-demo): {0}")]
+    Lock(std::io::Error),
+    /// A stop signal arrived during the set-up.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+}
+
+/// The right to set up the demo: the bound socket [`LOCK_NAME`], held
+/// while it lives.
+#[derive(Debug)]
+pub struct DemoLock {
+    _socket: UnixListener,
+}
+
+impl DemoLock {
+    /// Takes the lock, or fails naming the palisade that holds it; then
+    /// deletes the namespaces of `config`'s ENIs an earlier run left behind
+    /// (see the module doc), saying so.
+    pub fn claim(config: &Config) -> Result<DemoLock, DemoError> {
+        let pid_file = Path::new(RUN_DIR).join("pid");
+        let address = SocketAddr::from_abstract_name(LOCK_NAME).map_err(DemoError::Lock)?;
+        let socket = match UnixListener::bind_addr(&address) {
+            Ok(socket) => socket,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let holder = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .map(|pid| pid.trim().to_owned())
+                    .filter(|pid| !pid.is_empty())
+                    .map_or_else(
+                        || "its pid is unknown".to_owned(),
+                        |pid| format!("pid {pid}"),
+                    );
+                return Err(DemoError::Running { holder });
+            }
+            Err(e) => return Err(DemoError::Lock(e)),
+        };
+        // For the message above only; the socket is the lock.
+        let _ = std::fs::create_dir_all(RUN_DIR)
+            .and_then(|()| std::fs::write(&pid_file, format!("{}\n", std::process::id())));
+        let stale: Vec<&str> = config
+            .enis
+            .iter()
+            .map(|eni| eni.name.as_str())
+            .filter(|ns| Path::new("/run/netns").join(ns).exists())
+            .collect();
+        if !stale.is_empty() {
+            say_err!(
+                "palisade: warning: network namespace(s) {} left by an earlier run that did not stop (killed?); deleting them",
+                stale.join(", ")
+            );
+            for ns in stale {
+                ip(&["netns", "del", ns])?;
+            }
+        }
+        // A killed run's web page, if any.
+        let _ = std::fs::remove_dir_all(web_root());
+        Ok(DemoLock { _socket: socket })
+    }
+}
+
+impl Drop for DemoLock {
+    fn drop(&mut self) {
+        // Nothing of the demo stays behind; the socket goes with it.
+        let _ = std::fs::remove_file(Path::new(RUN_DIR).join("pid"));
+        let _ = std::fs::remove_dir(RUN_DIR);
+    }
+}
+
+/// The web server's directory (its one page).
+fn web_root() -> PathBuf {
+    Path::new(RUN_DIR).join("www")
 }
 
 /// The demo's namespaces and web server; dropping it tears them down.
@@ -101,8 +208,15 @@ struct Placed {
 impl Demo {
     /// Puts each ENI's TAP interface in a namespace of its own, starts the
     /// web server in the second ENI's namespace and prepares the commands
-    /// to try. Anything already set up is torn down again on error.
-    pub fn setup(config: &Config, profile: &Profile) -> Result<Demo, DemoError> {
+    /// to try. Anything already set up is torn down again on error, or when
+    /// `stop` reports a signal between two steps. `_lock` shows that this
+    /// process owns the names.
+    pub fn setup(
+        config: &Config,
+        profile: &Profile,
+        _lock: &DemoLock,
+        stop: &StopFlag,
+    ) -> Result<Demo, DemoError> {
         let mut demo = Demo {
             namespaces: Vec::new(),
             web_server: None,
@@ -111,6 +225,7 @@ impl Demo {
         };
         let mut placed = Vec::new();
         for eni in &config.enis {
+            stop.check("setting up the demo's namespaces")?;
             let iface = tap_iface(profile, &eni.port).ok_or_else(|| DemoError::NotTap {
                 eni: eni.name.clone(),
                 port: eni.port.clone(),
@@ -125,7 +240,8 @@ impl Demo {
                 "the demo's first two ENIs need IPv4 addresses".into(),
             ));
         };
-        demo.start_web_server(&server.namespace, server_ip)?;
+        stop.check("setting up the demo's namespaces")?;
+        demo.start_web_server(&server.namespace, server_ip, stop)?;
         let (client, server) = (&client.namespace, &server.namespace);
         let mut text = String::new();
         let _ = writeln!(
@@ -163,9 +279,8 @@ impl Demo {
     ) -> Result<Placed, DemoError> {
         let ns = eni.name.as_str();
         if Path::new("/run/netns").join(ns).exists() {
-            eprintln!(
-                "palisade: warning: network namespace {ns} already exists (a previous run?); deleting it"
-            );
+            // Created since DemoLock::claim cleared the stale ones.
+            say_err!("palisade: warning: network namespace {ns} already exists; deleting it");
             ip(&["netns", "del", ns])?;
         }
         ip(&["netns", "add", ns])?;
@@ -212,10 +327,15 @@ impl Demo {
 
     /// Starts python3's http.server in `ns` on `address` and waits until it
     /// listens, so the first `curl` a user pastes is answered.
-    fn start_web_server(&mut self, ns: &str, address: Ipv4Addr) -> Result<(), DemoError> {
+    fn start_web_server(
+        &mut self,
+        ns: &str,
+        address: Ipv4Addr,
+        stop: &StopFlag,
+    ) -> Result<(), DemoError> {
         let bind = address.to_string();
         let port = WEB_PORT.to_string();
-        let dir = std::env::temp_dir().join(format!("palisade-demo-{}", std::process::id()));
+        let dir = web_root();
         let page = format!("hello from {ns} ({address}), through palisade\n");
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(dir.join("index.html"), page))
@@ -255,6 +375,7 @@ impl Demo {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .map_err(|source| DemoError::Spawn {
                 command: command_line(&args),
@@ -264,6 +385,7 @@ impl Demo {
         let deadline = Instant::now() + WEB_START_TIMEOUT;
         let wanted = format!("{address}:{WEB_PORT}");
         while Instant::now() < deadline {
+            stop.check("starting the demo's web server")?;
             let listening = output(&["netns", "exec", ns, "ss", "-Hltn"])?;
             if listening.split_whitespace().any(|field| field == wanted) {
                 return Ok(());
@@ -292,7 +414,7 @@ impl Drop for Demo {
         }
         for ns in self.namespaces.drain(..).rev() {
             if let Err(e) = ip(&["netns", "del", &ns]) {
-                eprintln!("palisade: warning: {e}");
+                say_err!("palisade: warning: {e}");
             }
         }
     }
@@ -343,6 +465,7 @@ fn output(args: &[&str]) -> Result<String, DemoError> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
+        .process_group(0)
         .output()
         .map_err(|source| DemoError::Spawn {
             command: command_line(args),

@@ -4,11 +4,14 @@
 //! core and serves Prometheus metrics; `ports` lists what a profile brings
 //! up.
 
+mod output;
+
 mod demo;
 mod metrics;
 mod pipeline;
 mod run;
 mod startup;
+mod stop;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +20,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::output::say_err;
 use crate::startup::{ProfileSource, StartupError};
 
 /// The built-in demo profile (three TAP ports), embedded so `palisade run`
@@ -53,7 +57,8 @@ enum Command {
     /// pinned pipeline per worker core enforcing the configured security
     /// groups and network ACLs, Prometheus metrics. Without --config, the
     /// built-in demo (appliance/demo.toml on the tap-demo profile).
-    /// SIGHUP reloads the configuration; SIGINT/SIGTERM stop.
+    /// SIGHUP reloads the configuration; SIGINT/SIGTERM stop in order, also
+    /// during start-up (exit status 0).
     Run {
         /// The configuration file (docs/CONFIG.md).
         #[arg(long, value_name = "FILE")]
@@ -105,13 +110,20 @@ fn main() -> ExitCode {
                 flag_credentials: access_key_id.zip(secret_access_key),
                 env_credentials,
             })
-            .map_err(|e| e.to_string())
+            .or_else(|e| match e {
+                // Asked to stop, and stopped in order: not a failure.
+                run::RunError::Interrupted(interrupted) => {
+                    say_err!("palisade: {interrupted}; everything it had started is released");
+                    Ok(())
+                }
+                other => Err(other.to_string()),
+            })
         }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("palisade: error: {error}");
+            say_err!("palisade: error: {error}");
             ExitCode::FAILURE
         }
     }
@@ -137,7 +149,7 @@ fn ports(source: &ProfileSource) -> Result<(), StartupError> {
     {
         let (_pool, ports) = startup::start_ports(&eal, &profile)?;
         startup::wait_for_links(&ports, Duration::from_secs(1));
-        print!("{}", startup::port_table(&ports));
+        output::out(format_args!("{}", startup::port_table(&ports)));
     }
     eal.cleanup()?;
     Ok(())

@@ -118,7 +118,9 @@ pub fn serve(
     port_names: &[(u16, String)],
 ) {
     if listener.set_nonblocking(true).is_err() {
-        eprintln!("palisade: warning: /metrics listener cannot poll; stop may wait for a scrape");
+        crate::output::say_err!(
+            "palisade: warning: /metrics listener cannot poll; stop may wait for a scrape"
+        );
     }
     while !pipelines.stop.load(Ordering::Relaxed) {
         match listener.accept() {

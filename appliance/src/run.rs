@@ -11,7 +11,20 @@
 //! change the store owns the objects and the reload is refused (counted as
 //! a failed reload; the running policy stays). `SIGINT` / `SIGTERM` stop
 //! the API and the workers, print the final counters and release every
-//! port.
+//! port; arriving during start-up they stop it at its next step, which
+//! releases what exists so far (see [`crate::stop`]). Either way the exit
+//! status is 0: the operator asked for the stop and got an orderly one.
+//!
+//! A port that fails while running (its device removed, link down, the
+//! device refusing frames) does not stop the appliance: the other ports keep
+//! forwarding, frames for the failed one are freed and counted
+//! (`port_tx_dropped_total`), and a warning names the port when the
+//! device's own error counters grow (at most once a minute per port). The
+//! final counters add the device's error counts. Stopping every port for
+//! one would turn a cable pull into an outage of the whole router.
+//!
+//! Everything printed goes through [`say!`] / [`say_err!`]: a closed stdout or
+//! stderr (a pipe whose reader exited) loses lines, never the appliance.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,9 +44,12 @@ use palisade_dpdk_config::Profile;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::demo::{DemoError, DemoLock};
 use crate::metrics::{self, ControlStats};
+use crate::output::{say, say_err};
 use crate::pipeline::{self, Pipelines, TxPath, WorkerIo};
-use crate::startup::{self, ProfileSource, StartupError};
+use crate::startup::{self, ProfileSource, StartedPort, StartupError};
+use crate::stop::{Interrupted, StopFlag};
 
 /// `palisade run`'s options.
 #[derive(Debug, Clone)]
@@ -84,13 +100,25 @@ pub enum RunError {
     Dpdk(#[from] palisade_dpdk::DpdkError),
     /// The built-in demo's namespaces or web server.
     #[error(transparent)]
-    Demo(#[from] crate::demo::DemoError),
+    Demo(DemoError),
+    /// SIGINT or SIGTERM during start-up: an orderly stop, not a failure.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
     /// The store, its compile, a reload or the credentials.
     #[error(transparent)]
     Service(#[from] ServiceError),
     /// The EC2 API endpoint.
     #[error(transparent)]
     Api(#[from] palisade_controlplane::api::ServeError),
+}
+
+impl From<DemoError> for RunError {
+    fn from(error: DemoError) -> Self {
+        match error {
+            DemoError::Interrupted(interrupted) => RunError::Interrupted(interrupted),
+            other => RunError::Demo(other),
+        }
+    }
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
@@ -135,13 +163,13 @@ fn start_control(
     let started = Instant::now();
     let (store, seeded) = service::open_store(config, &state_dir)?;
     if seeded {
-        println!(
+        say!(
             "palisade: state in {}: seeded from {}",
             state_dir.display(),
             config.origin()
         );
     } else {
-        println!(
+        say!(
             "palisade: state in {}: loaded ({} VPCs, {} security groups); the configuration's objects are not applied to a non-empty store",
             state_dir.display(),
             store.model().vpcs.len(),
@@ -184,13 +212,13 @@ fn start_control(
         CredentialSource::ConfigFile => "the configuration",
         CredentialSource::StateDir | CredentialSource::Generated => "the state directory",
     };
-    println!(
+    say!(
         "palisade: EC2 API on http://{}/ (access key {key_id} from {origin})",
         server.local_addr()
     );
     if source == CredentialSource::Generated {
         // Printed this once; afterwards it is in STATE_DIR/credentials.
-        println!(
+        say!(
             "palisade: generated API credentials, stored in {}:\n  AWS_ACCESS_KEY_ID={key_id}\n  AWS_SECRET_ACCESS_KEY={secret}",
             state_dir.join(service::CREDENTIALS_FILE).display()
         );
@@ -202,10 +230,15 @@ fn start_control(
     })
 }
 
-/// Runs the appliance until SIGINT or SIGTERM.
+/// Runs the appliance until SIGINT or SIGTERM. A stop signal during
+/// start-up ends it with [`RunError::Interrupted`] once what was started is
+/// released.
 pub fn run(options: &RunOptions) -> Result<(), RunError> {
-    let config = load_config(options.config.as_ref())?;
+    // First of all, so that no signal finds anything half-built without a
+    // handler: from here SIGINT/SIGTERM only set the flag and wake the loop.
+    let stop = StopFlag::register().map_err(RunError::Signals)?;
     let mut signals = Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(RunError::Signals)?;
+    let config = load_config(options.config.as_ref())?;
     let mut profile = profile_source(&config).load().map_err(StartupError::from)?;
     if let Some(workers) = &config.appliance.workers {
         profile.workers.clone_from(workers);
@@ -227,6 +260,15 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         );
     }
 
+    // The built-in demo's fixed names: one demo at a time, and what a killed
+    // one left behind is cleared before DPDK creates the TAP interfaces.
+    // Held until the ports are closed (dropped at the end of this function).
+    let demo_lock = match options.config {
+        None => Some(DemoLock::claim(&config)?),
+        Some(_) => None,
+    };
+    stop.check("preparing start-up")?;
+
     let workers = profile.workers.len().max(1);
     for port in &mut profile.ports {
         // A transmit queue per worker, where the device has that many
@@ -235,7 +277,9 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
     }
     let eal = startup::start_eal(&profile)?;
     let result = (|| -> Result<(), RunError> {
+        stop.check("starting DPDK (EAL)")?;
         let (_pool, ports) = startup::start_ports(&eal, &profile)?;
+        stop.check("starting the ports")?;
         startup::wait_for_links(&ports, Duration::from_secs(1));
         let ids: HashMap<String, u16> = ports
             .iter()
@@ -246,19 +290,22 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             .map(|p| (p.port.id(), p.name.clone()))
             .collect();
         let Control { cell, plane, api } = start_control(&config, options, &ids, &control)?;
-        println!(
+        // (On an early return the API server stops as it drops.)
+        stop.check("opening the store and starting the API")?;
+        say!(
             "palisade: {}: {} ports, {workers} worker(s), policy generation 1",
             config.origin(),
             ports.len()
         );
-        print!("{}", startup::port_table(&ports));
-        println!("palisade: metrics on http://{metrics_addr}/metrics");
+        crate::output::out(format_args!("{}", startup::port_table(&ports)));
+        say!("palisade: metrics on http://{metrics_addr}/metrics");
         // The built-in demo only: namespaces around the TAP ports, torn
         // down when `demo` drops (before the ports close).
-        let demo = match options.config {
-            None => Some(crate::demo::Demo::setup(&config, &profile)?),
-            Some(_) => None,
+        let demo = match &demo_lock {
+            Some(lock) => Some(crate::demo::Demo::setup(&config, &profile, lock, &stop)?),
+            None => None,
         };
+        stop.check("setting up the demo")?;
 
         let mut tx_handoffs = Vec::new();
         let max_port = ports
@@ -366,17 +413,16 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
                     metrics::serve(listener, pipelines, control, port_names);
                 })
                 .map_err(RunError::Thread)?;
-            println!("palisade: forwarding. SIGHUP reloads the configuration; Ctrl-C stops.");
+            say!("palisade: forwarding. SIGHUP reloads the configuration; Ctrl-C stops.");
             if let Some(demo) = &demo {
-                print!("{}", demo.instructions());
+                crate::output::out(format_args!("{}", demo.instructions()));
             }
-            for signal in signals.forever() {
-                if signal == SIGHUP {
-                    on_sighup(options, &ids, &plane, control);
-                } else {
-                    break;
-                }
-            }
+            let mut watch = PortWatch::new(&ports);
+            wait_for_stop(
+                &mut signals,
+                || on_sighup(options, &ids, &plane, control),
+                || watch.check(),
+            );
             api.shutdown();
             pipelines.stop.store(true, Ordering::Relaxed);
             let mut first_error = None;
@@ -384,13 +430,13 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
                 match h.join() {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => first_error = first_error.or(Some(RunError::Worker(e))),
-                    Err(_) => eprintln!("palisade: a worker panicked"),
+                    Err(_) => say_err!("palisade: a worker panicked"),
                 }
             }
             let _ = metrics.join();
             first_error.map_or(Ok(()), Err)
         });
-        print_final_counters(&pipelines, &port_names);
+        print_final_counters(&pipelines, &ports);
         drop(demo);
         drop(ports);
         outcome
@@ -398,9 +444,86 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
     // Every worker, port and pool handle is gone: close the ports and check
     // that every mbuf came back to its pool (a leak is an error, not a
     // silent shrink of the pool), then free the EAL.
-    match eal.cleanup() {
+    let result = match eal.cleanup() {
         Ok(()) => result,
         Err(e) => result.and(Err(RunError::Dpdk(e))),
+    };
+    drop(demo_lock);
+    result
+}
+
+/// How often the signal loop wakes to look at the ports, and so the most a
+/// stop signal waits to be acted on.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+/// How often the ports' device counters are read.
+const PORT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// The least time between two warnings about one port.
+const PORT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Blocks until SIGINT or SIGTERM: `on_hup` for each SIGHUP, `tick` about
+/// every [`SIGNAL_POLL`].
+fn wait_for_stop(signals: &mut Signals, mut on_hup: impl FnMut(), mut tick: impl FnMut()) {
+    loop {
+        for signal in signals.pending() {
+            if signal == SIGHUP {
+                on_hup();
+            } else {
+                return;
+            }
+        }
+        tick();
+        std::thread::sleep(SIGNAL_POLL);
+    }
+}
+
+/// Watches the ports' device error counters while forwarding, and warns
+/// when a port starts failing (see the module doc).
+struct PortWatch<'a, 'eal> {
+    ports: &'a [StartedPort<'eal>],
+    /// Per port: receive + transmit errors at the last look, and when it
+    /// was last warned about.
+    seen: Vec<(u64, Option<Instant>)>,
+    last_check: Instant,
+}
+
+impl<'a, 'eal> PortWatch<'a, 'eal> {
+    fn new(ports: &'a [StartedPort<'eal>]) -> Self {
+        PortWatch {
+            ports,
+            seen: ports
+                .iter()
+                .map(|p| (p.port.stats().map_or(0, |s| s.ierrors + s.oerrors), None))
+                .collect(),
+            last_check: Instant::now(),
+        }
+    }
+
+    fn check(&mut self) {
+        if self.last_check.elapsed() < PORT_CHECK_INTERVAL {
+            return;
+        }
+        self.last_check = Instant::now();
+        for (started, (errors, warned)) in self.ports.iter().zip(&mut self.seen) {
+            let Ok(stats) = started.port.stats() else {
+                continue;
+            };
+            let now = stats.ierrors + stats.oerrors;
+            if now > *errors && warned.is_none_or(|at| at.elapsed() >= PORT_WARNING_INTERVAL) {
+                let link = match started.port.link() {
+                    Ok(link) if link.up => "up",
+                    Ok(_) => "down",
+                    Err(_) => "unknown",
+                };
+                say_err!(
+                    "palisade: warning: port {}: device errors (receive {}, transmit {}), link {link}: the device may be gone or down; the other ports keep forwarding, frames for this one are dropped and counted",
+                    started.name,
+                    stats.ierrors,
+                    stats.oerrors
+                );
+                *warned = Some(Instant::now());
+            }
+            *errors = now;
+        }
     }
 }
 
@@ -424,11 +547,11 @@ fn on_sighup(
 ) {
     match reload(options, ports, plane) {
         Ok(generation) => {
-            println!("palisade: reloaded: policy generation {generation}");
+            say!("palisade: reloaded: policy generation {generation}");
         }
         Err(e) => {
             control.failed_reloads.fetch_add(1, Ordering::Relaxed);
-            eprintln!("palisade: reload failed, the running policy stays:\n{e}");
+            say_err!("palisade: reload failed, the running policy stays:\n{e}");
         }
     }
 }
@@ -451,7 +574,7 @@ fn run_control_only(
         .collect();
     let Control { cell, plane, api } = start_control(config, options, &ids, control)?;
     let pipelines = Pipelines::new(cell, &[], 0, 0);
-    println!(
+    say!(
         "palisade: {}: data plane off; policy generation 1 compiled",
         config.origin()
     );
@@ -459,13 +582,7 @@ fn run_control_only(
         let pipelines = &pipelines;
         let stats: &ControlStats = control;
         let metrics = s.spawn(move || metrics::serve(listener, pipelines, stats, &[]));
-        for signal in signals.forever() {
-            if signal == SIGHUP {
-                on_sighup(options, &ids, &plane, control);
-            } else {
-                break;
-            }
-        }
+        wait_for_stop(signals, || on_sighup(options, &ids, &plane, control), || {});
         api.shutdown();
         pipelines.stop.store(true, Ordering::Relaxed);
         let _ = metrics.join();
@@ -473,12 +590,13 @@ fn run_control_only(
     Ok(())
 }
 
-fn print_final_counters(pipelines: &Pipelines, port_names: &[(u16, String)]) {
+/// The final counters, with each port's device errors where there were any.
+fn print_final_counters(pipelines: &Pipelines, ports: &[StartedPort<'_>]) {
     let mut total = WorkerCounters::default();
     for w in &pipelines.workers {
         total.accumulate(&w.counters.load().0);
     }
-    println!(
+    say!(
         "palisade: stopped. frames {} forwarded {} answered {} dropped {} new flows {}",
         total.packets,
         total.forwarded,
@@ -489,20 +607,28 @@ fn print_final_counters(pipelines: &Pipelines, port_names: &[(u16, String)]) {
     for reason in DropReason::ALL {
         let n = total.dropped(*reason);
         if n > 0 {
-            println!("palisade:   dropped {:<24} {n}", reason.label());
+            say!("palisade:   dropped {:<24} {n}", reason.label());
         }
     }
-    for (id, name) in port_names {
+    for started in ports {
+        let id = started.port.id();
         let sum = |f: fn(&pipeline::PortCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
             pipelines
                 .workers
                 .iter()
-                .filter_map(|w| w.ports.get(usize::from(*id)))
+                .filter_map(|w| w.ports.get(usize::from(id)))
                 .map(|p| f(p).load(Ordering::Relaxed))
                 .sum()
         };
-        println!(
-            "palisade:   port {name}: rx {} tx {} tx-dropped {}",
+        let device = match started.port.stats() {
+            Ok(s) if s.ierrors + s.oerrors > 0 => {
+                format!(" device-errors rx {} tx {}", s.ierrors, s.oerrors)
+            }
+            _ => String::new(),
+        };
+        say!(
+            "palisade:   port {}: rx {} tx {} tx-dropped {}{device}",
+            started.name,
             sum(|p| &p.rx_packets),
             sum(|p| &p.tx_packets),
             sum(|p| &p.tx_dropped)

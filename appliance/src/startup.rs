@@ -61,7 +61,7 @@ pub fn start_eal(profile: &Profile) -> Result<Eal, StartupError> {
     let status = HugepageStatus::probe().unwrap_or_default();
     let (memory, warning) = profile.resolve_memory(&status);
     if let Some(warning) = warning {
-        eprintln!("palisade: warning: {warning}");
+        crate::output::say_err!("palisade: warning: {warning}");
     }
     Ok(Eal::init(&profile.eal_args_with_memory(&memory))?)
 }

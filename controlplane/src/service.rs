@@ -27,6 +27,14 @@ use crate::config::Config;
 use crate::model::{ApiError, LiveSpec, Model, Op, Outcome, RandomIds, SpecUpdate};
 use crate::store::{Store, StoreError};
 
+/// A line for the operator on stderr. Not `eprintln!`, which panics when
+/// stderr is a pipe whose reader has gone: on an API thread, holding the
+/// store's lock, that would poison it (and abort under `panic = "abort"`).
+fn note(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Called after each publication.
 pub type PublishHook = Box<dyn Fn(Publication) + Send + Sync>;
 
@@ -281,7 +289,9 @@ impl ControlPlane {
         let outcome = store.apply(op).map_err(|error| match error {
             StoreError::Api(api) => api,
             other => {
-                eprintln!("palisade: store: {other}; the change was not applied");
+                note(format_args!(
+                    "palisade: store: {other}; the change was not applied"
+                ));
                 internal_error()
             }
         })?;
@@ -307,7 +317,9 @@ impl ControlPlane {
                 // The change is durable but the data plane could not take it:
                 // say so rather than pretend it is enforced. The model's own
                 // checks are meant to make this unreachable.
-                eprintln!("palisade: {error}; the stored change is not enforced yet");
+                note(format_args!(
+                    "palisade: {error}; the stored change is not enforced yet"
+                ));
                 return Err(ApiError::new(
                     "InternalError",
                     format!(
@@ -327,7 +339,9 @@ impl ControlPlane {
         let lagging_workers = match self.cell.wait_for_readers(generation, GRACE_PERIOD_LIMIT) {
             Ok(()) => 0,
             Err(lagging) => {
-                eprintln!("palisade: warning: {lagging}; they apply it from their next burst");
+                note(format_args!(
+                    "palisade: warning: {lagging}; they apply it from their next burst"
+                ));
                 lagging.lagging
             }
         };
