@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use palisade_policy::{ConntrackTimeouts, IpCidr, NaclId, Peer};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, IdSource, Model, Op, Outcome, Vpc, parse_cidr};
+use super::{ApiError, Ec2ErrorCode, IdSource, Model, Op, Outcome, Vpc, parse_cidr};
 use crate::config::{ObjectKind, object_id};
 
 /// An AWS-shaped id `prefix-` + 17 hex digits, a hash of `prefix` and
@@ -135,7 +135,7 @@ fn check_max_entries(max: usize) -> Result<(), ApiError> {
 
 fn too_many_entries(max: usize) -> ApiError {
     ApiError::new(
-        "PrefixListMaxEntriesExceeded",
+        Ec2ErrorCode::PrefixListMaxEntriesExceeded,
         format!("The prefix list would have more than its maximum of {max} entries"),
     )
 }
@@ -218,7 +218,7 @@ impl Model {
                 }
                 if self.subnets.values().any(|s| s.network_acl.as_str() == acl) {
                     return Err(ApiError::new(
-                        "DependencyViolation",
+                        Ec2ErrorCode::DependencyViolation,
                         format!("The networkAcl '{acl}' has dependencies and cannot be deleted."),
                     ));
                 }
@@ -233,7 +233,7 @@ impl Model {
                     .find(|s| s.network_acl_association_id() == *association)
                     .ok_or_else(|| {
                         ApiError::new(
-                            "InvalidAssociationID.NotFound",
+                            Ec2ErrorCode::InvalidAssociationIdNotFound,
                             format!("The association ID '{association}' does not exist"),
                         )
                     })?;
@@ -278,7 +278,7 @@ impl Model {
                 for resource in resources {
                     if !self.exists(resource) {
                         return Err(ApiError::new(
-                            "InvalidID",
+                            Ec2ErrorCode::InvalidId,
                             format!("The ID '{resource}' is not valid"),
                         ));
                     }
@@ -306,7 +306,7 @@ impl Model {
                 Ok(Outcome::Done)
             }
             _ => Err(ApiError::new(
-                "InternalError",
+                Ec2ErrorCode::InternalError,
                 "an original op reached the extended ops' handler",
             )),
         }
@@ -338,7 +338,7 @@ impl Model {
             Some(IpAddr::V4(_)) => {}
             _ => {
                 return Err(ApiError::new(
-                    "MissingParameter",
+                    Ec2ErrorCode::MissingParameter,
                     "A network interface needs a primary private IPv4 address",
                 ));
             }
@@ -439,14 +439,14 @@ impl Model {
         let list = self.prefix_list(id)?;
         if current_version.is_some_and(|v| v != list.version) {
             return Err(ApiError::new(
-                "PrefixListVersionMismatch",
+                Ec2ErrorCode::PrefixListVersionMismatch,
                 "The prefix list has the incorrect version number.",
             ));
         }
         let changes_entries = !add.is_empty() || !remove.is_empty();
         if max_entries.is_some() && changes_entries {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                Ec2ErrorCode::InvalidParameterCombination,
                 "You cannot modify the entries and the maximum number of entries of a prefix list at the same time.",
             ));
         }
@@ -459,7 +459,7 @@ impl Model {
             let cidr = parse_cidr(text)?;
             let Some(at) = cidrs.iter().position(|c| *c == cidr) else {
                 return Err(ApiError::new(
-                    "InvalidPrefixListModification",
+                    Ec2ErrorCode::InvalidPrefixListModification,
                     format!("The prefix list entry {cidr} does not exist."),
                 ));
             };
@@ -527,7 +527,7 @@ impl Model {
                 }
                 if v4.max(v6) > self.quotas.rules_per_group {
                     return Err(ApiError::new(
-                        "RulesPerSecurityGroupLimitExceeded",
+                        Ec2ErrorCode::RulesPerSecurityGroupLimitExceeded,
                         format!(
                             "Security group {} references the prefix list: with {max} entries it would exceed the rules-per-group limit",
                             group.id

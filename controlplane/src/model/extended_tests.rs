@@ -52,7 +52,7 @@ impl World {
 
     fn refused(&mut self, op: &Op) -> &'static str {
         match self.apply(op) {
-            Err(e) => e.code,
+            Err(e) => e.code.as_str(),
             Ok(outcome) => panic!("{op:?} was accepted: {outcome:?}"),
         }
     }

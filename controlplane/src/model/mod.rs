@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, is_aws_shaped};
 pub use crate::config::{ObjectKind, Quotas};
-pub use error::ApiError;
+pub use error::{ApiError, Ec2ErrorCode};
 pub use extended::{
     NewNetworkInterface, PREFIX_LIST_MAX_ENTRIES, PrefixListEntryRequest, TagToDelete,
     initial_network_acl_association_id, main_route_table_association_id, route_table_id,
@@ -657,7 +657,7 @@ pub struct Model {
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-fn not_found(code: &'static str, what: &str, id: &str) -> ApiError {
+fn not_found(code: Ec2ErrorCode, what: &str, id: &str) -> ApiError {
     ApiError::new(code, format!("The {what} ID '{id}' does not exist"))
 }
 
@@ -716,7 +716,7 @@ fn parse_ports(
             }
             (Some(-1), Some(-1)) => Ok(PortSpec::Range { from: 0, to: 65535 }),
             (None, _) | (_, None) => Err(ApiError::new(
-                "MissingParameter",
+                Ec2ErrorCode::MissingParameter,
                 "The request must contain the parameter FromPort and ToPort for tcp/udp",
             )),
             (Some(from), Some(to)) => Err(ApiError::invalid_value(format!(
@@ -773,7 +773,7 @@ fn check_group_id(text: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            "InvalidGroupId.Malformed",
+            Ec2ErrorCode::InvalidGroupIdMalformed,
             format!("Invalid id: \"{text}\" (expecting \"sg-...\")"),
         ))
     }
@@ -797,14 +797,14 @@ impl Model {
     fn vpc(&self, id: &str) -> Result<&Vpc, ApiError> {
         self.vpcs
             .get(id)
-            .ok_or_else(|| not_found("InvalidVpcID.NotFound", "vpc", id))
+            .ok_or_else(|| not_found(Ec2ErrorCode::InvalidVpcIdNotFound, "vpc", id))
     }
 
     fn group(&self, id: &str) -> Result<&SecurityGroup, ApiError> {
         check_group_id(id)?;
         self.security_groups.get(id).ok_or_else(|| {
             ApiError::new(
-                "InvalidGroup.NotFound",
+                Ec2ErrorCode::InvalidGroupNotFound,
                 format!("The security group '{id}' does not exist"),
             )
         })
@@ -813,25 +813,29 @@ impl Model {
     fn subnet(&self, id: &str) -> Result<&Subnet, ApiError> {
         self.subnets
             .get(id)
-            .ok_or_else(|| not_found("InvalidSubnetID.NotFound", "subnet", id))
+            .ok_or_else(|| not_found(Ec2ErrorCode::InvalidSubnetIdNotFound, "subnet", id))
     }
 
     fn eni(&self, id: &str) -> Result<&NetworkInterface, ApiError> {
-        self.enis
-            .get(id)
-            .ok_or_else(|| not_found("InvalidNetworkInterfaceID.NotFound", "networkInterface", id))
+        self.enis.get(id).ok_or_else(|| {
+            not_found(
+                Ec2ErrorCode::InvalidNetworkInterfaceIdNotFound,
+                "networkInterface",
+                id,
+            )
+        })
     }
 
     fn acl(&self, id: &str) -> Result<&NetworkAcl, ApiError> {
         self.network_acls
             .get(id)
-            .ok_or_else(|| not_found("InvalidNetworkAclID.NotFound", "networkAcl", id))
+            .ok_or_else(|| not_found(Ec2ErrorCode::InvalidNetworkAclIdNotFound, "networkAcl", id))
     }
 
     fn peering(&self, id: &str) -> Result<&Peering, ApiError> {
         self.peerings.get(id).ok_or_else(|| {
             not_found(
-                "InvalidVpcPeeringConnectionID.NotFound",
+                Ec2ErrorCode::InvalidVpcPeeringConnectionIdNotFound,
                 "vpcPeeringConnection",
                 id,
             )
@@ -841,7 +845,7 @@ impl Model {
     fn prefix_list(&self, id: &str) -> Result<&PrefixList, ApiError> {
         self.prefix_lists
             .get(id)
-            .ok_or_else(|| not_found("InvalidPrefixListID.NotFound", "prefix list", id))
+            .ok_or_else(|| not_found(Ec2ErrorCode::InvalidPrefixListIdNotFound, "prefix list", id))
     }
 
     /// Whether `a` and `b` are the same VPC or actively peered.
@@ -876,7 +880,7 @@ impl Model {
                 let peer = self.group(id)?;
                 if !self.reachable(&group.vpc, &peer.vpc) {
                     return Err(ApiError::new(
-                        "InvalidGroup.NotFound",
+                        Ec2ErrorCode::InvalidGroupNotFound,
                         format!(
                             "The security group '{id}' is not in this VPC or an actively peered one"
                         ),
@@ -921,7 +925,7 @@ impl Model {
         }
         if v4.max(v6) > self.quotas.rules_per_group {
             return Err(ApiError::new(
-                "RulesPerSecurityGroupLimitExceeded",
+                Ec2ErrorCode::RulesPerSecurityGroupLimitExceeded,
                 "The maximum number of rules per security group has been reached.",
             ));
         }
@@ -991,7 +995,7 @@ impl Model {
                 let cidr = parse_v4(cidr)?;
                 if !(16..=28).contains(&cidr.prefix_len()) {
                     return Err(ApiError::new(
-                        "InvalidVpc.Range",
+                        Ec2ErrorCode::InvalidVpcRange,
                         format!("The CIDR '{cidr}' is invalid."),
                     ));
                 }
@@ -1051,7 +1055,7 @@ impl Model {
                     });
                 if in_use {
                     return Err(ApiError::new(
-                        "DependencyViolation",
+                        Ec2ErrorCode::DependencyViolation,
                         format!("The vpc '{vpc}' has dependencies and cannot be deleted."),
                     ));
                 }
@@ -1084,7 +1088,7 @@ impl Model {
                 let cidr = parse_v4(cidr)?;
                 if !parent.cidr.contains_cidr(&cidr) || !(16..=28).contains(&cidr.prefix_len()) {
                     return Err(ApiError::new(
-                        "InvalidSubnet.Range",
+                        Ec2ErrorCode::InvalidSubnetRange,
                         format!("The CIDR '{cidr}' is invalid."),
                     ));
                 }
@@ -1094,7 +1098,7 @@ impl Model {
                 });
                 if overlaps {
                     return Err(ApiError::new(
-                        "InvalidSubnet.Conflict",
+                        Ec2ErrorCode::InvalidSubnetConflict,
                         format!("The CIDR '{cidr}' conflicts with another subnet"),
                     ));
                 }
@@ -1137,7 +1141,7 @@ impl Model {
                 for group in in_vpc {
                     if group.name == *name {
                         return Err(ApiError::new(
-                            "InvalidGroup.Duplicate",
+                            Ec2ErrorCode::InvalidGroupDuplicate,
                             format!("The security group '{name}' already exists for VPC '{vpc}'"),
                         ));
                     }
@@ -1145,7 +1149,7 @@ impl Model {
                 }
                 if count >= self.quotas.groups_per_vpc {
                     return Err(ApiError::new(
-                        "SecurityGroupLimitExceeded",
+                        Ec2ErrorCode::SecurityGroupLimitExceeded,
                         "You have exceeded the number of VPC security groups allowed per VPC.",
                     ));
                 }
@@ -1156,7 +1160,7 @@ impl Model {
                 let target = self.group(group)?;
                 if target.is_default {
                     return Err(ApiError::new(
-                        "CannotDelete",
+                        Ec2ErrorCode::CannotDelete,
                         format!(
                             "the specified group: \"{group}\" name: \"default\" cannot be deleted by a user"
                         ),
@@ -1175,7 +1179,7 @@ impl Model {
                 });
                 if attached || referenced {
                     return Err(ApiError::new(
-                        "DependencyViolation",
+                        Ec2ErrorCode::DependencyViolation,
                         format!("resource {group} has a dependent object"),
                     ));
                 }
@@ -1196,7 +1200,7 @@ impl Model {
                     let mut rule = self.rule_of(target, permission)?;
                     if rules.iter().any(|r| same_rule(r, &rule)) {
                         return Err(ApiError::new(
-                            "InvalidPermission.Duplicate",
+                            Ec2ErrorCode::InvalidPermissionDuplicate,
                             format!(
                                 "the specified rule \"peer: {}, {}{}, ALLOW\" already exists",
                                 peer_text(&rule.peer),
@@ -1227,7 +1231,7 @@ impl Model {
                     rules.retain(|r| !same_rule(r, &rule));
                     if rules.len() == before {
                         return Err(ApiError::new(
-                            "InvalidPermission.NotFound",
+                            Ec2ErrorCode::InvalidPermissionNotFound,
                             "The specified rule does not exist in this security group.",
                         ));
                     }
@@ -1247,7 +1251,7 @@ impl Model {
                     rules.retain(|r| r.id.as_str() != id);
                     if rules.len() == before {
                         return Err(ApiError::new(
-                            "InvalidSecurityGroupRuleId.NotFound",
+                            Ec2ErrorCode::InvalidSecurityGroupRuleIdNotFound,
                             format!("The security group rule ID '{id}' does not exist"),
                         ));
                     }
@@ -1268,7 +1272,7 @@ impl Model {
                         .find(|r| r.id.as_str() == id)
                         .ok_or_else(|| {
                             ApiError::new(
-                                "InvalidSecurityGroupRuleId.NotFound",
+                                Ec2ErrorCode::InvalidSecurityGroupRuleIdNotFound,
                                 format!("The security group rule ID '{id}' does not exist"),
                             )
                         })?;
@@ -1278,7 +1282,7 @@ impl Model {
                     for (i, a) in list.iter().enumerate() {
                         if list[..i].iter().any(|b| same_rule(a, b)) {
                             return Err(ApiError::new(
-                                "InvalidPermission.Duplicate",
+                                Ec2ErrorCode::InvalidPermissionDuplicate,
                                 "the modified rule duplicates an existing rule",
                             ));
                         }
@@ -1314,7 +1318,7 @@ impl Model {
                             && e.private_ips.contains(ip)
                     }) {
                         return Err(ApiError::new(
-                            "InvalidIPAddress.InUse",
+                            Ec2ErrorCode::InvalidIpAddressInUse,
                             format!("Address {ip} is in use."),
                         ));
                     }
@@ -1396,7 +1400,7 @@ impl Model {
                     .count();
                 if count >= self.quotas.network_acls_per_vpc {
                     return Err(ApiError::new(
-                        "NetworkAclLimitExceeded",
+                        Ec2ErrorCode::NetworkAclLimitExceeded,
                         "You have reached the limit on network ACLs per VPC.",
                     ));
                 }
@@ -1444,7 +1448,7 @@ impl Model {
                 match (existing, replace) {
                     (Some(_), false) => {
                         return Err(ApiError::new(
-                            "NetworkAclEntryAlreadyExists",
+                            Ec2ErrorCode::NetworkAclEntryAlreadyExists,
                             format!(
                                 "The network acl entry identified by {} already exists.",
                                 entry.rule_number
@@ -1453,7 +1457,7 @@ impl Model {
                     }
                     (None, true) => {
                         return Err(ApiError::new(
-                            "InvalidNetworkAclEntry.NotFound",
+                            Ec2ErrorCode::InvalidNetworkAclEntryNotFound,
                             format!(
                                 "The network acl entry identified by {} does not exist.",
                                 entry.rule_number
@@ -1471,7 +1475,7 @@ impl Model {
                     .count();
                 if same_direction > self.quotas.rules_per_network_acl {
                     return Err(ApiError::new(
-                        "NetworkAclEntryLimitExceeded",
+                        Ec2ErrorCode::NetworkAclEntryLimitExceeded,
                         "You have reached the limit on entries per network ACL.",
                     ));
                 }
@@ -1492,7 +1496,7 @@ impl Model {
                     .any(|e| e.rule_number == *rule_number && e.egress == *egress)
                 {
                     return Err(ApiError::new(
-                        "InvalidNetworkAclEntry.NotFound",
+                        Ec2ErrorCode::InvalidNetworkAclEntryNotFound,
                         format!(
                             "The network acl entry identified by {rule_number} does not exist."
                         ),
@@ -1521,7 +1525,7 @@ impl Model {
                 let b = self.vpc(peer_vpc)?;
                 if a.id == b.id || a.cidr.contains_cidr(&b.cidr) || b.cidr.contains_cidr(&a.cidr) {
                     return Err(ApiError::new(
-                        "InvalidVpcPeeringConnection.Overlap",
+                        Ec2ErrorCode::InvalidVpcPeeringConnectionOverlap,
                         "The VPCs are the same or their CIDR blocks overlap",
                     ));
                 }
@@ -1540,7 +1544,7 @@ impl Model {
             Op::AcceptPeering { peering } => {
                 if self.peering(peering)?.state != PeeringState::PendingAcceptance {
                     return Err(ApiError::new(
-                        "InvalidStateTransition",
+                        Ec2ErrorCode::InvalidStateTransition,
                         format!("The peering connection {peering} is not pending acceptance"),
                     ));
                 }
@@ -1552,7 +1556,7 @@ impl Model {
             Op::DeletePeering { peering } => {
                 if self.peering(peering)?.state == PeeringState::Deleted {
                     return Err(ApiError::new(
-                        "InvalidStateTransition",
+                        Ec2ErrorCode::InvalidStateTransition,
                         format!("The peering connection {peering} is already deleted"),
                     ));
                 }
@@ -1613,7 +1617,7 @@ impl Model {
                 });
                 if referenced {
                     return Err(ApiError::new(
-                        "DependencyViolation",
+                        Ec2ErrorCode::DependencyViolation,
                         format!("prefix list {prefix_list} is referenced by a security group rule"),
                     ));
                 }
@@ -1625,7 +1629,7 @@ impl Model {
                 for resource in resources {
                     if !self.exists(resource) {
                         return Err(ApiError::new(
-                            "InvalidID",
+                            Ec2ErrorCode::InvalidId,
                             format!("The ID '{resource}' is not valid"),
                         ));
                     }
@@ -1642,7 +1646,7 @@ impl Model {
                 self.subnet(subnet)?;
                 if self.enis.values().any(|e| e.subnet.as_str() == subnet) {
                     return Err(ApiError::new(
-                        "DependencyViolation",
+                        Ec2ErrorCode::DependencyViolation,
                         format!("The subnet '{subnet}' has dependencies and cannot be deleted."),
                     ));
                 }
@@ -1665,7 +1669,7 @@ impl Model {
                         .find(|r| same_rule(r, &wanted))
                         .ok_or_else(|| {
                             ApiError::new(
-                                "InvalidPermission.NotFound",
+                                Ec2ErrorCode::InvalidPermissionNotFound,
                                 "The specified rule does not exist in this security group.",
                             )
                         })?;
@@ -1682,7 +1686,7 @@ impl Model {
                         .find(|r| r.id.as_str() == id)
                         .ok_or_else(|| {
                             ApiError::new(
-                                "InvalidSecurityGroupRuleId.NotFound",
+                                Ec2ErrorCode::InvalidSecurityGroupRuleIdNotFound,
                                 format!("The security group rule ID '{id}' does not exist"),
                             )
                         })?;
@@ -1748,7 +1752,7 @@ impl Model {
         }
         if cidrs.len() > max {
             return Err(ApiError::new(
-                "PrefixListMaxEntriesExceeded",
+                Ec2ErrorCode::PrefixListMaxEntriesExceeded,
                 format!("The prefix list has more than its maximum of {max} entries"),
             ));
         }
@@ -1770,7 +1774,7 @@ impl Model {
         }
         if out.len() > self.quotas.groups_per_eni {
             return Err(ApiError::new(
-                "SecurityGroupsPerInterfaceLimitExceeded",
+                Ec2ErrorCode::SecurityGroupsPerInterfaceLimitExceeded,
                 "You have exceeded the maximum number of security groups allowed per network interface.",
             ));
         }
@@ -1781,7 +1785,7 @@ impl Model {
             .sum();
         if total > self.quotas.rules_per_eni {
             return Err(ApiError::new(
-                "RulesPerSecurityGroupLimitExceeded",
+                Ec2ErrorCode::RulesPerSecurityGroupLimitExceeded,
                 "The rules of this interface's groups would exceed the per-interface rule limit.",
             ));
         }
@@ -1814,7 +1818,7 @@ impl Model {
                 .sum();
             if total > self.quotas.rules_per_eni {
                 return Err(ApiError::new(
-                    "RulesPerSecurityGroupLimitExceeded",
+                    Ec2ErrorCode::RulesPerSecurityGroupLimitExceeded,
                     format!(
                         "The rules of network interface {} would exceed its limit",
                         eni.id

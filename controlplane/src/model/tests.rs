@@ -934,7 +934,7 @@ fn nacl_entry_quota_per_direction() {
                 allow: true,
             },
         });
-        assert_eq!(result.err().map(|e| e.code), code, "rule {rule_number}");
+        assert_eq!(result.err().map(|e| e.code.as_str()), code, "rule {rule_number}");
     }
 }
 

@@ -8,6 +8,7 @@ use palisade_policy::{Peer, PortSpec, Protocol, SgRule};
 use super::{apply_tags, paginate, tag_filter, tag_specifications, unknown_filter, write_tags};
 use crate::api::params::missing;
 use crate::api::{Context, Filter, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Model, Op, Outcome, PeerRequest, Permission, SecurityGroup};
 
 /// Parameters of Authorize*: the permission list, or (ingress, legacy)
@@ -49,14 +50,14 @@ pub(super) const DESCRIPTION_PARAMS: &[&str] = &[
 
 fn group_not_found(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidGroup.NotFound",
+        Ec2ErrorCode::InvalidGroupNotFound,
         format!("The security group '{id}' does not exist"),
     )
 }
 
 fn malformed_group_id(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidGroupId.Malformed",
+        Ec2ErrorCode::InvalidGroupIdMalformed,
         format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
     )
 }
@@ -68,7 +69,7 @@ fn target_group(cx: &Context<'_>, p: &Params) -> Result<String, ApiError> {
     if let Some(id) = p.get("GroupId") {
         if p.get("GroupName").is_some() {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                Ec2ErrorCode::InvalidParameterCombination,
                 "GroupId and GroupName cannot both be given",
             ));
         }
@@ -92,11 +93,11 @@ fn group_by_name(cx: &Context<'_>, name: &str) -> Result<String, ApiError> {
     match found.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(ApiError::new(
-            "InvalidGroup.NotFound",
+            Ec2ErrorCode::InvalidGroupNotFound,
             format!("The security group '{name}' does not exist"),
         )),
         _ => Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!("The security group name '{name}' is used in more than one VPC; use GroupId"),
         )),
     }
@@ -153,7 +154,7 @@ fn parse_permission(
         let cidr = range.required("CidrIp")?;
         if cidr.contains(':') {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!("CIDR block {cidr} is malformed: CidrIp takes IPv4 blocks"),
             ));
         }
@@ -166,7 +167,7 @@ fn parse_permission(
         let cidr = range.required("CidrIpv6")?;
         if !cidr.contains(':') {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!("CIDR block {cidr} is malformed: CidrIpv6 takes IPv6 blocks"),
             ));
         }
@@ -192,7 +193,7 @@ fn parse_permission(
     }
     if out.is_empty() {
         return Err(ApiError::new(
-            "MissingParameter",
+            Ec2ErrorCode::MissingParameter,
             format!(
                 "IpPermissions.{index} must name a source or destination: IpRanges, Ipv6Ranges, PrefixListIds or Groups"
             ),
@@ -217,7 +218,7 @@ fn permissions(cx: &Context<'_>, p: &Params) -> Result<Vec<Permission>, ApiError
     let members = p.members("IpPermissions")?;
     if legacy && !members.is_empty() {
         return Err(ApiError::new(
-            "InvalidParameterCombination",
+            Ec2ErrorCode::InvalidParameterCombination,
             "The parameter 'ipPermissions' may not be used in combination with 'ipProtocol', 'fromPort', 'toPort', 'cidrIp' or 'sourceSecurityGroupName'",
         ));
     }
@@ -225,7 +226,7 @@ fn permissions(cx: &Context<'_>, p: &Params) -> Result<Vec<Permission>, ApiError
         let peer = match (p.get("CidrIp"), p.get("SourceSecurityGroupName")) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::new(
-                    "InvalidParameterCombination",
+                    Ec2ErrorCode::InvalidParameterCombination,
                     "CidrIp and SourceSecurityGroupName cannot both be given",
                 ));
             }
@@ -265,7 +266,7 @@ pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), 
     let description = p.required("GroupDescription")?.to_owned();
     let Some(vpc) = p.get("VpcId") else {
         return Err(ApiError::new(
-            "VPCIdNotSpecified",
+            Ec2ErrorCode::VpcIdNotSpecified,
             "No default VPC for this user: VpcId is required",
         ));
     };
@@ -544,7 +545,7 @@ fn authorize(cx: &Context<'_>, p: &Params, out: &mut Xml, egress: bool) -> Resul
     if egress && (p.get("CidrIp").is_some() || p.get("SourceSecurityGroupName").is_some()) {
         // AWS's egress call has no legacy form.
         return Err(ApiError::new(
-            "InvalidParameterCombination",
+            Ec2ErrorCode::InvalidParameterCombination,
             "AuthorizeSecurityGroupEgress takes IpPermissions only",
         ));
     }
@@ -630,7 +631,7 @@ fn revoke(cx: &Context<'_>, p: &Params, out: &mut Xml, egress: bool) -> Result<(
     let op = match (rule_ids.is_empty(), by_permission) {
         (false, true) => {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                Ec2ErrorCode::InvalidParameterCombination,
                 "SecurityGroupRuleIds cannot be combined with IpPermissions",
             ));
         }
@@ -713,7 +714,7 @@ pub(super) fn describe_rules(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Res
         for id in &ids {
             if !all.iter().any(|(_, r, _)| r.id.as_str() == *id) {
                 return Err(ApiError::new(
-                    "InvalidSecurityGroupRuleId.NotFound",
+                    Ec2ErrorCode::InvalidSecurityGroupRuleIdNotFound,
                     format!("The security group rule ID '{id}' does not exist"),
                 ));
             }
@@ -772,7 +773,7 @@ pub(super) fn modify_rules(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Resul
             }
             Err(_) => {
                 return Err(ApiError::new(
-                    "InvalidParameterCombination",
+                    Ec2ErrorCode::InvalidParameterCombination,
                     "A security group rule has exactly one of CidrIpv4, CidrIpv6, PrefixListId and ReferencedGroupId",
                 ));
             }
