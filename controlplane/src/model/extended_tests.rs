@@ -3,6 +3,8 @@
 //! every new op through the real store.
 
 use super::tests::CountingIds;
+use palisade_policy::ConntrackTimeouts;
+
 use super::*;
 use crate::config::is_aws_shaped;
 use crate::store::Store;

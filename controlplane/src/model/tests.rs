@@ -1,3 +1,9 @@
+use std::net::IpAddr;
+
+use palisade_policy::{
+    ConntrackTimeouts, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction, Peer, PortSpec, Protocol, SgId,
+};
+
 use super::*;
 
 /// Sequential ids so tests can name objects they did not get back.
@@ -934,7 +940,11 @@ fn nacl_entry_quota_per_direction() {
                 allow: true,
             },
         });
-        assert_eq!(result.err().map(|e| e.code.as_str()), code, "rule {rule_number}");
+        assert_eq!(
+            result.err().map(|e| e.code.as_str()),
+            code,
+            "rule {rule_number}"
+        );
     }
 }
 
