@@ -140,11 +140,21 @@ fn start_control(
             config.origin()
         );
     } else {
+        // The store's world runs; say where the file disagrees with it.
+        let diff = palisade_controlplane::model::Model::from_config(config).diff(store.model());
         println!(
-            "palisade: state in {}: loaded ({} VPCs, {} security groups); the configuration's objects are not applied to a non-empty store",
+            "palisade: state in {}: loaded ({} VPCs, {} security groups); {}",
             state_dir.display(),
             store.model().vpcs.len(),
-            store.model().security_groups.len()
+            store.model().security_groups.len(),
+            if diff.is_empty() {
+                format!("it matches {}", config.origin())
+            } else {
+                format!(
+                    "it differs from {}, whose objects are not applied to a non-empty store:\n{diff}",
+                    config.origin()
+                )
+            }
         );
     }
     let (_, snapshot) = service::compile_model(store.model(), ports, 1)?;

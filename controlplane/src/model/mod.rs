@@ -15,6 +15,7 @@
 //! same model.
 
 mod derived;
+mod diff;
 mod error;
 #[cfg(test)]
 mod extended_tests;
@@ -41,6 +42,7 @@ pub use crate::config::{ObjectKind, Quotas};
 pub use derived::{
     initial_network_acl_association_id, main_route_table_association_id, route_table_id,
 };
+pub use diff::ModelDiff;
 pub use error::{ApiError, Ec2ErrorCode};
 pub use network_acl::{NaclEntryRequest, NetworkAcl};
 pub use network_interface::{EniChange, NetworkInterface, NewNetworkInterface};
