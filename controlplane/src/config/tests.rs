@@ -805,8 +805,8 @@ fn aws_defaults_are_applied() {
         entries(&config.vpcs[0].id),
         [
             (false, 100, "0.0.0.0/0".to_owned(), NaclAction::Allow),
-            (true, 100, "0.0.0.0/0".to_owned(), NaclAction::Allow),
             (false, 101, "::/0".to_owned(), NaclAction::Allow),
+            (true, 100, "0.0.0.0/0".to_owned(), NaclAction::Allow),
             (true, 101, "::/0".to_owned(), NaclAction::Allow),
         ]
     );

@@ -20,7 +20,6 @@ use palisade_policy::{
 };
 
 use super::error::ConfigError;
-use super::ids::{ObjectKind, object_id, rule_key, scoped_key};
 use super::raw::{
     self, RawAcl, RawAclAction, RawAclEntry, RawAppliance, RawConfig, RawEni, RawGroup,
     RawProtocol, RawQuotas, RawRule,
@@ -29,21 +28,11 @@ use super::{
     ApplianceSettings, BUILTIN_PROFILES, Config, DEFAULT_NAME, NetworkAcl, NetworkInterface,
     Peering, PrefixList, ProfileRef, Quotas, SecurityGroup, Subnet, Uplink, Vpc,
 };
-
-/// Longest name, group name and description EC2 accepts.
-const MAX_TEXT: usize = 255;
-/// AWS's VPC and subnet IPv4 block sizes: /16 to /28.
-const IPV4_PREFIX_RANGE: core::ops::RangeInclusive<u8> = 16..=28;
-/// AWS's VPC IPv6 block sizes: /44 to /60 in steps of 4 (/56 when Amazon
-/// provides it).
-const VPC_IPV6_PREFIX_RANGE: core::ops::RangeInclusive<u8> = 44..=60;
-/// AWS's subnet IPv6 block sizes: /44 to /64 in steps of 4.
-const SUBNET_IPV6_PREFIX_RANGE: core::ops::RangeInclusive<u8> = 44..=64;
-/// The default group's `GroupDescription` in EC2.
-const DEFAULT_GROUP_DESCRIPTION: &str = "default VPC security group";
-/// Rule numbers of the default ACL's allow-all entries.
-const DEFAULT_ACL_RULE_V4: u16 = 100;
-const DEFAULT_ACL_RULE_V6: u16 = 101;
+use crate::model::ids::{ObjectKind, object_id, rule_key, scoped_key};
+use crate::model::{
+    DEFAULT_GROUP_DESCRIPTION, IPV4_PREFIX_RANGE, MAX_TEXT, default_acl_entries,
+    is_subnet_ipv6_prefix, is_vpc_ipv6_prefix,
+};
 
 pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     if let Err(syntax) = palisade_config_check::check_syntax(text) {
@@ -593,7 +582,7 @@ impl Checker {
                 .and_then(|t| self.cidr_v6(&format!("{key}.ipv6_cidr"), t));
             if let Some(c) = ipv6 {
                 let len = c.prefix_len();
-                if !VPC_IPV6_PREFIX_RANGE.contains(&len) || len % 4 != 0 {
+                if !is_vpc_ipv6_prefix(len) {
                     self.report(
                         format!("{key}.ipv6_cidr"),
                         format!("{c}: a VPC's IPv6 block must be /44 to /60 in steps of 4"),
@@ -1025,7 +1014,7 @@ impl Checker {
                 .and_then(|t| self.cidr_v6(&format!("{key}.ipv6_cidr"), t));
             if let Some(c) = ipv6 {
                 let len = c.prefix_len();
-                if !SUBNET_IPV6_PREFIX_RANGE.contains(&len) || len % 4 != 0 {
+                if !is_subnet_ipv6_prefix(len) {
                     self.report(
                         format!("{key}.ipv6_cidr"),
                         format!("{c}: a subnet's IPv6 block must be /44 to /64 in steps of 4"),
@@ -1759,28 +1748,6 @@ fn count_rules(checker: &Checker, rules: &[SgRule]) -> [usize; 2] {
         }
     }
     counts
-}
-
-fn default_acl_entries(has_ipv6: bool) -> Vec<NaclEntry> {
-    let allow_all = |egress: bool, rule_number: u16, cidr: IpCidr| NaclEntry {
-        rule_number,
-        egress,
-        protocol: Protocol::All,
-        cidr,
-        ports: PortSpec::Any,
-        action: NaclAction::Allow,
-    };
-    let v4 = IpCidr::V4(Ipv4Cidr::ANY);
-    let v6 = IpCidr::V6(Ipv6Cidr::ANY);
-    let mut entries = vec![
-        allow_all(false, DEFAULT_ACL_RULE_V4, v4),
-        allow_all(true, DEFAULT_ACL_RULE_V4, v4),
-    ];
-    if has_ipv6 {
-        entries.push(allow_all(false, DEFAULT_ACL_RULE_V6, v6));
-        entries.push(allow_all(true, DEFAULT_ACL_RULE_V6, v6));
-    }
-    entries
 }
 
 fn protocol_number(number: i64) -> Option<Protocol> {

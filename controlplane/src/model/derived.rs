@@ -8,8 +8,8 @@
 //! the id of the object they belong to: stable, AWS-shaped, and no existing
 //! op had to draw one more id.
 
+use super::ids::{ObjectKind, object_id};
 use super::{Model, Vpc};
-use crate::config::{ObjectKind, object_id};
 
 /// An AWS-shaped id `prefix-` + 17 hex digits, a hash of `prefix` and
 /// `key` (the config's FNV-1a id scheme, so the same key always gives the

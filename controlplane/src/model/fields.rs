@@ -7,6 +7,9 @@ use palisade_policy::{IpCidr, Ipv4Cidr, PortKind, PortSpec, Protocol};
 
 use super::{ApiError, Ec2ErrorCode};
 
+/// Longest name, group name and description EC2 accepts.
+pub const MAX_TEXT: usize = 255;
+
 pub(super) fn not_found(code: Ec2ErrorCode, what: &str, id: &str) -> ApiError {
     ApiError::new(code, format!("The {what} ID '{id}' does not exist"))
 }
@@ -96,9 +99,9 @@ pub(super) fn parse_ports(
 }
 
 pub(super) fn check_description(text: &str, what: &str) -> Result<(), ApiError> {
-    if text.chars().count() > 255 {
+    if text.chars().count() > MAX_TEXT {
         return Err(ApiError::invalid_value(format!(
-            "The {what} description must be at most 255 characters"
+            "The {what} description must be at most {MAX_TEXT} characters"
         )));
     }
     Ok(())

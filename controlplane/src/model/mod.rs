@@ -20,11 +20,13 @@ mod error;
 #[cfg(test)]
 mod extended_tests;
 mod fields;
+pub(crate) mod ids;
 mod network_acl;
 mod network_interface;
 mod op;
 mod peering;
 mod prefix_list;
+mod quotas;
 mod security_group;
 mod spec;
 mod subnet;
@@ -37,23 +39,28 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, is_aws_shaped};
-pub use crate::config::{ObjectKind, Quotas};
 pub use derived::{
     initial_network_acl_association_id, main_route_table_association_id, route_table_id,
 };
 pub use diff::ModelDiff;
 pub use error::{ApiError, Ec2ErrorCode};
+pub use fields::MAX_TEXT;
+pub use ids::{ObjectKind, is_aws_shaped, object_id};
+pub(crate) use network_acl::default_acl_entries;
 pub use network_acl::{NaclEntryRequest, NetworkAcl};
 pub use network_interface::{EniChange, NetworkInterface, NewNetworkInterface};
 pub use op::{Op, Outcome};
 pub use peering::{Peering, PeeringState};
 pub use prefix_list::{PREFIX_LIST_MAX_ENTRIES, PrefixList, PrefixListEntryRequest};
+pub use quotas::Quotas;
 pub use security_group::{PeerRequest, Permission, SecurityGroup};
 pub use spec::{LiveSpec, SpecUpdate};
-pub use subnet::Subnet;
+pub use subnet::{SUBNET_IPV6_PREFIX_RANGE, Subnet, is_subnet_ipv6_prefix};
 pub use tags::TagToDelete;
-pub use vpc::{Vpc, VpcAttribute, VpcAttributes};
+pub use vpc::{
+    DEFAULT_GROUP_DESCRIPTION, DEFAULT_NAME, IPV4_PREFIX_RANGE, VPC_IPV6_PREFIX_RANGE, Vpc,
+    VpcAttribute, VpcAttributes, is_vpc_ipv6_prefix,
+};
 
 /// Where fresh ids come from: random in the API, replayed from the journal
 /// when the store loads.
@@ -258,112 +265,5 @@ impl Model {
                 self.delete_tags_matching(resources, tags)
             }
         }
-    }
-
-    /// The model a validated configuration describes, ids included (they
-    /// are the config's stable hashed ids, so a seeded store keeps the
-    /// names a user's scripts already know).
-    pub fn from_config(config: &Config) -> Self {
-        let mut model = Self::new(config.quotas, config.appliance.router_mac);
-        for v in &config.vpcs {
-            model.vpcs.insert(
-                v.id.0.clone(),
-                Vpc {
-                    id: v.id.clone(),
-                    cidr: v.cidr,
-                    ipv6_cidr: v.ipv6_cidr,
-                    default_group: v.default_group.clone(),
-                    default_network_acl: v.default_network_acl.clone(),
-                    attributes: VpcAttributes::default(),
-                },
-            );
-        }
-        for s in &config.subnets {
-            model.subnets.insert(
-                s.id.0.clone(),
-                Subnet {
-                    id: s.id.clone(),
-                    vpc: s.vpc.clone(),
-                    cidr: s.cidr,
-                    ipv6_cidr: s.ipv6_cidr,
-                    network_acl: s.network_acl.clone(),
-                    network_acl_association: None,
-                },
-            );
-        }
-        for g in &config.security_groups {
-            model.group_order.push(g.id.0.clone());
-            model.security_groups.insert(
-                g.id.0.clone(),
-                SecurityGroup {
-                    id: g.id.clone(),
-                    vpc: g.vpc.clone(),
-                    name: g.name.clone(),
-                    description: g.description.clone(),
-                    is_default: g.is_default,
-                    ingress: g.ingress.clone(),
-                    egress: g.egress.clone(),
-                },
-            );
-        }
-        for e in &config.enis {
-            model.eni_order.push(e.id.0.clone());
-            model.enis.insert(
-                e.id.0.clone(),
-                NetworkInterface {
-                    id: e.id.clone(),
-                    subnet: e.subnet.clone(),
-                    mac: e.mac,
-                    private_ips: e.private_ips.clone(),
-                    groups: e.groups.clone(),
-                    source_dest_check: e.source_dest_check,
-                    timeouts: e.timeouts,
-                    port: e.port.clone(),
-                    vlan: e.vlan,
-                    description: String::new(),
-                },
-            );
-        }
-        for a in &config.network_acls {
-            model.network_acls.insert(
-                a.id.0.clone(),
-                NetworkAcl {
-                    id: a.id.clone(),
-                    vpc: a.vpc.clone(),
-                    is_default: a.is_default,
-                    entries: a.entries.clone(),
-                },
-            );
-        }
-        for p in &config.peerings {
-            model.peerings.insert(
-                p.id.0.clone(),
-                Peering {
-                    id: p.id.clone(),
-                    requester: p.vpc_a.clone(),
-                    accepter: p.vpc_b.clone(),
-                    state: if p.active {
-                        PeeringState::Active
-                    } else {
-                        PeeringState::PendingAcceptance
-                    },
-                },
-            );
-        }
-        for p in &config.prefix_lists {
-            model.prefix_lists.insert(
-                p.id.0.clone(),
-                PrefixList {
-                    id: p.id.clone(),
-                    name: p.name.clone(),
-                    cidrs: p.cidrs.clone(),
-                    max_entries: p.max_entries,
-                    ipv6: p.cidrs.first().is_some_and(|c| !c.is_v4()),
-                    version: 1,
-                    descriptions: BTreeMap::new(),
-                },
-            );
-        }
-        model
     }
 }

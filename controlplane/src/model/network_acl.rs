@@ -258,18 +258,24 @@ fn new_entry_is_v4(text: &str) -> bool {
     !text.contains(':')
 }
 
-/// The default ACL's allow-all entries (rule 100, each direction, each
-/// family the VPC has); the `*` denies are implicit in the data plane.
-pub(super) fn default_acl_entries(ipv6: bool) -> Vec<NaclEntry> {
-    let mut cidrs = vec![IpCidr::V4(Ipv4Cidr::ANY)];
+/// Rule number of the default ACL's IPv4 allow-all entries.
+const DEFAULT_ACL_RULE_V4: u16 = 100;
+/// Rule number of its IPv6 allow-all entries (when the VPC has IPv6).
+const DEFAULT_ACL_RULE_V6: u16 = 101;
+
+/// The default ACL's allow-all entries (rule 100 for IPv4, 101 for IPv6,
+/// each direction, each family the VPC has); the `*` denies are implicit
+/// in the data plane. The configuration's default ACLs take these too.
+pub(crate) fn default_acl_entries(ipv6: bool) -> Vec<NaclEntry> {
+    let mut cidrs = vec![(DEFAULT_ACL_RULE_V4, IpCidr::V4(Ipv4Cidr::ANY))];
     if ipv6 {
-        cidrs.push(IpCidr::V6(Ipv6Cidr::ANY));
+        cidrs.push((DEFAULT_ACL_RULE_V6, IpCidr::V6(Ipv6Cidr::ANY)));
     }
     let mut entries = Vec::new();
     for egress in [false, true] {
-        for (i, cidr) in cidrs.iter().enumerate() {
+        for (rule_number, cidr) in &cidrs {
             entries.push(NaclEntry {
-                rule_number: 100 + i as u16,
+                rule_number: *rule_number,
                 egress,
                 protocol: Protocol::All,
                 cidr: *cidr,

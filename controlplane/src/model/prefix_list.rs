@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use palisade_policy::{IpCidr, Peer, PrefixListId};
 use serde::{Deserialize, Serialize};
 
-use super::fields::{check_description, not_found, parse_cidr};
+use super::fields::{MAX_TEXT, check_description, not_found, parse_cidr};
 use super::{ApiError, Ec2ErrorCode, IdSource, Model, ObjectKind, Outcome};
 
 /// A managed prefix list.
@@ -49,7 +49,7 @@ pub struct PrefixListEntryRequest {
 pub const PREFIX_LIST_MAX_ENTRIES: usize = 1000;
 
 fn check_prefix_list_name(name: &str) -> Result<(), ApiError> {
-    if name.is_empty() || name.chars().count() > 255 {
+    if name.is_empty() || name.chars().count() > MAX_TEXT {
         return Err(ApiError::invalid_value(
             "The prefix list name must be 1 to 255 characters long",
         ));

@@ -8,7 +8,7 @@ use palisade_policy::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::fields::{parse_cidr, parse_ports, parse_protocol};
+use super::fields::{MAX_TEXT, parse_cidr, parse_ports, parse_protocol};
 use super::{ApiError, Ec2ErrorCode, IdSource, Model, ObjectKind, Outcome, is_aws_shaped};
 
 /// A security group.
@@ -118,7 +118,7 @@ impl Model {
     fn rule_of(&self, group: &SecurityGroup, permission: &Permission) -> Result<SgRule, ApiError> {
         let protocol = parse_protocol(&permission.protocol)?;
         let ports = parse_ports(protocol, permission.from_port, permission.to_port)?;
-        if permission.description.chars().count() > 255 {
+        if permission.description.chars().count() > MAX_TEXT {
             return Err(ApiError::invalid_value(
                 "Description must be at most 255 characters",
             ));
@@ -259,12 +259,12 @@ impl Model {
         ids: &mut dyn IdSource,
     ) -> Result<Outcome, ApiError> {
         self.vpc(vpc)?;
-        if name.is_empty() || name.chars().count() > 255 || name.starts_with("sg-") {
+        if name.is_empty() || name.chars().count() > MAX_TEXT || name.starts_with("sg-") {
             return Err(ApiError::invalid_value(format!(
                 "Invalid security group name '{name}': at most 255 characters, not starting with sg-"
             )));
         }
-        if description.chars().count() > 255 {
+        if description.chars().count() > MAX_TEXT {
             return Err(ApiError::invalid_value(
                 "GroupDescription must be at most 255 characters",
             ));
@@ -472,7 +472,7 @@ impl Model {
             rule.description = wanted.description;
         }
         for (id, description) in by_id {
-            if description.chars().count() > 255 {
+            if description.chars().count() > MAX_TEXT {
                 return Err(ApiError::invalid_value(
                     "Description must be at most 255 characters",
                 ));

@@ -6,7 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use super::derived::initial_network_acl_association_id;
 use super::fields::{not_found, parse_v4};
+use super::vpc::IPV4_PREFIX_RANGE;
 use super::{ApiError, Ec2ErrorCode, IdSource, Model, ObjectKind, Outcome};
+
+/// AWS's subnet IPv6 block sizes: /44 to /64.
+pub const SUBNET_IPV6_PREFIX_RANGE: core::ops::RangeInclusive<u8> = 44..=64;
+
+/// Whether an IPv6 block of `len` bits is one AWS gives a subnet: in
+/// [`SUBNET_IPV6_PREFIX_RANGE`], in steps of 4.
+pub fn is_subnet_ipv6_prefix(len: u8) -> bool {
+    SUBNET_IPV6_PREFIX_RANGE.contains(&len) && len % 4 == 0
+}
 
 /// A subnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +66,7 @@ impl Model {
     ) -> Result<Outcome, ApiError> {
         let parent = self.vpc(vpc)?;
         let cidr = parse_v4(cidr)?;
-        if !parent.cidr.contains_cidr(&cidr) || !(16..=28).contains(&cidr.prefix_len()) {
+        if !parent.cidr.contains_cidr(&cidr) || !IPV4_PREFIX_RANGE.contains(&cidr.prefix_len()) {
             return Err(ApiError::new(
                 Ec2ErrorCode::InvalidSubnetRange,
                 format!("The CIDR '{cidr}' is invalid."),

@@ -5,6 +5,7 @@ use palisade_policy::{
 };
 
 use super::*;
+use crate::config::Config;
 
 /// Sequential ids so tests can name objects they did not get back.
 #[derive(Debug, Default)]

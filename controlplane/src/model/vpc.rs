@@ -11,6 +11,21 @@ use super::{
     ApiError, Ec2ErrorCode, IdSource, Model, NetworkAcl, ObjectKind, Outcome, PeeringState,
 };
 
+/// AWS's VPC and subnet IPv4 block sizes: /16 to /28.
+pub const IPV4_PREFIX_RANGE: core::ops::RangeInclusive<u8> = 16..=28;
+/// AWS's VPC IPv6 block sizes: /44 to /60 (/56 when Amazon provides it).
+pub const VPC_IPV6_PREFIX_RANGE: core::ops::RangeInclusive<u8> = 44..=60;
+/// The name of the security group and network ACL every VPC has.
+pub const DEFAULT_NAME: &str = "default";
+/// The default group's `GroupDescription` in EC2.
+pub const DEFAULT_GROUP_DESCRIPTION: &str = "default VPC security group";
+
+/// Whether an IPv6 block of `len` bits is one AWS gives a VPC: in
+/// [`VPC_IPV6_PREFIX_RANGE`], in steps of 4.
+pub fn is_vpc_ipv6_prefix(len: u8) -> bool {
+    VPC_IPV6_PREFIX_RANGE.contains(&len) && len % 4 == 0
+}
+
 /// A VPC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vpc {
@@ -104,7 +119,7 @@ impl Model {
         ids: &mut dyn IdSource,
     ) -> Result<Outcome, ApiError> {
         let cidr = parse_v4(cidr)?;
-        if !(16..=28).contains(&cidr.prefix_len()) {
+        if !IPV4_PREFIX_RANGE.contains(&cidr.prefix_len()) {
             return Err(ApiError::new(
                 Ec2ErrorCode::InvalidVpcRange,
                 format!("The CIDR '{cidr}' is invalid."),
@@ -143,7 +158,7 @@ impl Model {
                 attributes: VpcAttributes::default(),
             },
         );
-        let group = self.new_group(ids, &id, "default", "default VPC security group", true);
+        let group = self.new_group(ids, &id, DEFAULT_NAME, DEFAULT_GROUP_DESCRIPTION, true);
         if let Some(vpc) = self.vpcs.get_mut(id.as_str()) {
             vpc.default_group = group;
         }
