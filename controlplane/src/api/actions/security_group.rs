@@ -5,6 +5,7 @@
 
 use palisade_policy::{Peer, PortSpec, Protocol, SgRule};
 
+use super::common::protocol_text;
 use super::{apply_tags, paginate, tag_filter, tag_specifications, unknown_filter, write_tags};
 use crate::api::params::missing;
 use crate::api::{Context, Filter, Params, Xml};
@@ -100,18 +101,6 @@ fn group_by_name(cx: &Context<'_>, name: &str) -> Result<String, ApiError> {
             Ec2ErrorCode::InvalidParameterValue,
             format!("The security group name '{name}' is used in more than one VPC; use GroupId"),
         )),
-    }
-}
-
-/// The API's text for a protocol.
-fn protocol_text(protocol: Protocol) -> String {
-    match protocol {
-        Protocol::All => "-1".to_owned(),
-        Protocol::Tcp => "tcp".to_owned(),
-        Protocol::Udp => "udp".to_owned(),
-        Protocol::Icmp => "icmp".to_owned(),
-        Protocol::Icmpv6 => "icmpv6".to_owned(),
-        Protocol::Number(n) => n.to_string(),
     }
 }
 

@@ -79,6 +79,31 @@ impl Checker {
             .ok()
     }
 
+    /// An object's optional `ipv6_cidr`: a block of a size AWS gives a
+    /// `what` (`sizes`, in steps of 4; `fits` says whether a length is one).
+    pub(super) fn ipv6_block(
+        &mut self,
+        key: &str,
+        text: Option<&String>,
+        what: &str,
+        sizes: &core::ops::RangeInclusive<u8>,
+        fits: fn(u8) -> bool,
+    ) -> Option<Ipv6Cidr> {
+        let key = format!("{key}.ipv6_cidr");
+        let block = self.cidr_v6(&key, text?)?;
+        if !fits(block.prefix_len()) {
+            self.report(
+                key,
+                format!(
+                    "{block}: a {what}'s IPv6 block must be /{} to /{} in steps of 4",
+                    sizes.start(),
+                    sizes.end()
+                ),
+            );
+        }
+        Some(block)
+    }
+
     pub(super) fn mac(&mut self, key: &str, text: &str) -> Option<[u8; 6]> {
         let Some(mac) = parse_mac(text) else {
             self.report(

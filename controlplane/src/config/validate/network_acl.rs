@@ -8,6 +8,7 @@ use palisade_policy::{IpCidr, NaclAction, NaclEntry, NaclId, PortKind, PortSpec,
 use super::{AclAssociations, Checker};
 use crate::config::raw::{self, RawAcl, RawAclAction, RawAclEntry};
 use crate::config::{DEFAULT_NAME, NetworkAcl};
+use crate::model::Ec2ErrorCode;
 use crate::model::default_acl_entries;
 use crate::model::ids::{ObjectKind, scoped_key};
 
@@ -83,7 +84,7 @@ impl Checker {
                     match subnet_vpc.get(subnet.as_str()) {
                         None => self.report(
                             subnet_key,
-                            format!("no subnet named {subnet:?} (InvalidSubnetID.NotFound)"),
+                            format!("no subnet named {subnet:?} ({code})", code = Ec2ErrorCode::InvalidSubnetIdNotFound),
                         ),
                         Some(v) if *v != vpc_name => self.report(
                             subnet_key,
@@ -142,8 +143,7 @@ impl Checker {
                     self.report(
                         format!("{key}.rule_number"),
                         format!(
-                            "rule number {n} is already used by {direction} entry[{first}] (NetworkAclEntryAlreadyExists)"
-                        ),
+                            "rule number {n} is already used by {direction} entry[{first}] ({code})", code = Ec2ErrorCode::NetworkAclEntryAlreadyExists),
                     );
                 }
             }

@@ -10,6 +10,7 @@ use super::fields::{format_mac, is_reserved, show_vlan};
 use super::{Checker, SubnetInfo};
 use crate::config::raw::RawEni;
 use crate::config::{DEFAULT_NAME, NetworkInterface, Uplink};
+use crate::model::Ec2ErrorCode;
 use crate::model::ids::{ObjectKind, object_id, scoped_key};
 
 impl Checker {
@@ -36,8 +37,9 @@ impl Checker {
                 self.report(
                     format!("{key}.subnet"),
                     format!(
-                        "no subnet named {:?} (InvalidSubnetID.NotFound)",
-                        raw.subnet
+                        "no subnet named {:?} ({code})",
+                        raw.subnet,
+                        code = Ec2ErrorCode::InvalidSubnetIdNotFound
                     ),
                 );
                 continue;
@@ -101,8 +103,9 @@ impl Checker {
                 self.report(
                     ip_key,
                     format!(
-                        "{ip} is not in subnet {:?}'s {block} (InvalidParameterValue)",
-                        raw.subnet
+                        "{ip} is not in subnet {:?}'s {block} ({code})",
+                        raw.subnet,
+                        code = Ec2ErrorCode::InvalidParameterValue
                     ),
                 );
                 ok = false;
@@ -121,7 +124,10 @@ impl Checker {
             if let Some(first) = owners.get(&(subnet.vpc, ip)) {
                 self.report(
                     ip_key,
-                    format!("{ip} is already assigned at {first} (InvalidIPAddress.InUse)"),
+                    format!(
+                        "{ip} is already assigned at {first} ({code})",
+                        code = Ec2ErrorCode::InvalidIpAddressInUse
+                    ),
                 );
                 ok = false;
                 continue;

@@ -10,6 +10,7 @@ use palisade_policy::{
 use super::{Checker, RuleCounts};
 use crate::config::raw::{RawGroup, RawRule};
 use crate::config::{DEFAULT_NAME, SecurityGroup};
+use crate::model::Ec2ErrorCode;
 use crate::model::ids::{ObjectKind, object_id, rule_key, scoped_key};
 use crate::model::{DEFAULT_GROUP_DESCRIPTION, MAX_TEXT};
 
@@ -29,8 +30,9 @@ impl Checker {
                 self.report(
                     format!("{key}.name"),
                     format!(
-                        "{:?}: group names cannot start with \"sg-\" (InvalidParameterValue)",
-                        raw.name
+                        "{:?}: group names cannot start with \"sg-\" ({code})",
+                        raw.name,
+                        code = Ec2ErrorCode::InvalidParameterValue
                     ),
                 );
                 continue;
@@ -57,8 +59,9 @@ impl Checker {
             let count = declared.len() + usize::from(!overrides_default);
             if count > self.quotas.groups_per_vpc {
                 let message = format!(
-                    "VPC {vpc_name:?} has {count} security groups (the default one included); the quota is {} (SecurityGroupLimitExceeded)",
-                    self.quotas.groups_per_vpc
+                    "VPC {vpc_name:?} has {count} security groups (the default one included); the quota is {} ({code})",
+                    self.quotas.groups_per_vpc,
+                    code = Ec2ErrorCode::SecurityGroupLimitExceeded
                 );
                 self.report("security_group", message);
             }
@@ -200,9 +203,10 @@ impl Checker {
                 if count > self.quotas.rules_per_group {
                     let direction = if egress == 1 { "egress" } else { "ingress" };
                     let message = format!(
-                        "{count} {} {direction} rules (a prefix list counts as its max_entries); the quota is {} (RulesPerSecurityGroupLimitExceeded)",
+                        "{count} {} {direction} rules (a prefix list counts as its max_entries); the quota is {} ({code})",
                         if v6 == 1 { "IPv6" } else { "IPv4" },
-                        self.quotas.rules_per_group
+                        self.quotas.rules_per_group,
+                        code = Ec2ErrorCode::RulesPerSecurityGroupLimitExceeded
                     );
                     self.report(format!("{key}.{direction}"), message);
                 }
@@ -251,7 +255,8 @@ impl Checker {
                 self.report(
                     key.clone(),
                     format!(
-                        "the same permission as {direction}[{first}] (InvalidPermission.Duplicate)"
+                        "the same permission as {direction}[{first}] ({code})",
+                        code = Ec2ErrorCode::InvalidPermissionDuplicate
                     ),
                 );
                 continue;
@@ -333,7 +338,10 @@ impl Checker {
         if !self.group_names.contains(&(target_vpc, name.to_owned())) {
             self.report(
                 key,
-                format!("no security group named {name:?} in VPC {target_vpc_name:?} (InvalidGroup.NotFound)"),
+                format!(
+                    "no security group named {name:?} in VPC {target_vpc_name:?} ({code})",
+                    code = Ec2ErrorCode::InvalidGroupNotFound
+                ),
             );
             return None;
         }

@@ -8,8 +8,9 @@ use super::fields::blocks_overlap;
 use super::{AclAssociations, Checker, SubnetInfo};
 use crate::config::raw;
 use crate::config::{DEFAULT_NAME, Subnet};
+use crate::model::Ec2ErrorCode;
 use crate::model::ids::{ObjectKind, object_id, scoped_key};
-use crate::model::{IPV4_PREFIX_RANGE, is_subnet_ipv6_prefix};
+use crate::model::{IPV4_PREFIX_RANGE, SUBNET_IPV6_PREFIX_RANGE, is_subnet_ipv6_prefix};
 
 impl Checker {
     pub(super) fn subnets(
@@ -46,24 +47,21 @@ impl Checker {
                     self.report(
                         format!("{key}.cidr"),
                         format!(
-                            "The CIDR '{c}' is invalid: it is not within VPC {:?}'s {v} (InvalidSubnet.Range)",
-                            raw.vpc
+                            "The CIDR '{c}' is invalid: it is not within VPC {:?}'s {v} ({code})",
+                            raw.vpc,
+                            code = Ec2ErrorCode::InvalidSubnetRange
                         ),
                     );
                 }
             }
-            let ipv6 = raw
-                .ipv6_cidr
-                .as_ref()
-                .and_then(|t| self.cidr_v6(&format!("{key}.ipv6_cidr"), t));
+            let ipv6 = self.ipv6_block(
+                &key,
+                raw.ipv6_cidr.as_ref(),
+                "subnet",
+                &SUBNET_IPV6_PREFIX_RANGE,
+                is_subnet_ipv6_prefix,
+            );
             if let Some(c) = ipv6 {
-                let len = c.prefix_len();
-                if !is_subnet_ipv6_prefix(len) {
-                    self.report(
-                        format!("{key}.ipv6_cidr"),
-                        format!("{c}: a subnet's IPv6 block must be /44 to /64 in steps of 4"),
-                    );
-                }
                 match vpc_ipv6 {
                     None if self.vpcs[vpc].cidr.is_some() => self.report(
                         format!("{key}.ipv6_cidr"),
@@ -72,8 +70,9 @@ impl Checker {
                     Some(v) if !v.contains_cidr(&c) => self.report(
                         format!("{key}.ipv6_cidr"),
                         format!(
-                            "The CIDR '{c}' is invalid: it is not within VPC {:?}'s {v} (InvalidSubnet.Range)",
-                            raw.vpc
+                            "The CIDR '{c}' is invalid: it is not within VPC {:?}'s {v} ({code})",
+                            raw.vpc,
+                            code = Ec2ErrorCode::InvalidSubnetRange
                         ),
                     ),
                     _ => {}
@@ -86,7 +85,8 @@ impl Checker {
                     others.iter().find(|(_, b)| blocks_overlap(*b, block))
                 {
                     let message = format!(
-                        "{block} overlaps {other}'s {other_block} in the same VPC (InvalidSubnet.Conflict)"
+                        "{block} overlaps {other}'s {other_block} in the same VPC ({code})",
+                        code = Ec2ErrorCode::InvalidSubnetConflict
                     );
                     self.report(format!("{key}.{field}"), message);
                 } else {

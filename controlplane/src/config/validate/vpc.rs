@@ -8,8 +8,9 @@ use palisade_policy::{NaclId, PeeringId, SgId, VpcId};
 use super::{Checker, VpcInfo};
 use crate::config::raw;
 use crate::config::{DEFAULT_NAME, Peering, Vpc};
+use crate::model::Ec2ErrorCode;
 use crate::model::ids::{ObjectKind, scoped_key};
-use crate::model::{IPV4_PREFIX_RANGE, is_vpc_ipv6_prefix};
+use crate::model::{IPV4_PREFIX_RANGE, VPC_IPV6_PREFIX_RANGE, is_vpc_ipv6_prefix};
 
 impl Checker {
     pub(super) fn vpcs(&mut self, raws: &[raw::RawVpc]) -> Vec<Vpc> {
@@ -31,19 +32,13 @@ impl Checker {
                     );
                 }
             }
-            let ipv6 = raw
-                .ipv6_cidr
-                .as_ref()
-                .and_then(|t| self.cidr_v6(&format!("{key}.ipv6_cidr"), t));
-            if let Some(c) = ipv6 {
-                let len = c.prefix_len();
-                if !is_vpc_ipv6_prefix(len) {
-                    self.report(
-                        format!("{key}.ipv6_cidr"),
-                        format!("{c}: a VPC's IPv6 block must be /44 to /60 in steps of 4"),
-                    );
-                }
-            }
+            let ipv6 = self.ipv6_block(
+                &key,
+                raw.ipv6_cidr.as_ref(),
+                "VPC",
+                &VPC_IPV6_PREFIX_RANGE,
+                is_vpc_ipv6_prefix,
+            );
             let id = VpcId(self.assign(ObjectKind::Vpc, &raw.name));
             let default_group = SgId(self.assign(
                 ObjectKind::SecurityGroup,
@@ -77,7 +72,10 @@ impl Checker {
         if found.is_none() {
             self.report(
                 key,
-                format!("no VPC named {name:?} (InvalidVpcID.NotFound)"),
+                format!(
+                    "no VPC named {name:?} ({code})",
+                    code = Ec2ErrorCode::InvalidVpcIdNotFound
+                ),
             );
         }
         found
