@@ -3,9 +3,9 @@
 //! DescribeSecurityGroupRules, ModifySecurityGroupRules and the rule
 //! description updates.
 
-use palisade_policy::{Peer, PortSpec, Protocol, SgRule};
+use palisade_policy::{Peer, SgRule};
 
-use super::common::protocol_text;
+use super::common::{port_fields, protocol_text};
 use super::{apply_tags, paginate, tag_filter, tag_specifications, unknown_filter, write_tags};
 use crate::api::params::missing;
 use crate::api::{Context, Filter, Params, Xml};
@@ -102,21 +102,6 @@ fn group_by_name(cx: &Context<'_>, name: &str) -> Result<String, ApiError> {
             format!("The security group name '{name}' is used in more than one VPC; use GroupId"),
         )),
     }
-}
-
-/// `fromPort` / `toPort` as AWS reports them: absent for all protocols,
-/// `-1` for "all" of a protocol.
-fn port_fields(rule: &SgRule) -> Option<(i32, i32)> {
-    if rule.protocol == Protocol::All {
-        return None;
-    }
-    Some(match rule.ports {
-        PortSpec::Range { from, to } => (i32::from(from), i32::from(to)),
-        PortSpec::Icmp { icmp_type, code } => {
-            (icmp_type.map_or(-1, i32::from), code.map_or(-1, i32::from))
-        }
-        PortSpec::Any => (-1, -1),
-    })
 }
 
 /// One `IpPermission` structure → one [`Permission`] per peer it lists.
