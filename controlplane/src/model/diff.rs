@@ -96,7 +96,7 @@ impl Model {
     }
 }
 
-/// One line per object, grouped by side, at most [`MAX_LISTED`] a side.
+/// One line per object, grouped by side, at most `MAX_LISTED` a side.
 impl fmt::Display for ModelDiff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
