@@ -17,13 +17,13 @@
 mod derived;
 mod diff;
 mod error;
-#[cfg(test)]
-mod extended_tests;
 mod fields;
 pub(crate) mod ids;
 mod network_acl;
 mod network_interface;
 mod op;
+#[cfg(test)]
+mod ops_tests;
 mod peering;
 mod prefix_list;
 mod quotas;
