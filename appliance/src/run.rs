@@ -126,7 +126,7 @@ fn start_control(
     control: &Arc<ControlStats>,
 ) -> Result<Control, RunError> {
     // The file's ENIs must name ports that exist, as before the store.
-    config.to_spec(&|name| ports.get(name).copied())?;
+    config.check_ports(&|name| ports.get(name).copied())?;
     let state_dir = options
         .state_dir
         .clone()
@@ -417,7 +417,7 @@ fn reload(
     plane: &ControlPlane,
 ) -> Result<u64, RunError> {
     let config = load_config(options.config.as_ref())?;
-    config.to_spec(&|name| ports.get(name).copied())?;
+    config.check_ports(&|name| ports.get(name).copied())?;
     Ok(plane.reload(&config)?)
 }
 

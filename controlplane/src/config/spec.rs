@@ -15,6 +15,14 @@ use super::error::ConfigError;
 use crate::model::Model;
 
 impl Config {
+    /// Whether every ENI's (and the uplink's) port name is one `port_id`
+    /// knows; those it does not are reported together, each at its key and
+    /// line. What start-up and reload check before the store takes the
+    /// file, without building a spec nobody uses.
+    pub fn check_ports(&self, port_id: &dyn Fn(&str) -> Option<u16>) -> Result<(), ConfigError> {
+        self.resolve_uplink(port_id).map(drop)
+    }
+
     /// The policy this configuration describes, with each ENI's (and the
     /// uplink's) port name resolved by `port_id` — typically a lookup in
     /// the ports the DPDK profile brought up. Port names `port_id` does not
@@ -23,6 +31,17 @@ impl Config {
         &self,
         port_id: &dyn Fn(&str) -> Option<u16>,
     ) -> Result<PolicySpec, ConfigError> {
+        let uplink = self.resolve_uplink(port_id)?;
+        let mut spec = Model::from_config(self).to_spec(port_id);
+        spec.uplink = uplink;
+        Ok(spec)
+    }
+
+    /// The uplink with its port resolved, once every port name resolves.
+    fn resolve_uplink(
+        &self,
+        port_id: &dyn Fn(&str) -> Option<u16>,
+    ) -> Result<Option<UplinkSpec>, ConfigError> {
         let mut problems = Vec::new();
         let mut resolve = |key: String, name: &str| {
             let id = port_id(name);
@@ -48,8 +67,6 @@ impl Config {
                 problems: locate_and_order(&self.source, problems),
             });
         }
-        let mut spec = Model::from_config(self).to_spec(port_id);
-        spec.uplink = uplink;
-        Ok(spec)
+        Ok(uplink)
     }
 }
