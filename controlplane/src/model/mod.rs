@@ -55,7 +55,9 @@ pub use prefix_list::{PREFIX_LIST_MAX_ENTRIES, PrefixList, PrefixListEntryReques
 pub use quotas::Quotas;
 pub use security_group::{PeerRequest, Permission, SecurityGroup};
 pub use spec::{LiveSpec, SpecUpdate};
-pub use subnet::{SUBNET_IPV6_PREFIX_RANGE, Subnet, is_subnet_ipv6_prefix};
+pub use subnet::{
+    SUBNET_IPV6_PREFIX_RANGE, Subnet, blocks_overlap, is_reserved, is_subnet_ipv6_prefix,
+};
 pub use tags::TagToDelete;
 pub use vpc::{
     DEFAULT_GROUP_DESCRIPTION, DEFAULT_NAME, IPV4_PREFIX_RANGE, VPC_IPV6_PREFIX_RANGE, Vpc,

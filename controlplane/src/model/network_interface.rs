@@ -3,10 +3,11 @@
 
 use std::net::IpAddr;
 
-use palisade_policy::{ConntrackTimeouts, EniId, SgId, SubnetId, VpcId};
+use palisade_policy::{ConntrackTimeouts, EniId, IpCidr, SgId, SubnetId, VpcId};
 use serde::{Deserialize, Serialize};
 
 use super::fields::{check_description, not_found};
+use super::subnet::is_reserved;
 use super::{ApiError, Ec2ErrorCode, IdSource, Model, ObjectKind, Outcome};
 
 /// A network interface.
@@ -175,7 +176,6 @@ impl Model {
             }
         }
         let home = self.subnet(&interface.subnet)?;
-        let (first, last) = home.cidr.range();
         match interface.private_ips.first() {
             Some(IpAddr::V4(_)) => {}
             _ => {
@@ -192,10 +192,7 @@ impl Model {
                 )));
             }
             if let IpAddr::V4(v4) = ip {
-                let n = u32::from(*v4);
-                // AWS keeps the network address, the next three (router,
-                // DNS, future use) and the broadcast address.
-                if home.cidr.contains(*v4) && (n < first.saturating_add(4) || n == last) {
+                if home.cidr.contains(*v4) && is_reserved(IpCidr::V4(home.cidr), *ip) {
                     return Err(ApiError::invalid_value(format!(
                         "Address {ip} is reserved: the first four and the last address of subnet {} are not assignable",
                         home.cidr

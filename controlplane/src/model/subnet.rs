@@ -1,7 +1,9 @@
 //! Subnets: a block inside their VPC's, and the one network ACL each is
 //! associated with.
 
-use palisade_policy::{Ipv4Cidr, Ipv6Cidr, NaclId, SubnetId, VpcId};
+use std::net::IpAddr;
+
+use palisade_policy::{IpCidr, Ipv4Cidr, Ipv6Cidr, NaclId, SubnetId, VpcId};
 use serde::{Deserialize, Serialize};
 
 use super::derived::initial_network_acl_association_id;
@@ -16,6 +18,35 @@ pub const SUBNET_IPV6_PREFIX_RANGE: core::ops::RangeInclusive<u8> = 44..=64;
 /// [`SUBNET_IPV6_PREFIX_RANGE`], in steps of 4.
 pub fn is_subnet_ipv6_prefix(len: u8) -> bool {
     SUBNET_IPV6_PREFIX_RANGE.contains(&len) && len % 4 == 0
+}
+
+/// Whether two blocks of one family share an address.
+pub fn blocks_overlap(a: IpCidr, b: IpCidr) -> bool {
+    match (a, b) {
+        (IpCidr::V4(a), IpCidr::V4(b)) => a.contains_cidr(&b) || b.contains_cidr(&a),
+        (IpCidr::V6(a), IpCidr::V6(b)) => a.contains_cidr(&b) || b.contains_cidr(&a),
+        _ => false,
+    }
+}
+
+/// AWS reserves the first four addresses (network, router, DNS, future
+/// use) and the last one of every subnet block, IPv4 and IPv6 alike.
+pub fn is_reserved(block: IpCidr, ip: IpAddr) -> bool {
+    let (offset, last) = match (block, ip) {
+        (IpCidr::V4(c), IpAddr::V4(a)) => {
+            let (first, last) = c.range();
+            (
+                u128::from(u32::from(a).wrapping_sub(first)),
+                u128::from(last.wrapping_sub(first)),
+            )
+        }
+        (IpCidr::V6(c), IpAddr::V6(a)) => {
+            let (first, last) = c.range();
+            (u128::from(a).wrapping_sub(first), last.wrapping_sub(first))
+        }
+        _ => return false,
+    };
+    offset < 4 || offset == last
 }
 
 /// A subnet.
@@ -72,9 +103,10 @@ impl Model {
                 format!("The CIDR '{cidr}' is invalid."),
             ));
         }
-        let overlaps = self.subnets.values().any(|s| {
-            s.vpc.as_str() == vpc && (s.cidr.contains_cidr(&cidr) || cidr.contains_cidr(&s.cidr))
-        });
+        let overlaps = self
+            .subnets
+            .values()
+            .any(|s| s.vpc.as_str() == vpc && blocks_overlap(IpCidr::V4(s.cidr), IpCidr::V4(cidr)));
         if overlaps {
             return Err(ApiError::new(
                 Ec2ErrorCode::InvalidSubnetConflict,

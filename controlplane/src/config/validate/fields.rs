@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use palisade_policy::{CidrError, IpCidr, Ipv4Cidr, Ipv6Cidr, PortSpec, Protocol};
+use palisade_policy::{CidrError, Ipv4Cidr, Ipv6Cidr, PortSpec, Protocol};
 
 use super::Checker;
 use crate::config::raw::RawProtocol;
@@ -311,34 +311,6 @@ pub(super) fn suggest_network(text: &str) -> Option<String> {
         IpAddr::V4(a) => Ipv4Cidr::truncating(a, len).to_string(),
         IpAddr::V6(a) => Ipv6Cidr::truncating(a, len).to_string(),
     })
-}
-
-pub(super) fn blocks_overlap(a: IpCidr, b: IpCidr) -> bool {
-    match (a, b) {
-        (IpCidr::V4(a), IpCidr::V4(b)) => a.contains_cidr(&b) || b.contains_cidr(&a),
-        (IpCidr::V6(a), IpCidr::V6(b)) => a.contains_cidr(&b) || b.contains_cidr(&a),
-        _ => false,
-    }
-}
-
-/// AWS reserves the first four addresses (network, router, DNS, future
-/// use) and the last one of every subnet block, IPv4 and IPv6 alike.
-pub(super) fn is_reserved(block: IpCidr, ip: IpAddr) -> bool {
-    let (offset, last) = match (block, ip) {
-        (IpCidr::V4(c), IpAddr::V4(a)) => {
-            let (first, last) = c.range();
-            (
-                u128::from(u32::from(a).wrapping_sub(first)),
-                u128::from(last.wrapping_sub(first)),
-            )
-        }
-        (IpCidr::V6(c), IpAddr::V6(a)) => {
-            let (first, last) = c.range();
-            (u128::from(a).wrapping_sub(first), last.wrapping_sub(first))
-        }
-        _ => return false,
-    };
-    offset < 4 || offset == last
 }
 
 /// `aa:bb:cc:dd:ee:ff`, hex digits of either case.

@@ -6,12 +6,13 @@ use std::net::IpAddr;
 
 use palisade_policy::{ConntrackTimeouts, EniId, IpCidr, SgId, SubnetId};
 
-use super::fields::{format_mac, is_reserved, show_vlan};
+use super::fields::{format_mac, show_vlan};
 use super::{Checker, SubnetInfo};
 use crate::config::raw::RawEni;
 use crate::config::{DEFAULT_NAME, NetworkInterface, Uplink};
 use crate::model::Ec2ErrorCode;
 use crate::model::ids::{ObjectKind, object_id, scoped_key};
+use crate::model::is_reserved;
 
 impl Checker {
     pub(super) fn enis(

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use palisade_policy::{IpCidr, NaclId, SubnetId};
 
-use super::fields::blocks_overlap;
 use super::{AclAssociations, Checker, SubnetInfo};
 use crate::config::raw;
 use crate::config::{DEFAULT_NAME, Subnet};
 use crate::model::Ec2ErrorCode;
+use crate::model::blocks_overlap;
 use crate::model::ids::{ObjectKind, object_id, scoped_key};
 use crate::model::{IPV4_PREFIX_RANGE, SUBNET_IPV6_PREFIX_RANGE, is_subnet_ipv6_prefix};
 
