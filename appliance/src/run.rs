@@ -155,7 +155,7 @@ fn start_control(
 ) -> Result<Control, RunError> {
     // The file's ENIs and uplink must name ports that exist, as before the
     // store.
-    config.to_spec(&|name| ports.get(name).copied())?;
+    config.check_ports(&|name| ports.get(name).copied())?;
     let state_dir = options
         .state_dir
         .clone()
@@ -169,11 +169,21 @@ fn start_control(
             config.origin()
         );
     } else {
+        // The store's world runs; say where the file disagrees with it.
+        let diff = palisade_controlplane::model::Model::from_config(config).diff(store.model());
         say!(
-            "palisade: state in {}: loaded ({} VPCs, {} security groups); the configuration's objects are not applied to a non-empty store",
+            "palisade: state in {}: loaded ({} VPCs, {} security groups); {}",
             state_dir.display(),
             store.model().vpcs.len(),
-            store.model().security_groups.len()
+            store.model().security_groups.len(),
+            if diff.is_empty() {
+                format!("it matches {}", config.origin())
+            } else {
+                format!(
+                    "it differs from {}, whose objects are not applied to a non-empty store:\n{diff}",
+                    config.origin()
+                )
+            }
         );
     }
     // The uplink is the file's, whatever the store holds: it is appliance
@@ -535,7 +545,7 @@ fn reload(
     plane: &ControlPlane,
 ) -> Result<u64, RunError> {
     let config = load_config(options.config.as_ref())?;
-    config.to_spec(&|name| ports.get(name).copied())?;
+    config.check_ports(&|name| ports.get(name).copied())?;
     Ok(plane.reload(&config)?)
 }
 

@@ -24,6 +24,7 @@ use palisade_policy::{
 
 use crate::api::{Backend, Credentials, internal_error};
 use crate::config::Config;
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, LiveSpec, Model, Op, Outcome, RandomIds, SpecUpdate};
 use crate::store::{Store, StoreError};
 
@@ -321,7 +322,7 @@ impl ControlPlane {
                     "palisade: {error}; the stored change is not enforced yet"
                 ));
                 return Err(ApiError::new(
-                    "InternalError",
+                    Ec2ErrorCode::InternalError,
                     format!(
                         "The change was stored but could not be published to the data plane: {error}"
                     ),

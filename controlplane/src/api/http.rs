@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use super::{Api, ApiSettings, Backend, HttpRequest, RequestCounts, handle, refuse, unix_now};
 use crate::model::ApiError;
+use crate::model::Ec2ErrorCode;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +161,7 @@ fn serve(server: &tiny_http::Server, stop: &AtomicBool, api: &Api) {
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
-        "RequestEntityTooLarge",
+        Ec2ErrorCode::RequestEntityTooLarge,
         format!("The request body is larger than the {limit}-byte limit."),
     )
 }

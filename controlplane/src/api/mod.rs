@@ -31,6 +31,7 @@ pub use params::{Filter, Params};
 pub use sigv4::Credentials;
 pub use xml::Xml;
 
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Model, Op, Outcome};
 
 /// The EC2 API version every request must name.
@@ -246,7 +247,7 @@ impl Context<'_> {
 
 fn dry_run_error() -> ApiError {
     ApiError::new(
-        "DryRunOperation",
+        Ec2ErrorCode::DryRunOperation,
         "Request would have succeeded, but DryRun flag is set.",
     )
 }
@@ -255,27 +256,14 @@ fn dry_run_error() -> ApiError {
 /// write): the client may retry; nothing was changed.
 pub fn internal_error() -> ApiError {
     ApiError::new(
-        "InternalError",
+        Ec2ErrorCode::InternalError,
         "An internal error has occurred. The request was not applied.",
     )
 }
 
 /// The HTTP status AWS uses for an error code.
-pub fn status_of(code: &str) -> u16 {
-    match code {
-        "AuthFailure"
-        | "SignatureDoesNotMatch"
-        | "MissingAuthenticationToken"
-        | "IncompleteSignature"
-        | "RequestExpired"
-        | "UnauthorizedOperation"
-        | "InvalidClientTokenId" => 403,
-        "DryRunOperation" => 412,
-        "RequestEntityTooLarge" => 413,
-        "InternalError" => 500,
-        "ServiceUnavailable" => 503,
-        _ => 400,
-    }
+pub fn status_of(code: Ec2ErrorCode) -> u16 {
+    code.http_status()
 }
 
 /// A request as the HTTP layer received it.
@@ -316,14 +304,17 @@ pub fn handle(api: &Api, request: &HttpRequest<'_>, now: i64) -> HttpResponse {
     let result = (|| -> Result<String, ApiError> {
         if request.method != "GET" && request.method != "POST" {
             return Err(ApiError::new(
-                "InvalidHttpRequest",
+                Ec2ErrorCode::InvalidHttpRequest,
                 format!("The HTTP method {} is not supported", request.method),
             ));
         }
         let mut params = Params::parse(query)?;
         if request.method == "POST" {
             let body = std::str::from_utf8(request.body).map_err(|_| {
-                ApiError::new("MalformedQueryString", "The request body is not UTF-8")
+                ApiError::new(
+                    Ec2ErrorCode::MalformedQueryString,
+                    "The request body is not UTF-8",
+                )
             })?;
             params.extend_from_form(body)?;
         }
@@ -347,7 +338,7 @@ pub fn handle(api: &Api, request: &HttpRequest<'_>, now: i64) -> HttpResponse {
         };
         let action_name = params.get("Action").ok_or_else(|| {
             ApiError::new(
-                "MissingAction",
+                Ec2ErrorCode::MissingAction,
                 "The request must contain the parameter Action",
             )
         })?;
@@ -369,7 +360,7 @@ pub fn handle(api: &Api, request: &HttpRequest<'_>, now: i64) -> HttpResponse {
                     .find(|a| a.name == action_name)
                     .ok_or_else(|| {
                         ApiError::new(
-                            "InvalidAction",
+                            Ec2ErrorCode::InvalidAction,
                             format!("The action {action_name} is not valid for this web service."),
                         )
                     })?;
@@ -402,11 +393,11 @@ pub fn handle(api: &Api, request: &HttpRequest<'_>, now: i64) -> HttpResponse {
             HttpResponse { status: 200, body }
         }
         Err(error) => {
-            api.counts.record(action_label, error.code);
+            api.counts.record(action_label, error.code.as_str());
             let body = match flavour {
-                Flavour::Ec2 => xml::ec2_error(error.code, &error.message, &request_id),
+                Flavour::Ec2 => xml::ec2_error(error.code.as_str(), &error.message, &request_id),
                 Flavour::Sts => xml::sts_error(
-                    error.code,
+                    error.code.as_str(),
                     &error.message,
                     &request_id,
                     status_of(error.code) < 500,
@@ -423,16 +414,16 @@ pub fn handle(api: &Api, request: &HttpRequest<'_>, now: i64) -> HttpResponse {
 /// The EC2 error response for a request refused before it was parsed
 /// (oversized body, unreadable connection).
 pub fn refuse(api: &Api, error: &ApiError) -> HttpResponse {
-    api.counts.record("unknown", error.code);
+    api.counts.record("unknown", error.code.as_str());
     HttpResponse {
         status: status_of(error.code),
-        body: xml::ec2_error(error.code, &error.message, &api.next_request_id()),
+        body: xml::ec2_error(error.code.as_str(), &error.message, &api.next_request_id()),
     }
 }
 
 fn no_such_version(version: &str) -> ApiError {
     ApiError::new(
-        "NoSuchVersion",
+        Ec2ErrorCode::NoSuchVersion,
         format!("The requested version ({version}) of service is not supported."),
     )
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::ApiError;
+use crate::model::Ec2ErrorCode;
 
 /// Decoded query / form parameters, keyed by their full dotted name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,13 +95,13 @@ pub fn form_decode(text: &str) -> Result<String, ApiError> {
 fn malformed_query(text: &str) -> ApiError {
     let shown: String = text.chars().take(64).collect();
     ApiError::new(
-        "MalformedQueryString",
+        Ec2ErrorCode::MalformedQueryString,
         format!("The query string is malformed near '{shown}'"),
     )
 }
 
 fn invalid(message: String) -> ApiError {
-    ApiError::new("InvalidParameterValue", message)
+    ApiError::new(Ec2ErrorCode::InvalidParameterValue, message)
 }
 
 /// Parses a list index (`1`, `2`, …); AWS lists are 1-based.
@@ -258,7 +259,7 @@ impl Params {
         for member in self.members("Filter")? {
             let name = member.required("Name").map_err(|_| {
                 ApiError::new(
-                    "InvalidParameterValue",
+                    Ec2ErrorCode::InvalidParameterValue,
                     "The filter 'null' is invalid: every Filter needs a Name",
                 )
             })?;
@@ -286,7 +287,7 @@ impl Params {
                 continue;
             }
             return Err(ApiError::new(
-                "UnknownParameter",
+                Ec2ErrorCode::UnknownParameter,
                 format!("The parameter {root} is not recognized"),
             ));
         }
@@ -316,7 +317,7 @@ fn is_under(key: &str, name: &str) -> bool {
 /// AWS's `MissingParameter` for `name`.
 pub fn missing(name: &str) -> ApiError {
     ApiError::new(
-        "MissingParameter",
+        Ec2ErrorCode::MissingParameter,
         format!("The request must contain the parameter {name}"),
     )
 }

@@ -14,6 +14,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::model::ApiError;
+use crate::model::Ec2ErrorCode;
 
 /// The only algorithm SigV4 defines.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -84,11 +85,11 @@ struct Authorization {
 }
 
 fn auth_failure(message: impl Into<String>) -> ApiError {
-    ApiError::new("AuthFailure", message)
+    ApiError::new(Ec2ErrorCode::AuthFailure, message)
 }
 
 fn incomplete(message: impl Into<String>) -> ApiError {
-    ApiError::new("IncompleteSignature", message)
+    ApiError::new(Ec2ErrorCode::IncompleteSignature, message)
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -130,7 +131,7 @@ pub fn verify(
     })?;
     if !auth.amz_date.starts_with(&auth.date) {
         return Err(ApiError::new(
-            "SignatureDoesNotMatch",
+            Ec2ErrorCode::SignatureDoesNotMatch,
             format!(
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}'",
                 auth.date,
@@ -140,12 +141,15 @@ pub fn verify(
     }
     if let Some(expires) = auth.expires {
         if now > signed_at + expires {
-            return Err(ApiError::new("RequestExpired", "Request has expired."));
+            return Err(ApiError::new(
+                Ec2ErrorCode::RequestExpired,
+                "Request has expired.",
+            ));
         }
     }
     if (now - signed_at).abs() > MAX_CLOCK_SKEW_SECS {
         return Err(ApiError::new(
-            "RequestExpired",
+            Ec2ErrorCode::RequestExpired,
             format!(
                 "Request has expired: its date {} is more than 15 minutes from the server's time.",
                 auth.amz_date
@@ -179,7 +183,7 @@ pub fn verify(
         }
     }
     Err(ApiError::new(
-        "SignatureDoesNotMatch",
+        Ec2ErrorCode::SignatureDoesNotMatch,
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
     ))
 }
@@ -197,7 +201,7 @@ fn parse_authorization(request: &SignedRequest<'_>) -> Result<Authorization, Api
     };
     let Some(algorithm) = get("X-Amz-Algorithm") else {
         return Err(ApiError::new(
-            "MissingAuthenticationToken",
+            Ec2ErrorCode::MissingAuthenticationToken,
             "Request is missing Authentication Token",
         ));
     };
@@ -332,7 +336,7 @@ fn canonical_request(
             .collect();
         if values.is_empty() {
             return Err(ApiError::new(
-                "SignatureDoesNotMatch",
+                Ec2ErrorCode::SignatureDoesNotMatch,
                 format!("The signed header '{name}' is not in the request"),
             ));
         }
@@ -410,7 +414,12 @@ fn percent_decode(text: &str) -> Result<String, ApiError> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| ApiError::new("MalformedQueryString", "Invalid percent-encoding"))?;
+                .ok_or_else(|| {
+                    ApiError::new(
+                        Ec2ErrorCode::MalformedQueryString,
+                        "Invalid percent-encoding",
+                    )
+                })?;
             out.push(value);
             i += 3;
         } else {
@@ -418,8 +427,12 @@ fn percent_decode(text: &str) -> Result<String, ApiError> {
             i += 1;
         }
     }
-    String::from_utf8(out)
-        .map_err(|_| ApiError::new("MalformedQueryString", "The query string is not UTF-8"))
+    String::from_utf8(out).map_err(|_| {
+        ApiError::new(
+            Ec2ErrorCode::MalformedQueryString,
+            "The query string is not UTF-8",
+        )
+    })
 }
 
 /// RFC 3986 encoding: unreserved characters stay, everything else is

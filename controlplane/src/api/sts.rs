@@ -5,6 +5,7 @@
 use super::params::Params;
 use super::xml::Xml;
 use crate::model::ApiError;
+use crate::model::Ec2ErrorCode;
 
 /// The metrics label for an STS action (a closed set).
 pub fn label(action: &str) -> &'static str {
@@ -30,7 +31,7 @@ pub fn handle(
             Ok(())
         }
         _ => Err(ApiError::new(
-            "InvalidAction",
+            Ec2ErrorCode::InvalidAction,
             format!("Could not find operation {action} for version 2011-06-15"),
         )),
     }

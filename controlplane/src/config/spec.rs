@@ -3,19 +3,26 @@
 //! The last step before `PolicySnapshot::compile`: everything has been
 //! checked and every default applied by validation, so all that is left is
 //! what only the running appliance knows — which DPDK port id each port
-//! name of the profile got — and copying the objects into the spec's plain
-//! shape.
+//! name of the profile got. The spec itself is the model's
+//! ([`Model::to_spec`]), the one path to a spec, so that a file and a store
+//! holding the same objects compile to the same policy.
 
 use palisade_config_check::{Problem, locate_and_order};
-use palisade_policy::{
-    EniSpec, NaclSpec, PeeringSpec, PolicySpec, PrefixListSpec, SecurityGroupSpec, SubnetSpec,
-    UplinkSpec, VpcSpec,
-};
+use palisade_policy::{PolicySpec, UplinkSpec};
 
 use super::Config;
 use super::error::ConfigError;
+use crate::model::Model;
 
 impl Config {
+    /// Whether every ENI's (and the uplink's) port name is one `port_id`
+    /// knows; those it does not are reported together, each at its key and
+    /// line. What start-up and reload check before the store takes the
+    /// file, without building a spec nobody uses.
+    pub fn check_ports(&self, port_id: &dyn Fn(&str) -> Option<u16>) -> Result<(), ConfigError> {
+        self.resolve_uplink(port_id).map(drop)
+    }
+
     /// The policy this configuration describes, with each ENI's (and the
     /// uplink's) port name resolved by `port_id` — typically a lookup in
     /// the ports the DPDK profile brought up. Port names `port_id` does not
@@ -24,6 +31,17 @@ impl Config {
         &self,
         port_id: &dyn Fn(&str) -> Option<u16>,
     ) -> Result<PolicySpec, ConfigError> {
+        let uplink = self.resolve_uplink(port_id)?;
+        let mut spec = Model::from_config(self).to_spec(port_id);
+        spec.uplink = uplink;
+        Ok(spec)
+    }
+
+    /// The uplink with its port resolved, once every port name resolves.
+    fn resolve_uplink(
+        &self,
+        port_id: &dyn Fn(&str) -> Option<u16>,
+    ) -> Result<Option<UplinkSpec>, ConfigError> {
         let mut problems = Vec::new();
         let mut resolve = |key: String, name: &str| {
             let id = port_id(name);
@@ -35,22 +53,9 @@ impl Config {
             }
             id.unwrap_or_default()
         };
-        let enis: Vec<EniSpec> = self
-            .enis
-            .iter()
-            .enumerate()
-            .map(|(index, eni)| EniSpec {
-                id: eni.id.clone(),
-                subnet: eni.subnet.clone(),
-                port: resolve(format!("eni[{index}].port"), &eni.port),
-                vlan: eni.vlan,
-                mac: eni.mac,
-                private_ips: eni.private_ips.clone(),
-                groups: eni.groups.clone(),
-                source_dest_check: eni.source_dest_check,
-                timeouts: eni.timeouts,
-            })
-            .collect();
+        for (index, eni) in self.enis.iter().enumerate() {
+            resolve(format!("eni[{index}].port"), &eni.port);
+        }
         let uplink = self.uplink.as_ref().map(|up| UplinkSpec {
             port: resolve("uplink.port".to_owned(), &up.port),
             vlan: up.vlan,
@@ -62,67 +67,6 @@ impl Config {
                 problems: locate_and_order(&self.source, problems),
             });
         }
-        Ok(PolicySpec {
-            router_mac: self.appliance.router_mac,
-            vpcs: self
-                .vpcs
-                .iter()
-                .map(|v| VpcSpec {
-                    id: v.id.clone(),
-                    ipv4_cidr: v.cidr,
-                    ipv6_cidr: v.ipv6_cidr,
-                })
-                .collect(),
-            subnets: self
-                .subnets
-                .iter()
-                .map(|s| SubnetSpec {
-                    id: s.id.clone(),
-                    vpc: s.vpc.clone(),
-                    ipv4_cidr: s.cidr,
-                    ipv6_cidr: s.ipv6_cidr,
-                    nacl: s.network_acl.clone(),
-                })
-                .collect(),
-            security_groups: self
-                .security_groups
-                .iter()
-                .map(|g| SecurityGroupSpec {
-                    id: g.id.clone(),
-                    vpc: g.vpc.clone(),
-                    ingress: g.ingress.clone(),
-                    egress: g.egress.clone(),
-                })
-                .collect(),
-            enis,
-            nacls: self
-                .network_acls
-                .iter()
-                .map(|n| NaclSpec {
-                    id: n.id.clone(),
-                    vpc: n.vpc.clone(),
-                    entries: n.entries.clone(),
-                })
-                .collect(),
-            peerings: self
-                .peerings
-                .iter()
-                .map(|p| PeeringSpec {
-                    id: p.id.clone(),
-                    vpc_a: p.vpc_a.clone(),
-                    vpc_b: p.vpc_b.clone(),
-                    active: p.active,
-                })
-                .collect(),
-            prefix_lists: self
-                .prefix_lists
-                .iter()
-                .map(|p| PrefixListSpec {
-                    id: p.id.clone(),
-                    cidrs: p.cidrs.clone(),
-                })
-                .collect(),
-            uplink,
-        })
+        Ok(uplink)
     }
 }

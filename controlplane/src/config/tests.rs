@@ -729,6 +729,20 @@ fn unknown_ports_are_all_reported_by_to_spec() {
     assert_eq!(spec.uplink.map(|u| u.port), Some(2));
 }
 
+#[test]
+fn check_ports_reports_what_to_spec_reports_without_a_spec() {
+    let text = format!("{BASE}\n[uplink]\nport = \"p2\"\nmac = \"02:00:00:00:00:99\"\n");
+    let config = Config::from_toml_str(&text, "x.toml").expect("valid");
+    let only_p0 = |name: &str| (name == "p0").then_some(0);
+    let checked = config.check_ports(&only_p0).unwrap_err();
+    let built = config.to_spec(&only_p0).unwrap_err();
+    assert_eq!(checked.to_string(), built.to_string());
+    assert!(checked.to_string().contains("uplink.port"), "{checked}");
+    config
+        .check_ports(&numbered_port)
+        .expect("every port resolves");
+}
+
 fn any4() -> Peer {
     Peer::Cidr4(Ipv4Cidr::ANY)
 }
@@ -805,8 +819,8 @@ fn aws_defaults_are_applied() {
         entries(&config.vpcs[0].id),
         [
             (false, 100, "0.0.0.0/0".to_owned(), NaclAction::Allow),
-            (true, 100, "0.0.0.0/0".to_owned(), NaclAction::Allow),
             (false, 101, "::/0".to_owned(), NaclAction::Allow),
+            (true, 100, "0.0.0.0/0".to_owned(), NaclAction::Allow),
             (true, 101, "::/0".to_owned(), NaclAction::Allow),
         ]
     );

@@ -1,4 +1,11 @@
+use std::net::IpAddr;
+
+use palisade_policy::{
+    ConntrackTimeouts, IpCidr, Ipv4Cidr, Ipv6Cidr, NaclAction, Peer, PortSpec, Protocol, SgId,
+};
+
 use super::*;
+use crate::config::Config;
 
 /// Sequential ids so tests can name objects they did not get back.
 #[derive(Debug, Default)]
@@ -934,7 +941,11 @@ fn nacl_entry_quota_per_direction() {
                 allow: true,
             },
         });
-        assert_eq!(result.err().map(|e| e.code), code, "rule {rule_number}");
+        assert_eq!(
+            result.err().map(|e| e.code.as_str()),
+            code,
+            "rule {rule_number}"
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 //! ids-then-filters selection every Describe does.
 
 use crate::api::Filter;
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Outcome};
 
 /// The id a Create* op drew.
@@ -69,7 +70,7 @@ pub(super) fn mac_text(mac: [u8; 6]) -> String {
 pub(super) fn parse_mac(text: &str) -> Result<[u8; 6], ApiError> {
     let invalid = || {
         ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!(
                 "Value ({text}) for palisade:mac is invalid. Expecting a unicast MAC like 02:00:00:00:00:01."
             ),
@@ -163,7 +164,7 @@ mod tests {
             ("c".to_owned(), 3),
         ]
         .into();
-        let not_found = |id: &str| ApiError::new("X.NotFound", id.to_owned());
+        let not_found = |id: &str| ApiError::new(Ec2ErrorCode::InvalidVpcIdNotFound, id.to_owned());
         let odd = Filter {
             name: "odd".into(),
             values: vec![],
@@ -189,8 +190,8 @@ mod tests {
         assert_eq!(named, [&3]);
         let missing = select(&objects, &["a", "z"], not_found, &[], matches).unwrap_err();
         assert_eq!(
-            (missing.code, missing.message.as_str()),
-            ("X.NotFound", "z")
+            (missing.code.as_str(), missing.message.as_str()),
+            ("InvalidVpcID.NotFound", "z")
         );
     }
 }

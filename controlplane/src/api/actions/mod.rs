@@ -66,6 +66,7 @@ use super::Context;
 use super::params::{Filter, Params};
 use super::xml::Xml;
 use crate::model::ApiError;
+use crate::model::Ec2ErrorCode;
 
 /// A handler: parameters in, response body out.
 pub type Handler = fn(&Context<'_>, &Params, &mut Xml) -> Result<(), ApiError>;
@@ -395,7 +396,7 @@ pub static ACTIONS: &[Action] = &[
 /// AWS's answer to a filter name the action does not know.
 pub fn unknown_filter(name: &str) -> ApiError {
     ApiError::new(
-        "InvalidParameterValue",
+        Ec2ErrorCode::InvalidParameterValue,
         format!("The filter '{name}' is invalid"),
     )
 }
@@ -435,7 +436,7 @@ pub fn tag_specifications(
         let kind = spec.get("ResourceType").unwrap_or(resource_type);
         if kind != resource_type {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!("'{kind}' is not a valid taggable resource type for this operation."),
             ));
         }
@@ -453,19 +454,19 @@ pub fn tag_specifications(
 pub fn check_tag(key: &str, value: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.chars().count() > 127 {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!("Tag key '{key}' must be 1 to 127 characters long"),
         ));
     }
     if key.to_ascii_lowercase().starts_with("aws:") {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             "Tag keys starting with 'aws:' are reserved for internal use",
         ));
     }
     if value.chars().count() > 255 {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!("Tag value for key '{key}' must be at most 255 characters long"),
         ));
     }
@@ -492,7 +493,7 @@ pub fn apply_tags(cx: &Context<'_>, id: &str, tags: Vec<(String, String)>) -> Re
 pub fn check_paging(params: &Params, explicit_ids: bool) -> Result<(), ApiError> {
     if params.get("MaxResults").is_some() && explicit_ids {
         return Err(ApiError::new(
-            "InvalidParameterCombination",
+            Ec2ErrorCode::InvalidParameterCombination,
             "The parameter MaxResults cannot be used with the ids parameter",
         ));
     }
@@ -519,7 +520,7 @@ pub fn paginate<T>(
             .filter(|&n| n <= items.len())
             .ok_or_else(|| {
                 ApiError::new(
-                    "InvalidPaginationToken",
+                    Ec2ErrorCode::InvalidPaginationToken,
                     format!("Invalid NextToken '{token}'"),
                 )
             })?,
@@ -529,7 +530,7 @@ pub fn paginate<T>(
     };
     if !(min..=1000).contains(&max) {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!(
                 "Value ({max}) for parameter maxResults is invalid. Expecting a value between {min} and 1000."
             ),

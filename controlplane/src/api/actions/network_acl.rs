@@ -14,6 +14,7 @@ use super::{
     apply_tags, check_paging, paginate, tag_filter, tag_specifications, unknown_filter, write_tags,
 };
 use crate::api::{Context, Filter, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Model, NaclEntryRequest, NetworkAcl, Op};
 
 /// Parameters of Create/ReplaceNetworkAclEntry.
@@ -31,7 +32,7 @@ pub(super) const ENTRY_PARAMS: &[&str] = &[
 
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidNetworkAclID.NotFound",
+        Ec2ErrorCode::InvalidNetworkAclIdNotFound,
         format!("The networkAcl ID '{id}' does not exist"),
     )
 }
@@ -65,7 +66,7 @@ fn entry_request(p: &Params) -> Result<NaclEntryRequest, ApiError> {
         .filter(|n| (1..=32766).contains(n))
         .ok_or_else(|| {
             ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!("Value ({number}) for parameter ruleNumber is invalid. Expecting 1-32766."),
             )
         })?;
@@ -78,7 +79,7 @@ fn entry_request(p: &Params) -> Result<NaclEntryRequest, ApiError> {
         "deny" => false,
         other => {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!(
                     "Value ({other}) for parameter ruleAction is invalid. Expecting allow or deny."
                 ),
@@ -89,7 +90,7 @@ fn entry_request(p: &Params) -> Result<NaclEntryRequest, ApiError> {
         (Some(v4), None) => {
             if v4.contains(':') {
                 return Err(ApiError::new(
-                    "InvalidParameterValue",
+                    Ec2ErrorCode::InvalidParameterValue,
                     format!("Value ({v4}) for parameter cidrBlock is invalid. This is not a valid IPv4 CIDR block."),
                 ));
             }
@@ -98,7 +99,7 @@ fn entry_request(p: &Params) -> Result<NaclEntryRequest, ApiError> {
         (None, Some(v6)) => {
             if !v6.contains(':') {
                 return Err(ApiError::new(
-                    "InvalidParameterValue",
+                    Ec2ErrorCode::InvalidParameterValue,
                     format!("Value ({v6}) for parameter ipv6CidrBlock is invalid. This is not a valid IPv6 CIDR block."),
                 ));
             }
@@ -106,13 +107,13 @@ fn entry_request(p: &Params) -> Result<NaclEntryRequest, ApiError> {
         }
         (Some(_), Some(_)) => {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                Ec2ErrorCode::InvalidParameterCombination,
                 "Only one of CidrBlock and Ipv6CidrBlock may be given",
             ));
         }
         (None, None) => {
             return Err(ApiError::new(
-                "MissingParameter",
+                Ec2ErrorCode::MissingParameter,
                 "Either CidrBlock or Ipv6CidrBlock must be given",
             ));
         }
@@ -169,7 +170,7 @@ pub(super) fn delete_entry(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Resul
         .filter(|n| (1..=32766).contains(n))
         .ok_or_else(|| {
             ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!("Value ({number}) for parameter ruleNumber is invalid. Expecting 1-32766."),
             )
         })?;

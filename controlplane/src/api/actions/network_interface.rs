@@ -26,6 +26,7 @@ use palisade_policy::ConntrackTimeouts;
 use super::common::{bool_text, created_id, mac_text, parse_mac, select};
 use super::{apply_tags, check_paging, paginate, tag_filter, tag_specifications, unknown_filter};
 use crate::api::{Context, Filter, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, EniChange, Model, NetworkInterface, NewNetworkInterface, Op};
 
 /// The tag keys that carry the binding.
@@ -74,7 +75,7 @@ pub(super) fn eni_tags(model: &Model, eni: &NetworkInterface) -> BTreeMap<String
 
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidNetworkInterfaceID.NotFound",
+        Ec2ErrorCode::InvalidNetworkInterfaceIdNotFound,
         format!("The networkInterface ID '{id}' does not exist"),
     )
 }
@@ -104,7 +105,7 @@ fn split_binding(
                         .filter(|v| (1..=4094).contains(v))
                         .ok_or_else(|| {
                             ApiError::new(
-                                "InvalidParameterValue",
+                                Ec2ErrorCode::InvalidParameterValue,
                                 format!(
                                     "Value ({value}) for tag {VLAN_TAG} is invalid. Expecting a VLAN id 1-4094."
                                 ),
@@ -115,7 +116,7 @@ fn split_binding(
             MAC_TAG => mac = Some(parse_mac(value.trim())?),
             other if other.starts_with(RESERVED_PREFIX) => {
                 return Err(ApiError::new(
-                    "InvalidParameterValue",
+                    Ec2ErrorCode::InvalidParameterValue,
                     format!(
                         "Unknown tag {other}: the palisade: keys of a network interface are {PORT_TAG}, {VLAN_TAG} and {MAC_TAG}"
                     ),
@@ -126,7 +127,7 @@ fn split_binding(
     }
     let port = port.filter(|p| !p.is_empty()).ok_or_else(|| {
         ApiError::new(
-            "MissingParameter",
+            Ec2ErrorCode::MissingParameter,
             format!(
                 "A palisade network interface needs the appliance port it is bound to: add the tag {PORT_TAG} in TagSpecification (ResourceType network-interface)"
             ),
@@ -138,7 +139,7 @@ fn split_binding(
 fn parse_ip(text: &str) -> Result<IpAddr, ApiError> {
     text.trim().parse().map_err(|_| {
         ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!(
                 "Value ({text}) for parameter privateIpAddress is invalid. Not a valid IP address."
             ),
@@ -156,7 +157,7 @@ fn requested_addresses(p: &Params) -> Result<(Vec<IpAddr>, usize), ApiError> {
         if member.bool("Primary")? == Some(true) {
             if primary.is_some_and(|p| p != ip) {
                 return Err(ApiError::new(
-                    "InvalidParameterCombination",
+                    Ec2ErrorCode::InvalidParameterCombination,
                     "Only one primary private IP address can be given",
                 ));
             }
@@ -170,7 +171,7 @@ fn requested_addresses(p: &Params) -> Result<(Vec<IpAddr>, usize), ApiError> {
         Some(n) if (0..=49).contains(&n) => n as usize,
         Some(n) => {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!("Value ({n}) for parameter secondaryPrivateIpAddressCount is invalid"),
             ));
         }
@@ -216,7 +217,7 @@ fn pick_addresses(
     }
     if picked.len() < wanted {
         return Some(Err(ApiError::new(
-            "InsufficientFreeAddressesInSubnet",
+            Ec2ErrorCode::InsufficientFreeAddressesInSubnet,
             format!("The subnet {subnet} has not enough free addresses"),
         )));
     }
@@ -251,7 +252,7 @@ fn timeouts(p: &Params, base: ConntrackTimeouts) -> Result<Option<ConntrackTimeo
         None => Ok(current),
         Some(v) if v >= 0 && range.contains(&(v as u32)) => Ok(v as u32),
         Some(v) => Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!(
                 "Value ({v}) for parameter {name} is invalid. Expecting a value between {} and {}.",
                 range.start(),
@@ -281,7 +282,7 @@ pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), 
     if let Some(ports) = cx.port_names() {
         if !ports.contains(&binding.port) {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!(
                     "Value ({}) for tag {PORT_TAG} is invalid: this appliance's ports are {}",
                     binding.port,
@@ -344,7 +345,7 @@ pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), 
                 });
             }
             Err(error)
-                if (wanted > 0 && error.code == "InvalidIPAddress.InUse")
+                if (wanted > 0 && error.code == Ec2ErrorCode::InvalidIpAddressInUse)
                     || (binding.mac.is_none() && error.message.contains("MAC address")) =>
             {
                 last_error = Some(error);
@@ -520,7 +521,7 @@ pub(super) fn describe_attribute(
     .contains(&attribute)
     {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!("Value ({attribute}) for parameter attribute is invalid. Unknown attribute."),
         ));
     }
@@ -566,7 +567,7 @@ pub(super) fn modify_attribute(
     .collect();
     if given.len() > 1 {
         return Err(ApiError::new(
-            "InvalidParameterCombination",
+            Ec2ErrorCode::InvalidParameterCombination,
             format!(
                 "Only one attribute can be modified at a time, got {}",
                 given.join(", ")
@@ -576,7 +577,7 @@ pub(super) fn modify_attribute(
     let op = match given.first().copied() {
         None => {
             return Err(ApiError::new(
-                "MissingParameter",
+                Ec2ErrorCode::MissingParameter,
                 "The request must contain one of Description, SourceDestCheck, SecurityGroupId or ConnectionTrackingSpecification",
             ));
         }

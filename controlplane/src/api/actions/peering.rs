@@ -13,11 +13,12 @@ use super::{
     apply_tags, check_paging, paginate, tag_filter, tag_specifications, unknown_filter, write_tags,
 };
 use crate::api::{Context, Filter, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Model, Op, Peering, PeeringState, SecurityGroup};
 
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidVpcPeeringConnectionID.NotFound",
+        Ec2ErrorCode::InvalidVpcPeeringConnectionIdNotFound,
         format!("The vpcPeeringConnection ID '{id}' does not exist"),
     )
 }
@@ -88,7 +89,7 @@ pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), 
     if let Some(owner) = p.get("PeerOwnerId") {
         if owner != cx.account_id() {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!(
                     "Value ({owner}) for parameter peerOwnerId is invalid: palisade has the one account {}",
                     cx.account_id()
@@ -99,7 +100,7 @@ pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), 
     if let Some(region) = p.get("PeerRegion") {
         if region != cx.region {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!(
                     "Value ({region}) for parameter peerRegion is invalid: both VPCs are on this appliance ({})",
                     cx.region
@@ -240,7 +241,7 @@ pub(super) fn describe_stale(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Res
     cx.read(|model| -> Result<(), ApiError> {
         if !model.vpcs.contains_key(vpc) {
             return Err(ApiError::new(
-                "InvalidVpcID.NotFound",
+                Ec2ErrorCode::InvalidVpcIdNotFound,
                 format!("The vpc ID '{vpc}' does not exist"),
             ));
         }

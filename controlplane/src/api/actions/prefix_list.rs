@@ -13,11 +13,12 @@ use super::{
     apply_tags, check_paging, paginate, tag_filter, tag_specifications, unknown_filter, write_tags,
 };
 use crate::api::{Context, Filter, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Model, Op, PrefixList, PrefixListEntryRequest};
 
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidPrefixListID.NotFound",
+        Ec2ErrorCode::InvalidPrefixListIdNotFound,
         format!("The prefix list ID '{id}' does not exist"),
     )
 }
@@ -39,7 +40,7 @@ fn max_entries(p: &Params) -> Result<Option<usize>, ApiError> {
         .map(|n| {
             usize::try_from(n).map_err(|_| {
                 ApiError::new(
-                    "InvalidParameterValue",
+                    Ec2ErrorCode::InvalidParameterValue,
                     format!("Value ({n}) for parameter MaxEntries is invalid. Expecting a value between 1 and 1000."),
                 )
             })
@@ -52,7 +53,7 @@ fn version(p: &Params, name: &str) -> Result<Option<u64>, ApiError> {
         .map(|v| {
             v.trim().parse::<u64>().map_err(|_| {
                 ApiError::new(
-                    "InvalidParameterValue",
+                    Ec2ErrorCode::InvalidParameterValue,
                     format!(
                         "Value ({v}) for parameter {name} is invalid. Expected a version number."
                     ),
@@ -70,7 +71,7 @@ pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), 
         "IPv6" => true,
         other => {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!(
                     "Value ({other}) for parameter AddressFamily is invalid. Expecting IPv4 or IPv6."
                 ),
@@ -175,7 +176,7 @@ pub(super) fn get_entries(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result
         let list = model.prefix_lists.get(id).ok_or_else(|| not_found(id))?;
         if target.is_some_and(|v| v != list.version) {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!(
                     "Version {} of prefix list {id} is not available: palisade keeps only the current version ({})",
                     target.unwrap_or_default(),

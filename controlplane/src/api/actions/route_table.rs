@@ -8,6 +8,7 @@
 use super::common::bool_text;
 use super::{check_paging, paginate, tag_filter, unknown_filter, write_tags};
 use crate::api::{Context, Filter, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{
     ApiError, Model, PeeringState, Vpc, main_route_table_association_id, route_table_id,
 };
@@ -160,7 +161,7 @@ pub(super) fn describe(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<()
         for id in &ids {
             if model.vpc_of_route_table(id).is_none() {
                 return Err(ApiError::new(
-                    "InvalidRouteTableID.NotFound",
+                    Ec2ErrorCode::InvalidRouteTableIdNotFound,
                     format!("The routeTable ID '{id}' does not exist"),
                 ));
             }

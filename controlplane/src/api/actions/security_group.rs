@@ -3,11 +3,13 @@
 //! DescribeSecurityGroupRules, ModifySecurityGroupRules and the rule
 //! description updates.
 
-use palisade_policy::{Peer, PortSpec, Protocol, SgRule};
+use palisade_policy::{Peer, SgRule};
 
+use super::common::{port_fields, protocol_text};
 use super::{apply_tags, paginate, tag_filter, tag_specifications, unknown_filter, write_tags};
 use crate::api::params::missing;
 use crate::api::{Context, Filter, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Model, Op, Outcome, PeerRequest, Permission, SecurityGroup};
 
 /// Parameters of Authorize*: the permission list, or (ingress, legacy)
@@ -49,14 +51,14 @@ pub(super) const DESCRIPTION_PARAMS: &[&str] = &[
 
 fn group_not_found(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidGroup.NotFound",
+        Ec2ErrorCode::InvalidGroupNotFound,
         format!("The security group '{id}' does not exist"),
     )
 }
 
 fn malformed_group_id(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidGroupId.Malformed",
+        Ec2ErrorCode::InvalidGroupIdMalformed,
         format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
     )
 }
@@ -68,7 +70,7 @@ fn target_group(cx: &Context<'_>, p: &Params) -> Result<String, ApiError> {
     if let Some(id) = p.get("GroupId") {
         if p.get("GroupName").is_some() {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                Ec2ErrorCode::InvalidParameterCombination,
                 "GroupId and GroupName cannot both be given",
             ));
         }
@@ -92,41 +94,14 @@ fn group_by_name(cx: &Context<'_>, name: &str) -> Result<String, ApiError> {
     match found.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(ApiError::new(
-            "InvalidGroup.NotFound",
+            Ec2ErrorCode::InvalidGroupNotFound,
             format!("The security group '{name}' does not exist"),
         )),
         _ => Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!("The security group name '{name}' is used in more than one VPC; use GroupId"),
         )),
     }
-}
-
-/// The API's text for a protocol.
-fn protocol_text(protocol: Protocol) -> String {
-    match protocol {
-        Protocol::All => "-1".to_owned(),
-        Protocol::Tcp => "tcp".to_owned(),
-        Protocol::Udp => "udp".to_owned(),
-        Protocol::Icmp => "icmp".to_owned(),
-        Protocol::Icmpv6 => "icmpv6".to_owned(),
-        Protocol::Number(n) => n.to_string(),
-    }
-}
-
-/// `fromPort` / `toPort` as AWS reports them: absent for all protocols,
-/// `-1` for "all" of a protocol.
-fn port_fields(rule: &SgRule) -> Option<(i32, i32)> {
-    if rule.protocol == Protocol::All {
-        return None;
-    }
-    Some(match rule.ports {
-        PortSpec::Range { from, to } => (i32::from(from), i32::from(to)),
-        PortSpec::Icmp { icmp_type, code } => {
-            (icmp_type.map_or(-1, i32::from), code.map_or(-1, i32::from))
-        }
-        PortSpec::Any => (-1, -1),
-    })
 }
 
 /// One `IpPermission` structure → one [`Permission`] per peer it lists.
@@ -153,7 +128,7 @@ fn parse_permission(
         let cidr = range.required("CidrIp")?;
         if cidr.contains(':') {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!("CIDR block {cidr} is malformed: CidrIp takes IPv4 blocks"),
             ));
         }
@@ -166,7 +141,7 @@ fn parse_permission(
         let cidr = range.required("CidrIpv6")?;
         if !cidr.contains(':') {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!("CIDR block {cidr} is malformed: CidrIpv6 takes IPv6 blocks"),
             ));
         }
@@ -192,7 +167,7 @@ fn parse_permission(
     }
     if out.is_empty() {
         return Err(ApiError::new(
-            "MissingParameter",
+            Ec2ErrorCode::MissingParameter,
             format!(
                 "IpPermissions.{index} must name a source or destination: IpRanges, Ipv6Ranges, PrefixListIds or Groups"
             ),
@@ -217,7 +192,7 @@ fn permissions(cx: &Context<'_>, p: &Params) -> Result<Vec<Permission>, ApiError
     let members = p.members("IpPermissions")?;
     if legacy && !members.is_empty() {
         return Err(ApiError::new(
-            "InvalidParameterCombination",
+            Ec2ErrorCode::InvalidParameterCombination,
             "The parameter 'ipPermissions' may not be used in combination with 'ipProtocol', 'fromPort', 'toPort', 'cidrIp' or 'sourceSecurityGroupName'",
         ));
     }
@@ -225,7 +200,7 @@ fn permissions(cx: &Context<'_>, p: &Params) -> Result<Vec<Permission>, ApiError
         let peer = match (p.get("CidrIp"), p.get("SourceSecurityGroupName")) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::new(
-                    "InvalidParameterCombination",
+                    Ec2ErrorCode::InvalidParameterCombination,
                     "CidrIp and SourceSecurityGroupName cannot both be given",
                 ));
             }
@@ -265,7 +240,7 @@ pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), 
     let description = p.required("GroupDescription")?.to_owned();
     let Some(vpc) = p.get("VpcId") else {
         return Err(ApiError::new(
-            "VPCIdNotSpecified",
+            Ec2ErrorCode::VpcIdNotSpecified,
             "No default VPC for this user: VpcId is required",
         ));
     };
@@ -544,7 +519,7 @@ fn authorize(cx: &Context<'_>, p: &Params, out: &mut Xml, egress: bool) -> Resul
     if egress && (p.get("CidrIp").is_some() || p.get("SourceSecurityGroupName").is_some()) {
         // AWS's egress call has no legacy form.
         return Err(ApiError::new(
-            "InvalidParameterCombination",
+            Ec2ErrorCode::InvalidParameterCombination,
             "AuthorizeSecurityGroupEgress takes IpPermissions only",
         ));
     }
@@ -630,7 +605,7 @@ fn revoke(cx: &Context<'_>, p: &Params, out: &mut Xml, egress: bool) -> Result<(
     let op = match (rule_ids.is_empty(), by_permission) {
         (false, true) => {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                Ec2ErrorCode::InvalidParameterCombination,
                 "SecurityGroupRuleIds cannot be combined with IpPermissions",
             ));
         }
@@ -713,7 +688,7 @@ pub(super) fn describe_rules(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Res
         for id in &ids {
             if !all.iter().any(|(_, r, _)| r.id.as_str() == *id) {
                 return Err(ApiError::new(
-                    "InvalidSecurityGroupRuleId.NotFound",
+                    Ec2ErrorCode::InvalidSecurityGroupRuleIdNotFound,
                     format!("The security group rule ID '{id}' does not exist"),
                 ));
             }
@@ -772,7 +747,7 @@ pub(super) fn modify_rules(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Resul
             }
             Err(_) => {
                 return Err(ApiError::new(
-                    "InvalidParameterCombination",
+                    Ec2ErrorCode::InvalidParameterCombination,
                     "A security group rule has exactly one of CidrIpv4, CidrIpv6, PrefixListId and ReferencedGroupId",
                 ));
             }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use super::network_interface::{RESERVED_PREFIX, eni_tags};
 use super::{check_tag, paginate};
 use crate::api::{Context, Filter, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Model, Op, TagToDelete};
 
 /// AWS's limit of tags per resource.
@@ -33,7 +34,7 @@ fn resource_type(id: &str) -> &'static str {
 fn refuse_reserved(key: &str) -> Result<(), ApiError> {
     if key.to_ascii_lowercase().starts_with(RESERVED_PREFIX) {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!(
                 "Tag keys starting with '{RESERVED_PREFIX}' are palisade's: a network interface's binding is set when it is created"
             ),
@@ -85,7 +86,7 @@ pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), 
     })?;
     if let Some(resource) = over_limit {
         return Err(ApiError::new(
-            "TagLimitExceeded",
+            Ec2ErrorCode::TagLimitExceeded,
             format!("The resource {resource} would have more than {TAGS_PER_RESOURCE} tags"),
         ));
     }

@@ -4,6 +4,7 @@
 use super::{apply_tags, paginate, tag_filter, tag_specifications, unknown_filter, write_tags};
 use crate::api::params::missing;
 use crate::api::{Context, Params, Xml};
+use crate::model::Ec2ErrorCode;
 use crate::model::{ApiError, Model, Op, Outcome, Subnet, Vpc, VpcAttribute};
 
 fn created_id(outcome: Outcome) -> Result<String, ApiError> {
@@ -60,7 +61,7 @@ pub(super) fn create_vpc(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<
     if let Some(tenancy) = p.get("InstanceTenancy") {
         if tenancy != "default" {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                Ec2ErrorCode::InvalidParameterValue,
                 format!(
                     "Value ({tenancy}) for parameter instanceTenancy is invalid. palisade supports only 'default'."
                 ),
@@ -69,7 +70,7 @@ pub(super) fn create_vpc(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<
     }
     if p.bool("AmazonProvidedIpv6CidrBlock")? == Some(true) {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             "AmazonProvidedIpv6CidrBlock is not available: palisade has no Amazon pool; pass Ipv6CidrBlock",
         ));
     }
@@ -176,7 +177,7 @@ const VPC_ATTRIBUTES: [(&str, &str, VpcAttribute); 3] = [
 
 fn vpc_not_found(vpc: &str) -> ApiError {
     ApiError::new(
-        "InvalidVpcID.NotFound",
+        Ec2ErrorCode::InvalidVpcIdNotFound,
         format!("The vpc ID '{vpc}' does not exist"),
     )
 }
@@ -190,7 +191,7 @@ pub(super) fn describe_vpc_attribute(
     let attribute = p.required("Attribute")?;
     let Some(&(name, _, which)) = VPC_ATTRIBUTES.iter().find(|(n, _, _)| *n == attribute) else {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!("Value ({attribute}) for parameter attribute is invalid. Unknown attribute."),
         ));
     };
@@ -228,7 +229,7 @@ pub(super) fn modify_vpc_attribute(
         }
         _ => {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                Ec2ErrorCode::InvalidParameterCombination,
                 "Only one attribute can be modified at a time: use a separate request for each",
             ));
         }
@@ -344,7 +345,7 @@ pub(super) fn describe_subnets(
         for id in &ids {
             if !model.subnets.contains_key(*id) {
                 return Err(ApiError::new(
-                    "InvalidSubnetID.NotFound",
+                    Ec2ErrorCode::InvalidSubnetIdNotFound,
                     format!("The subnet ID '{id}' does not exist"),
                 ));
             }

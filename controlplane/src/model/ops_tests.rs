@@ -1,6 +1,11 @@
-//! Tests of the ops in `extended.rs`: each success, each refusal (with the
-//! model left untouched), the derived ids, and a journal round trip of
-//! every new op through the real store.
+//! Tests of the ops the EC2 API's second half added (interface create
+//! options and descriptions, ACL deletion and association ids, prefix lists
+//! with families, versions and descriptions, AWS's DeleteTags, VPC
+//! attributes): each success, each refusal (with the model left
+//! untouched), the derived ids, and a journal round trip of every such op
+//! through the real store.
+
+use palisade_policy::ConntrackTimeouts;
 
 use super::tests::CountingIds;
 use super::*;
@@ -52,7 +57,7 @@ impl World {
 
     fn refused(&mut self, op: &Op) -> &'static str {
         match self.apply(op) {
-            Err(e) => e.code,
+            Err(e) => e.code.as_str(),
             Ok(outcome) => panic!("{op:?} was accepted: {outcome:?}"),
         }
     }
