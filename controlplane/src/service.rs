@@ -175,7 +175,7 @@ fn uplink_conflict(
     };
     if ports.get(port) == Some(&up.port) && *vlan == up.vlan && *mac == up.mac {
         return Err(ApiError::new(
-            "InvalidParameterValue",
+            Ec2ErrorCode::InvalidParameterValue,
             format!(
                 "The uplink's next hop on port {port} already has this MAC address (the appliance configuration's [uplink])"
             ),
