@@ -68,6 +68,7 @@ use palisade_wire::arp::{ArpOperation, ArpRepr};
 
 use crate::buffer::PacketBuf;
 use crate::counters::WorkerCounters;
+use crate::denied::{DEFAULT_DENIED_TIMEOUT, Denial, DeniedFlows, GroupTally};
 use crate::verdict::{DropReason, Verdict};
 
 /// The most frames one pass handles; longer bursts are taken in chunks.
@@ -125,6 +126,19 @@ pub struct WorkerConfig {
     /// Security groups counted one by one (allowed/denied new flows);
     /// groups past this index are not counted.
     pub max_counted_groups: usize,
+    /// Denied flows remembered at once ([`crate::denied`]), apart from the
+    /// flow table: 64 bytes each, rounded up to a power of two; 0 turns
+    /// the memory off.
+    ///
+    /// The default, 32,768 (2 MiB), holds a flood of that many distinct
+    /// denied flows per worker; past that they displace each other and
+    /// some of their packets are classified again (a cost, never a
+    /// different verdict).
+    pub denied_flows: usize,
+    /// How long a denial is remembered (it is forgotten at once when the
+    /// policy generation changes). Short, so that the memory turns over
+    /// to the flows of the moment.
+    pub denied_timeout: Seconds,
 }
 
 impl Default for WorkerConfig {
@@ -135,6 +149,8 @@ impl Default for WorkerConfig {
             fragment_timeout: palisade_flow::DEFAULT_FRAGMENT_TIMEOUT,
             expiry_buckets_per_burst: 1,
             max_counted_groups: 4096,
+            denied_flows: 1 << 15,
+            denied_timeout: DEFAULT_DENIED_TIMEOUT,
         }
     }
 }
@@ -283,6 +299,8 @@ pub struct Worker<F: Prefetch = PlainLoad> {
     prefetcher: F,
     flows: FlowTable,
     fragments: FragmentTable,
+    /// Flows the rules denied under the current generation.
+    denied: DeniedFlows,
     counters: WorkerCounters,
     config: WorkerConfig,
     /// The first pass's results, [`MAX_BURST`] long for the worker's life.
@@ -310,6 +328,7 @@ impl<F: Prefetch> Worker<F> {
                 config.max_fragmented_datagrams,
                 config.fragment_timeout,
             )?,
+            denied: DeniedFlows::new(config.denied_flows, config.denied_timeout),
             counters: WorkerCounters::default(),
             config,
             pending: vec![Pending::vacant(); MAX_BURST],
@@ -342,6 +361,11 @@ impl<F: Prefetch> Worker<F> {
     /// This worker's fragment table.
     pub fn fragments(&self) -> &FragmentTable {
         &self.fragments
+    }
+
+    /// This worker's denied-flow memory.
+    pub fn denied_flows(&self) -> &DeniedFlows {
+        &self.denied
     }
 
     /// Processes a burst: one verdict per frame in `verdicts` (which must be
@@ -567,8 +591,68 @@ impl<F: Prefetch> Worker<F> {
                     self.flows.remove(p.hash, &p.key, now);
                 }
             }
+        } else if let Some(reason) = self.remembered_denial(p, now, snapshot) {
+            return Err(reason);
         }
         self.decide_new(p, now, snapshot)
+    }
+
+    /// The remembered denial of a routed packet's flow ([`crate::denied`]),
+    /// counted as the classification counted it; `None` if none applies.
+    fn remembered_denial(
+        &mut self,
+        p: &Pending,
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+    ) -> Option<DropReason> {
+        let generation = snapshot.generation() as u32;
+        let denial = self
+            .denied
+            .find(p.hash, &p.key, p.side, generation, now)
+            .filter(|d| d.sender == p.src.cached())?;
+        self.follow_first_fragment(p, now, false);
+        Some(self.replay_denial(snapshot, &denial))
+    }
+
+    /// The remembered denial of a plain frame no flow has, before it is
+    /// routed: it applies if the frame comes from the sender that was
+    /// denied, by the established lane's test (port, VLAN and MAC name one
+    /// sender per snapshot), since the sender and the addresses fix the
+    /// source check, the route and the rules' verdict.
+    #[inline(always)]
+    fn remembered_plain_denial(
+        &mut self,
+        p: &Pending,
+        now: Seconds,
+        snapshot: &PolicySnapshot,
+    ) -> Option<DropReason> {
+        let generation = snapshot.generation() as u32;
+        let denial = self.denied.find(p.hash, &p.key, p.side, generation, now)?;
+        let l2 = if denial.sender == UPLINK_ENDPOINT {
+            snapshot.uplink().map(|u| (u.port, u.vlan, u.mac))
+        } else {
+            snapshot
+                .eni_by_index(denial.sender)
+                .and_then(|eni| snapshot.eni_path(eni))
+                .map(|path| (path.port, path.vlan(), path.mac))
+        };
+        if l2 != Some((p.port, p.vlan, p.src_mac)) {
+            return None;
+        }
+        Some(self.replay_denial(snapshot, &denial))
+    }
+
+    /// Counts a remembered denial's packet as its classification counted
+    /// it (the caller counts the drop); its reason.
+    fn replay_denial(&mut self, snapshot: &PolicySnapshot, denial: &Denial) -> DropReason {
+        self.counters.denied_remembered += 1;
+        let sender = endpoint_of(snapshot, denial.sender);
+        let receiver = endpoint_of(snapshot, denial.receiver);
+        self.count_group_tallies(
+            snapshot,
+            [(sender, denial.egress), (receiver, denial.ingress)],
+        );
+        denial.reason
     }
 
     /// [`Self::decide_flow`] for a packet whose flow has no entry (any
@@ -586,7 +670,11 @@ impl<F: Prefetch> Worker<F> {
             Endpoint::Eni(src) => snapshot.decide_routed(src, p.route, &p.fields, SgDetail::Groups),
             Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields, SgDetail::Groups),
         };
-        self.count_groups(snapshot, p, &decision);
+        let tallies = group_tallies(&decision);
+        self.count_group_tallies(
+            snapshot,
+            [(Some(p.src), tallies[0]), (Some(p.dst), tallies[1])],
+        );
         let untracked = decision.untracked
             || (decision.verdict == PolicyVerdict::Allow
                 && reply_of_untracked(snapshot, p, &decision));
@@ -629,7 +717,23 @@ impl<F: Prefetch> Worker<F> {
                 }
             }
             PolicyVerdict::ToRouter => Err(DropReason::ToRouter),
-            PolicyVerdict::Deny(reason) => Err(deny_reason(reason)),
+            PolicyVerdict::Deny(reason) => {
+                let reason = deny_reason(reason);
+                // ICMP's verdict depends on its type and code too, which
+                // the flow key does not hold: decided every packet.
+                if !is_icmp(p.fields.protocol) {
+                    let denial = Denial {
+                        reason,
+                        sender: p.src.cached(),
+                        receiver: p.dst.cached(),
+                        egress: tallies[0],
+                        ingress: tallies[1],
+                    };
+                    self.denied
+                        .remember(p.hash, &p.key, p.side, generation, now, denial);
+                }
+                Err(reason)
+            }
         };
         self.follow_first_fragment(p, now, result.is_ok());
         result
@@ -737,6 +841,12 @@ impl<F: Prefetch> Worker<F> {
         // The frame is as the first pass read it (the lane does not touch
         // it); read again rather than kept, which would cost every
         // established packet the stores.
+        if let Lane::Absent = lane {
+            // A flow the rules denied a moment ago: one more hashed lookup.
+            if let Some(reason) = self.remembered_plain_denial(p, now, snapshot) {
+                return Err(reason);
+            }
+        }
         let plain = parse_plain_ipv4(pkt.data()).ok_or(DropReason::Malformed)?;
         let full = route_plain_frame(p, &plain, snapshot)?;
         match lane {
@@ -754,28 +864,34 @@ impl<F: Prefetch> Worker<F> {
     }
 
     /// Per-group counters of new flows: the group whose rule allowed each
-    /// side, or every group of the side that denied.
-    fn count_groups(
+    /// side, or every group of the side that denied ([`group_tallies`]),
+    /// for the sender's egress and the receiver's ingress.
+    fn count_group_tallies(
         &mut self,
         snapshot: &PolicySnapshot,
-        p: &Pending,
-        decision: &palisade_policy::FlowDecision,
+        sides: [(Option<Endpoint>, GroupTally); 2],
     ) {
-        let sides = [(p.src, decision.egress), (p.dst, decision.ingress)];
-        for (end, side) in sides {
-            let (Endpoint::Eni(eni), Some(m)) = (end, side) else {
+        for (end, tally) in sides {
+            let Some(Endpoint::Eni(eni)) = end else {
                 continue;
             };
             let groups = snapshot.sg_set_groups(snapshot.eni(eni).sg_set);
-            if m.groups == 0 {
-                for g in groups {
-                    if let Some(c) = self.group_denied.get_mut(g.index()) {
-                        *c += 1;
+            match tally {
+                GroupTally::None => {}
+                GroupTally::AllDenied => {
+                    for g in groups {
+                        if let Some(c) = self.group_denied.get_mut(g.index()) {
+                            *c += 1;
+                        }
                     }
                 }
-            } else if let Some(g) = groups.get(m.groups.trailing_zeros() as usize) {
-                if let Some(c) = self.group_allowed.get_mut(g.index()) {
-                    *c += 1;
+                GroupTally::Allowed(at) => {
+                    if let Some(c) = groups
+                        .get(usize::from(at))
+                        .and_then(|g| self.group_allowed.get_mut(g.index()))
+                    {
+                        *c += 1;
+                    }
                 }
             }
         }
@@ -841,6 +957,28 @@ impl<F: Prefetch> Worker<F> {
             FragmentVerdict::Deny | FragmentVerdict::Unknown => Err(DropReason::FragmentUnknown),
         }
     }
+}
+
+/// What a new flow's decision counts per security group, for the sender's
+/// egress and the receiver's ingress: the lowest allowing group, or every
+/// group of a side that denied.
+fn group_tallies(decision: &palisade_policy::FlowDecision) -> [GroupTally; 2] {
+    let tally = |side: Option<palisade_policy::SgMatch>| match side {
+        None => GroupTally::None,
+        Some(m) if m.groups == 0 => GroupTally::AllDenied,
+        // Below 32: the groups are a `u32`'s bits.
+        Some(m) => GroupTally::Allowed(m.groups.trailing_zeros() as u8),
+    };
+    [tally(decision.egress), tally(decision.ingress)]
+}
+
+/// The endpoint a flow caches as `cached` (see [`Endpoint::cached`]), if
+/// the snapshot has it.
+fn endpoint_of(snapshot: &PolicySnapshot, cached: u32) -> Option<Endpoint> {
+    if cached == UPLINK_ENDPOINT {
+        return Some(Endpoint::Uplink);
+    }
+    snapshot.eni_by_index(cached).map(Endpoint::Eni)
 }
 
 /// Counts a dropped packet; its verdict.
