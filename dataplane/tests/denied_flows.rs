@@ -18,9 +18,7 @@ use palisade_dataplane::reference::ReferenceRouter;
 use palisade_dataplane::testkit::{
     self, FrameSpec, Payload, ROUTER_MAC, demo_spec, eni_mac, flags, frame,
 };
-use palisade_dataplane::{
-    DropReason, HeapPacket, PacketBuf, Verdict, Worker, WorkerConfig, WorkerCounters,
-};
+use palisade_dataplane::{DropReason, HeapPacket, Verdict, Worker, WorkerConfig, WorkerCounters};
 
 const A: u8 = 0;
 const B: u8 = 1;
