@@ -968,18 +968,23 @@ fn new_flows_case<F: Prefetch + Copy>(
 
 const DENIED_FLOWS: usize = 10_000;
 
-/// `DENIED_FLOWS` SYNs of distinct connections from a sender to a receiver
-/// that the rules deny, in random order.
+/// `DENIED_FLOWS` SYNs of distinct connections the rules deny, in random
+/// order: from a sender (its 1,008 egress rules checked) to one of the
+/// ENIs with a few typical groups, on ports they do not open.
 fn denied_syns(spec: &PolicySpec, snapshot: &PolicySnapshot) -> FrameArray {
-    let idx: Vec<EniIdx> = (0..2 * ENDS)
+    let idx: Vec<EniIdx> = (0..ENDS)
         .map(|i| snapshot.eni_by_id(&spec.enis[i].id).expect("ENI compiled"))
         .collect();
     let mut rng = Rng(0xdead);
     let mut seen = HashSet::with_capacity(DENIED_FLOWS);
     let mut frames = FrameArray::new();
+    let mut tried = 0usize;
+    let mut reasons = std::collections::BTreeMap::new();
     while frames.len() < DENIED_FLOWS {
+        tried += 1;
+        assert!(tried < 100 * DENIED_FLOWS, "too few denied candidates");
         let s = rng.below(ENDS);
-        let r = ENDS + rng.below(ENDS);
+        let r = 2 * ENDS + rng.below(ENIS - 2 * ENDS);
         let sport = 1024 + rng.below(64512) as u16;
         let dport = rng.below(65536) as u16;
         let fields = PacketFields::l4(
@@ -989,13 +994,11 @@ fn denied_syns(spec: &PolicySpec, snapshot: &PolicySnapshot) -> FrameArray {
             sport,
             dport,
         );
-        if !matches!(
-            snapshot.decide(idx[s], &fields).verdict,
-            PolicyVerdict::Deny(_)
-        ) {
+        let PolicyVerdict::Deny(reason) = snapshot.decide(idx[s], &fields).verdict else {
             continue;
-        }
+        };
         if seen.insert((s, r, sport, dport)) {
+            *reasons.entry(format!("{reason:?}")).or_insert(0usize) += 1;
             frames.push(&tcp_frame(
                 &spec.enis[s],
                 &spec.enis[r],
@@ -1005,6 +1008,9 @@ fn denied_syns(spec: &PolicySpec, snapshot: &PolicySnapshot) -> FrameArray {
             ));
         }
     }
+    eprintln!(
+        "denied_10k: {DENIED_FLOWS} denied SYNs from {tried} candidates, by reason {reasons:?}"
+    );
     frames
 }
 

@@ -23,9 +23,13 @@
 //! and, when this policy generation has already routed the packet's
 //! direction in full from the same sender (`nacl_bits::*_ROUTED`), takes
 //! the sender check and the receiver from the flow
-//! (`Worker::established_plain`). Anything else — a new flow, a first
-//! packet after a publish, a sender the flow does not know — goes through
-//! steps 3–6 in full. Per packet (DESIGN.md):
+//! (`Worker::established_plain`). A frame whose key no flow has is looked
+//! up next, by the same hash, in the denied-flow memory ([`crate::denied`]):
+//! a denial the rules gave the same sender's same flow under this policy
+//! generation, a moment ago, is given again without routing or
+//! classifying. Anything else — a new flow, a first packet after a
+//! publish, a sender the flow does not know — goes through steps 3–6 in
+//! full. Per packet (DESIGN.md):
 //!
 //! 1. parse (malformed → drop);
 //! 2. ARP / neighbour solicitation for an address of the sender's subnet →
@@ -34,9 +38,9 @@
 //! 3. source ENI by (port, VLAN, source MAC), or the uplink; source check;
 //! 4. route to the destination ENI (same or peered VPC) or the uplink;
 //! 5. flow hit → NACL verdict (cached per direction and generation) → state
-//!    update → forward; miss → NACLs + egress SGs of the sender + ingress
-//!    SGs of the receiver → insert a tracked flow (unless untracked) →
-//!    forward;
+//!    update → forward; miss → the denied-flow memory, or NACLs + egress
+//!    SGs of the sender + ingress SGs of the receiver → insert a tracked
+//!    flow (unless untracked) → forward, or remember the denial → drop;
 //! 6. L2 rewrite (router MAC → ENI MAC, VLAN tag of the output ENI), TTL /
 //!    hop-limit decrement with an incremental checksum update.
 //!
@@ -45,7 +49,8 @@
 //! connection at once) but its security-group admission stands: tracked
 //! flows survive rule removal (SEMANTICS.md). Untracked flows have no entry
 //! at all: every packet is decided by the rules, so a rule change stops
-//! them at once.
+//! them at once. Remembered denials are of one generation: the first
+//! packet under a newer one is decided by its rules.
 
 use core::net::IpAddr;
 
