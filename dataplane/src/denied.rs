@@ -47,15 +47,40 @@ use crate::verdict::DropReason;
 pub const DEFAULT_DENIED_TIMEOUT: Seconds = 2;
 
 /// What one side's security groups counted for a classified packet (see
-/// `Worker::count_groups`), so that a remembered denial counts the same.
+/// `Worker::count_group_tallies`), so that a remembered denial counts the
+/// same without looking the side's ENI up again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupTally {
     /// Nothing counted: no groups on this side (the uplink) or not checked.
     None,
-    /// Every group of the side's set denied it.
-    AllDenied,
-    /// The group at this position of the side's set allowed it.
-    Allowed(u8),
+    /// Every group of the set with this index (a snapshot's group-set
+    /// index) denied it.
+    AllDenied(u32),
+    /// The group with this index (a snapshot's group index) allowed it.
+    Allowed(u32),
+}
+
+/// [`GroupTally`] in a `u32`, to fit the entry in a cache line.
+const TALLY_NONE: u32 = u32::MAX;
+const TALLY_ALL_DENIED: u32 = 1 << 31;
+
+impl GroupTally {
+    fn encode(self) -> u32 {
+        match self {
+            GroupTally::AllDenied(set) if set < TALLY_ALL_DENIED => set | TALLY_ALL_DENIED,
+            GroupTally::Allowed(group) if group < TALLY_ALL_DENIED => group,
+            // Indices past 2^31 - 1 (never in a snapshot) are not counted.
+            _ => TALLY_NONE,
+        }
+    }
+
+    fn decode(bits: u32) -> Self {
+        match bits {
+            TALLY_NONE => GroupTally::None,
+            b if b & TALLY_ALL_DENIED != 0 => GroupTally::AllDenied(b & !TALLY_ALL_DENIED),
+            b => GroupTally::Allowed(b),
+        }
+    }
 }
 
 /// A denial as remembered: the reason and what it counted.
@@ -65,8 +90,6 @@ pub struct Denial {
     pub reason: DropReason,
     /// The sender as a flow caches it (an ENI index, or the uplink's mark).
     pub sender: u32,
-    /// The receiver, the same way.
-    pub receiver: u32,
     /// The sender's egress groups' count.
     pub egress: GroupTally,
     /// The receiver's ingress groups' count.
@@ -81,17 +104,16 @@ struct Entry {
     generation: u32,
     /// The second from which the entry is dead; 0 for a vacant slot.
     expires_at: Seconds,
-    /// [`Denial::sender`], [`Denial::receiver`].
+    /// [`Denial::sender`].
     sender: u32,
-    receiver: u32,
+    /// [`Denial::egress`], [`Denial::ingress`], encoded.
+    egress: u32,
+    ingress: u32,
     /// The key without its scope: a plain frame knows no scope before it
     /// is routed, and the sender and addresses fix it anyway.
     key: FlowKey,
     side: Side,
-    /// The rest of the [`Denial`], flattened to fit the line.
     reason: DropReason,
-    egress: GroupTally,
-    ingress: GroupTally,
 }
 
 const _: () = assert!(size_of::<Entry>() == 64);
@@ -102,12 +124,11 @@ impl Entry {
             generation: 0,
             expires_at: 0,
             sender: 0,
-            receiver: 0,
+            egress: TALLY_NONE,
+            ingress: TALLY_NONE,
             key: FlowKey::new_v4(0, [0; 4], [0; 4], 0, 0, 0).0,
             side: Side::Low,
             reason: DropReason::Malformed,
-            egress: GroupTally::None,
-            ingress: GroupTally::None,
         }
     }
 
@@ -121,9 +142,8 @@ impl Entry {
         Denial {
             reason: self.reason,
             sender: self.sender,
-            receiver: self.receiver,
-            egress: self.egress,
-            ingress: self.ingress,
+            egress: GroupTally::decode(self.egress),
+            ingress: GroupTally::decode(self.ingress),
         }
     }
 
@@ -252,12 +272,11 @@ impl DeniedFlows {
                 generation,
                 expires_at: now.saturating_add(self.timeout),
                 sender: denial.sender,
-                receiver: denial.receiver,
+                egress: denial.egress.encode(),
+                ingress: denial.ingress.encode(),
                 key: key.with_vpc(0),
                 side,
                 reason: denial.reason,
-                egress: denial.egress,
-                ingress: denial.ingress,
             };
             self.counters.remembered += 1;
         }
@@ -294,10 +313,24 @@ mod tests {
     const DENIAL: Denial = Denial {
         reason: DropReason::IngressDenied,
         sender: 0,
-        receiver: 1,
-        egress: GroupTally::Allowed(0),
-        ingress: GroupTally::AllDenied,
+        egress: GroupTally::Allowed(3),
+        ingress: GroupTally::AllDenied(7),
     };
+
+    #[test]
+    fn tallies_round_trip() {
+        for t in [
+            GroupTally::None,
+            GroupTally::Allowed(0),
+            GroupTally::Allowed(12345),
+            GroupTally::AllDenied(0),
+            GroupTally::AllDenied(99),
+        ] {
+            assert_eq!(GroupTally::decode(t.encode()), t);
+        }
+        let huge = GroupTally::Allowed(u32::MAX);
+        assert_eq!(GroupTally::decode(huge.encode()), GroupTally::None);
+    }
 
     #[test]
     fn a_denial_is_found_for_its_generation_side_and_time_only() {

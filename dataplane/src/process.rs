@@ -475,11 +475,11 @@ impl<F: Prefetch> Worker<F> {
         // block of packets at a time, through one view of the table per
         // block (the decisions between need the table writable).
         let first = pending_now.get(..TAG_LOOKAHEAD).unwrap_or(pending_now);
-        prefetch_tagged(&lines, &self.prefetcher, first);
+        prefetch_tagged(&lines, &self.denied, &self.prefetcher, first);
         for (b, block) in pending_now.chunks(TAG_LOOKAHEAD).enumerate() {
             if let Some(ahead) = pending_now.get((b + 1) * TAG_LOOKAHEAD..) {
                 let ahead = ahead.get(..TAG_LOOKAHEAD).unwrap_or(ahead);
-                prefetch_tagged(&self.flows.lines(), &self.prefetcher, ahead);
+                prefetch_tagged(&self.flows.lines(), &self.denied, &self.prefetcher, ahead);
             }
             for p in block {
                 let (Some(verdict), Some(pkt)) = (verdicts.get_mut(p.slot), burst.get_mut(p.slot))
@@ -649,14 +649,10 @@ impl<F: Prefetch> Worker<F> {
 
     /// Counts a remembered denial's packet as its classification counted
     /// it (the caller counts the drop); its reason.
+    #[inline(always)]
     fn replay_denial(&mut self, snapshot: &PolicySnapshot, denial: &Denial) -> DropReason {
         self.counters.denied_remembered += 1;
-        let sender = endpoint_of(snapshot, denial.sender);
-        let receiver = endpoint_of(snapshot, denial.receiver);
-        self.count_group_tallies(
-            snapshot,
-            [(sender, denial.egress), (receiver, denial.ingress)],
-        );
+        self.count_group_tallies(snapshot, [denial.egress, denial.ingress]);
         denial.reason
     }
 
@@ -675,11 +671,8 @@ impl<F: Prefetch> Worker<F> {
             Endpoint::Eni(src) => snapshot.decide_routed(src, p.route, &p.fields, SgDetail::Groups),
             Endpoint::Uplink => snapshot.decide_from_uplink(&p.fields, SgDetail::Groups),
         };
-        let tallies = group_tallies(&decision);
-        self.count_group_tallies(
-            snapshot,
-            [(Some(p.src), tallies[0]), (Some(p.dst), tallies[1])],
-        );
+        let tallies = group_tallies(snapshot, p, &decision);
+        self.count_group_tallies(snapshot, tallies);
         let untracked = decision.untracked
             || (decision.verdict == PolicyVerdict::Allow
                 && reply_of_untracked(snapshot, p, &decision));
@@ -730,7 +723,6 @@ impl<F: Prefetch> Worker<F> {
                     let denial = Denial {
                         reason,
                         sender: p.src.cached(),
-                        receiver: p.dst.cached(),
                         egress: tallies[0],
                         ingress: tallies[1],
                     };
@@ -757,6 +749,12 @@ impl<F: Prefetch> Worker<F> {
         match self.established_plain(p, now, snapshot) {
             Lane::Forward(Some(output)) => forward_through(pkt, output, p, snapshot),
             Lane::Forward(None) => Err(DropReason::NoRoute),
+            // No flow: a flow the rules denied a moment ago costs one more
+            // hashed lookup (its line prefetched with the flow table's).
+            Lane::Absent => match self.remembered_plain_denial(p, now, snapshot) {
+                Some(reason) => Err(reason),
+                None => self.decide_plain_in_full(p, pkt, now, snapshot, Lane::Absent),
+            },
             lane => self.decide_plain_in_full(p, pkt, now, snapshot, lane),
         }
     }
@@ -846,12 +844,6 @@ impl<F: Prefetch> Worker<F> {
         // The frame is as the first pass read it (the lane does not touch
         // it); read again rather than kept, which would cost every
         // established packet the stores.
-        if let Lane::Absent = lane {
-            // A flow the rules denied a moment ago: one more hashed lookup.
-            if let Some(reason) = self.remembered_plain_denial(p, now, snapshot) {
-                return Err(reason);
-            }
-        }
         let plain = parse_plain_ipv4(pkt.data()).ok_or(DropReason::Malformed)?;
         let full = route_plain_frame(p, &plain, snapshot)?;
         match lane {
@@ -871,31 +863,24 @@ impl<F: Prefetch> Worker<F> {
     /// Per-group counters of new flows: the group whose rule allowed each
     /// side, or every group of the side that denied ([`group_tallies`]),
     /// for the sender's egress and the receiver's ingress.
-    fn count_group_tallies(
-        &mut self,
-        snapshot: &PolicySnapshot,
-        sides: [(Option<Endpoint>, GroupTally); 2],
-    ) {
-        for (end, tally) in sides {
-            let Some(Endpoint::Eni(eni)) = end else {
-                continue;
-            };
-            let groups = snapshot.sg_set_groups(snapshot.eni(eni).sg_set);
+    #[inline(always)]
+    fn count_group_tallies(&mut self, snapshot: &PolicySnapshot, tallies: [GroupTally; 2]) {
+        for tally in tallies {
             match tally {
                 GroupTally::None => {}
-                GroupTally::AllDenied => {
-                    for g in groups {
+                GroupTally::Allowed(group) => {
+                    if let Some(c) = self.group_allowed.get_mut(group as usize) {
+                        *c += 1;
+                    }
+                }
+                GroupTally::AllDenied(set) => {
+                    let Some(set) = snapshot.sg_set_by_index(set) else {
+                        continue;
+                    };
+                    for g in snapshot.sg_set_groups(set) {
                         if let Some(c) = self.group_denied.get_mut(g.index()) {
                             *c += 1;
                         }
-                    }
-                }
-                GroupTally::Allowed(at) => {
-                    if let Some(c) = groups
-                        .get(usize::from(at))
-                        .and_then(|g| self.group_allowed.get_mut(g.index()))
-                    {
-                        *c += 1;
                     }
                 }
             }
@@ -965,25 +950,31 @@ impl<F: Prefetch> Worker<F> {
 }
 
 /// What a new flow's decision counts per security group, for the sender's
-/// egress and the receiver's ingress: the lowest allowing group, or every
-/// group of a side that denied.
-fn group_tallies(decision: &palisade_policy::FlowDecision) -> [GroupTally; 2] {
-    let tally = |side: Option<palisade_policy::SgMatch>| match side {
-        None => GroupTally::None,
-        Some(m) if m.groups == 0 => GroupTally::AllDenied,
-        // Below 32: the groups are a `u32`'s bits.
-        Some(m) => GroupTally::Allowed(m.groups.trailing_zeros() as u8),
+/// egress and the receiver's ingress: the lowest allowing group of the
+/// side's set, or every group of a side that denied (by the set's index,
+/// so that a remembered denial counts them without the ENI).
+fn group_tallies(
+    snapshot: &PolicySnapshot,
+    p: &Pending,
+    decision: &palisade_policy::FlowDecision,
+) -> [GroupTally; 2] {
+    let tally = |end: Endpoint, side: Option<palisade_policy::SgMatch>| {
+        let (Endpoint::Eni(eni), Some(m)) = (end, side) else {
+            return GroupTally::None;
+        };
+        let set = snapshot.eni(eni).sg_set;
+        if m.groups == 0 {
+            return GroupTally::AllDenied(set.index() as u32);
+        }
+        snapshot
+            .sg_set_groups(set)
+            .get(m.groups.trailing_zeros() as usize)
+            .map_or(GroupTally::None, |g| GroupTally::Allowed(g.index() as u32))
     };
-    [tally(decision.egress), tally(decision.ingress)]
-}
-
-/// The endpoint a flow caches as `cached` (see [`Endpoint::cached`]), if
-/// the snapshot has it.
-fn endpoint_of(snapshot: &PolicySnapshot, cached: u32) -> Option<Endpoint> {
-    if cached == UPLINK_ENDPOINT {
-        return Some(Endpoint::Uplink);
-    }
-    snapshot.eni_by_index(cached).map(Endpoint::Eni)
+    [
+        tally(p.src, decision.egress),
+        tally(p.dst, decision.ingress),
+    ]
 }
 
 /// Counts a dropped packet; its verdict.
@@ -1009,12 +1000,20 @@ fn prefetch(
 }
 
 /// Starts loading the flow entries the bucket tags of `block`'s packets
-/// point at (see [`FlowLines::prefetch_tagged`]).
+/// point at (see [`FlowLines::prefetch_tagged`]), or, for a packet whose
+/// key the tags say no flow has, its slot in the denied-flow memory: a
+/// denied flood's packets then find their denial in cache as established
+/// packets find their flow.
 #[inline(always)]
-fn prefetch_tagged(flows: &FlowLines<'_>, prefetcher: &impl Prefetch, block: &[Pending]) {
+fn prefetch_tagged(
+    flows: &FlowLines<'_>,
+    denied: &DeniedFlows,
+    prefetcher: &impl Prefetch,
+    block: &[Pending],
+) {
     for p in block {
-        if p.kind != PendingKind::LaterFragment {
-            flows.prefetch_tagged(p.hash, prefetcher);
+        if p.kind != PendingKind::LaterFragment && flows.prefetch_tagged(p.hash, prefetcher) {
+            denied.prefetch(p.hash, prefetcher);
         }
     }
 }
