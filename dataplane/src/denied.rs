@@ -39,7 +39,7 @@
 //! the denial (not refreshed by hits), so a flood re-classifies each of its
 //! flows once per timeout at most, and the memory turns over to new flows.
 
-use palisade_flow::{FlowKey, Prefetch, Seconds, Side};
+use palisade_flow::{FlowKey, Seconds, Side};
 
 use crate::verdict::DropReason;
 
@@ -206,14 +206,6 @@ impl DeniedFlows {
     #[inline(always)]
     fn slots(&self, hash: u64) -> (usize, usize) {
         (hash as usize & self.mask, (hash >> 32) as usize & self.mask)
-    }
-
-    /// Starts loading the first slot `find(hash, …)` reads.
-    #[inline(always)]
-    pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
-        if let Some(entry) = self.entries.get(self.slots(hash).0) {
-            prefetcher.prefetch(&entry.expires_at);
-        }
     }
 
     /// The live denial of the packet sent by `side` of `key` (its scope is
