@@ -835,9 +835,6 @@ impl<F: Prefetch> Worker<F> {
         snapshot: &PolicySnapshot,
         lane: Lane,
     ) -> Result<u16, DropReason> {
-        // The frame is as the first pass read it (the lane does not touch
-        // it); read again rather than kept, which would cost every
-        // established packet the stores.
         if let Lane::Absent = lane {
             // No flow: a flow the rules denied a moment ago costs one more
             // hashed lookup. Out of the established lane's inlined code,
@@ -847,6 +844,9 @@ impl<F: Prefetch> Worker<F> {
                 return Err(reason);
             }
         }
+        // The frame is as the first pass read it (the lane does not touch
+        // it); read again rather than kept, which would cost every
+        // established packet the stores.
         let plain = parse_plain_ipv4(pkt.data()).ok_or(DropReason::Malformed)?;
         let full = route_plain_frame(p, &plain, snapshot)?;
         match lane {
