@@ -44,8 +44,11 @@
 //!   untimed pass: each packet is a remembered denial.
 //!   `process_burst_32_classified*` turns the memory off: each packet is
 //!   classified from scratch, what every denied packet cost before. Set
-//!   beside `established_1k`, the ratio says what a denied flood costs
-//!   against established traffic.
+//!   beside `established_*`, the ratio says what a denied flood costs
+//!   against established traffic: in instructions `established_1k` is the
+//!   match (the same lane up to the lookup); in time `established_64k`,
+//!   whose lookups, like the 10 K denied flows', land all over the
+//!   worker's 2^20-flow table.
 //!
 //! Every pass checks that the benchmark measured what it says (every ACK a
 //! flow hit, every SYN a new tracked flow, nothing dropped).
