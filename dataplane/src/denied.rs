@@ -33,13 +33,15 @@
 //! from the flow table, so a denied flow never takes a tracked
 //! connection's room nor counts against the conntrack allowance. Each key
 //! has two candidate slots from two halves of its hash: a lookup reads
-//! the first and, only if it holds another key, the second; a new denial
+//! the first (prefetched a few packets ahead when the flow table's bucket
+//! tags show no flow for the key) and, only if it holds another key, the
+//! second; a new denial
 //! takes a dead candidate (vacant, expired or of another generation) or
 //! else the one closer to expiry. Entries live a short, fixed time from
 //! the denial (not refreshed by hits), so a flood re-classifies each of its
 //! flows once per timeout at most, and the memory turns over to new flows.
 
-use palisade_flow::{FlowKey, Seconds, Side};
+use palisade_flow::{FlowKey, Prefetch, Seconds, Side};
 
 use crate::verdict::DropReason;
 
@@ -206,6 +208,14 @@ impl DeniedFlows {
     #[inline(always)]
     fn slots(&self, hash: u64) -> (usize, usize) {
         (hash as usize & self.mask, (hash >> 32) as usize & self.mask)
+    }
+
+    /// Starts loading the first slot `find(hash, …)` reads.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64, prefetcher: &impl Prefetch) {
+        if let Some(entry) = self.entries.get(self.slots(hash).0) {
+            prefetcher.prefetch(&entry.expires_at);
+        }
     }
 
     /// The live denial of the packet sent by `side` of `key` (its scope is
