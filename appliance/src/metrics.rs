@@ -325,6 +325,13 @@ fn build(
         "Flows re-checked against a newer policy generation.",
         &["worker"],
     )?;
+    let denied_remembered = counter(
+        &r,
+        "denied_remembered_total",
+        "Denied frames decided by the denied-flow memory rather than the rules \
+         (each also counted in drops_total under its reason).",
+        &["worker"],
+    )?;
     let flows = gauge(&r, "flows", "Flows in the worker's table.", &["worker"])?;
     let capacity = gauge(
         &r,
@@ -425,6 +432,9 @@ fn build(
         untracked.with_label_values(&wl).inc_by(c.untracked);
         related.with_label_values(&wl).inc_by(c.related);
         revalidations.with_label_values(&wl).inc_by(c.revalidations);
+        denied_remembered
+            .with_label_values(&wl)
+            .inc_by(c.denied_remembered);
         for reason in DropReason::ALL {
             drops
                 .with_label_values(&[reason.label(), worker.as_str()])

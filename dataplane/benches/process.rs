@@ -37,6 +37,19 @@
 //!   a worker sized for 2^20 flows; when the pool is used up the worker is
 //!   replaced outside the timing, so the table is between 0 and 25 % full.
 //!
+//! - `denied_10k/*`: the same big VPC; 10,000 SYNs of distinct flows the
+//!   rules deny (a flood of refused connection attempts), replayed over
+//!   and over. `process_burst_32*` runs the worker as the appliance does,
+//!   its denied-flow memory (`palisade_dataplane::denied`) warmed by one
+//!   untimed pass: each packet is a remembered denial.
+//!   `process_burst_32_classified*` turns the memory off: each packet is
+//!   classified from scratch, what every denied packet cost before. Set
+//!   beside `established_*`, the ratio says what a denied flood costs
+//!   against established traffic: in instructions `established_1k` is the
+//!   match (the same lane up to the lookup); in time `established_64k`,
+//!   whose lookups, like the 10 K denied flows', land all over the
+//!   worker's 2^20-flow table.
+//!
 //! Every pass checks that the benchmark measured what it says (every ACK a
 //! flow hit, every SYN a new tracked flow, nothing dropped).
 //!
@@ -953,6 +966,155 @@ fn new_flows_case<F: Prefetch + Copy>(
     );
 }
 
+// ---------------------------------------------------------------------------
+// Denied flows.
+
+const DENIED_FLOWS: usize = 10_000;
+
+/// `DENIED_FLOWS` SYNs of distinct connections the rules deny, in random
+/// order: from a sender (its 1,008 egress rules checked) to one of the
+/// ENIs with a few typical groups, on ports they do not open.
+fn denied_syns(spec: &PolicySpec, snapshot: &PolicySnapshot) -> FrameArray {
+    let idx: Vec<EniIdx> = (0..ENDS)
+        .map(|i| snapshot.eni_by_id(&spec.enis[i].id).expect("ENI compiled"))
+        .collect();
+    let mut rng = Rng(0xdead);
+    let mut seen = HashSet::with_capacity(DENIED_FLOWS);
+    let mut frames = FrameArray::new();
+    let mut tried = 0usize;
+    let mut reasons = std::collections::BTreeMap::new();
+    while frames.len() < DENIED_FLOWS {
+        tried += 1;
+        assert!(tried < 100 * DENIED_FLOWS, "too few denied candidates");
+        let s = rng.below(ENDS);
+        let r = 2 * ENDS + rng.below(ENIS - 2 * ENDS);
+        let sport = 1024 + rng.below(64512) as u16;
+        let dport = rng.below(65536) as u16;
+        let fields = PacketFields::l4(
+            IpAddr::V4(eni_v4(s)),
+            IpAddr::V4(eni_v4(r)),
+            Protocol::TCP,
+            sport,
+            dport,
+        );
+        let PolicyVerdict::Deny(reason) = snapshot.decide(idx[s], &fields).verdict else {
+            continue;
+        };
+        if seen.insert((s, r, sport, dport)) {
+            *reasons.entry(format!("{reason:?}")).or_insert(0usize) += 1;
+            frames.push(&tcp_frame(
+                &spec.enis[s],
+                &spec.enis[r],
+                sport,
+                dport,
+                flags::SYN,
+            ));
+        }
+    }
+    eprintln!(
+        "denied_10k: {DENIED_FLOWS} denied SYNs from {tried} candidates, by reason {reasons:?}"
+    );
+    frames
+}
+
+fn denied(c: &mut Criterion) {
+    if icount_case().is_some_and(|case| !case.starts_with("denied_10k/")) {
+        return;
+    }
+    let spec = big_vpc();
+    let snapshot = PolicySnapshot::compile(&spec, 1).expect("big VPC compiles");
+    let frames = denied_syns(&spec, &snapshot);
+    let mut group = c.benchmark_group("denied_10k");
+    group.throughput(Throughput::Elements(BURST as u64));
+    let cases: [(&str, bool); 2] = [
+        ("process_burst_32", true),
+        ("process_burst_32_classified", false),
+    ];
+    for (id, remembered) in cases {
+        denied_case(&mut group, id, PlainLoad, remembered, &snapshot, &frames);
+        #[cfg(feature = "dpdk")]
+        denied_case(
+            &mut group,
+            &format!("{id}_cpu_prefetch"),
+            CpuPrefetch,
+            remembered,
+            &snapshot,
+            &frames,
+        );
+    }
+    group.finish();
+}
+
+/// Replays the denied SYNs through a worker prefetching with `prefetcher`,
+/// with its denied-flow memory (`remembered`) or without, after one
+/// untimed pass; checks that every packet was dropped as denied, and
+/// remembered or classified as asked.
+fn denied_case<F: Prefetch>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    prefetcher: F,
+    remembered: bool,
+    snapshot: &PolicySnapshot,
+    frames: &FrameArray,
+) {
+    if icount_skips("denied_10k", id) {
+        return;
+    }
+    let mut worker = Worker::with_prefetcher(
+        WorkerConfig {
+            max_flows: 1 << 20,
+            denied_flows: if remembered {
+                WorkerConfig::default().denied_flows
+            } else {
+                0
+            },
+            ..WorkerConfig::default()
+        },
+        prefetcher,
+    )
+    .expect("worker");
+    let mut burst = Burst::new(frames.frame_len);
+    let forwarded = run_all(&mut worker, snapshot, frames, &mut burst);
+    assert_eq!(forwarded, 0, "every SYN denied");
+    let check = |before: &WorkerCounters, after: &WorkerCounters| {
+        let packets = after.packets - before.packets;
+        let denied = [
+            DropReason::EgressDenied,
+            DropReason::IngressDenied,
+            DropReason::NaclDenied,
+        ]
+        .iter()
+        .map(|r| after.dropped(*r) - before.dropped(*r))
+        .sum::<u64>();
+        assert_eq!(denied, packets, "every packet denied by the rules");
+        let hits = after.denied_remembered - before.denied_remembered;
+        if remembered {
+            // Flows displaced from the memory are classified again.
+            assert!(hits * 100 >= packets * 99, "{hits} of {packets} remembered");
+        } else {
+            assert_eq!(hits, 0);
+        }
+        assert_eq!(after.new_flows, 0);
+    };
+    let before = worker.counters().clone();
+    run_all(&mut worker, snapshot, frames, &mut burst);
+    check(&before, worker.counters());
+    if icount_case().is_some() {
+        icount_bursts(&mut worker, snapshot, frames, &mut burst);
+    }
+    let before = worker.counters().clone();
+    let mut next = 0;
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            burst.reset(frames.burst(next), frames.frame_len);
+            burst.run(&mut worker, snapshot);
+            next = (next + 1) % frames.bursts();
+            black_box(&burst.verdicts);
+        });
+    });
+    check(&before, worker.counters());
+}
+
 fn config() -> Criterion {
     // Two shared cores: short, steady runs.
     Criterion::default()
@@ -964,6 +1126,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = established, new_flows
+    targets = established, new_flows, denied
 }
 criterion_main!(benches);

@@ -30,6 +30,10 @@ pub struct WorkerCounters {
     pub related: u64,
     /// Flows re-validated against a newer policy generation.
     pub revalidations: u64,
+    /// Denied packets decided by the denied-flow memory
+    /// ([`crate::denied`]) instead of the rules: each is also counted in
+    /// `drops` under the reason the rules gave.
+    pub denied_remembered: u64,
 }
 
 impl Default for WorkerCounters {
@@ -45,6 +49,7 @@ impl Default for WorkerCounters {
             untracked: 0,
             related: 0,
             revalidations: 0,
+            denied_remembered: 0,
         }
     }
 }
@@ -74,6 +79,7 @@ impl WorkerCounters {
         self.untracked += other.untracked;
         self.related += other.related;
         self.revalidations += other.revalidations;
+        self.denied_remembered += other.denied_remembered;
     }
 }
 
@@ -126,7 +132,7 @@ impl SharedCounters {
             c.untracked,
             c.related,
             c.revalidations,
-            0,
+            c.denied_remembered,
         ];
         let gauges = [flows.flows, flows.capacity, flows.available, flows.refused];
         let values = scalars.iter().chain(c.drops.iter()).chain(gauges.iter());
@@ -148,6 +154,7 @@ impl SharedCounters {
             untracked: v(6),
             related: v(7),
             revalidations: v(8),
+            denied_remembered: v(9),
             ..WorkerCounters::default()
         };
         for (i, d) in c.drops.iter_mut().enumerate() {
@@ -181,6 +188,7 @@ mod tests {
             untracked: 7,
             related: 8,
             revalidations: 9,
+            denied_remembered: 10,
             ..WorkerCounters::default()
         };
         for (i, d) in c.drops.iter_mut().enumerate() {

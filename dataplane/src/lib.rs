@@ -12,6 +12,8 @@
 //!   loads, or (feature `dpdk`) the CPU's prefetch instruction.
 //! - [`verdict`]: [`Verdict`] and the one [`DropReason`] enum every counter uses.
 //! - [`counters`]: per-worker counters, summed on read.
+//! - [`denied`]: the memory of denied flows, so a denied flood costs a
+//!   lookup per packet rather than a classification.
 //! - [`dispatch`]: which worker owns a frame when the NIC cannot hash.
 //! - [`reference`](mod@reference): the same semantics as plain code, the oracle of the
 //!   differential tests.
@@ -23,6 +25,7 @@
 
 pub mod buffer;
 pub mod counters;
+pub mod denied;
 pub mod dispatch;
 pub mod prefetch;
 pub mod process;

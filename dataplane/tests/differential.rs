@@ -390,6 +390,9 @@ enum Event {
     Error(u8),
     /// The `n`-th earlier packet again as a first fragment, then a later one.
     Fragment(u8, bool),
+    /// The `n`-th earlier packet again, as sent: a flood of one flow (a
+    /// denied one then meets the denied-flow memory).
+    Repeat(u8),
     /// Time passes.
     Wait(u8),
     /// A rule change, published as the next generation.
@@ -403,6 +406,7 @@ fn event() -> impl Strategy<Value = Event> {
         6 => (any::<u8>(), any::<u8>()).prop_map(|(n, f)| Event::Reply(n, f)),
         1 => any::<u8>().prop_map(Event::Error),
         1 => (any::<u8>(), any::<bool>()).prop_map(|(n, first)| Event::Fragment(n, first)),
+        3 => any::<u8>().prop_map(Event::Repeat),
         2 => any::<u8>().prop_map(Event::Wait),
         1 => any::<u64>().prop_map(Event::Change),
     ]
@@ -595,6 +599,15 @@ impl Harness {
         Ok(())
     }
 
+    fn repeat_event(&mut self, n: u8) -> Result<(), TestCaseError> {
+        if self.sent.is_empty() {
+            return Ok(());
+        }
+        let original = &self.sent[usize::from(n) % self.sent.len()];
+        let (port, bytes) = (original.port, frame(&original.spec));
+        self.check(port, &bytes)
+    }
+
     fn error_event(&mut self, n: u8) -> Result<(), TestCaseError> {
         if self.sent.is_empty() {
             return Ok(());
@@ -694,6 +707,7 @@ fn run(seed: u64, events: &[Event]) -> Result<usize, TestCaseError> {
             Event::Reply(n, f) => h.reply_event(n, f)?,
             Event::Error(n) => h.error_event(n)?,
             Event::Fragment(n, first) => h.fragment_event(n, first)?,
+            Event::Repeat(n) => h.repeat_event(n)?,
             Event::Wait(dt) => h.now += [0, 1, 5, 29, 31, 61, 121, 200][usize::from(dt % 8)],
             Event::Change(c) => {
                 mutate(&mut h.spec, c);
@@ -741,10 +755,11 @@ fn conversations_cover_the_verdicts() {
         };
         for _ in 0..200 {
             let r = rng.next().to_le_bytes();
-            let result = match r[0] % 10 {
+            let result = match r[0] % 11 {
                 0..=4 => h.send_event(r[1], r[2], r[3], r[4], r[5]),
                 5..=7 => h.reply_event(r[1], r[2]),
                 8 => h.error_event(r[1]),
+                9 => h.repeat_event(r[1]),
                 _ => h.fragment_event(r[1], r[2] % 2 == 0),
             };
             result.expect("agrees");
@@ -763,11 +778,15 @@ fn conversations_cover_the_verdicts() {
         if h.worker.counters().related > 0 {
             seen.insert("related");
         }
+        if h.worker.counters().denied_remembered > 0 {
+            seen.insert("denied_remembered");
+        }
     }
     for needed in [
         "forwarded",
         "flow_hits",
         "related",
+        "denied_remembered",
         "spoofed",
         "unknown_source",
         "no_route",

@@ -24,7 +24,11 @@
 //! After each burst: exactly one verdict per frame and none past the end;
 //! the verdicts agree with the counters' deltas, reason by reason;
 //! `packets == forwarded + replied + dropped_total`; forwarded and answered
-//! frames still parse and come from the router's MAC.
+//! frames still parse and come from the router's MAC. The worker's
+//! denied-flow memory is tiny (4 entries, so flows displace each other),
+//! and a twin worker without one gets the same bursts: the two must give
+//! the same verdicts, the same output bytes and the same counters (the
+//! memory's own hit count aside).
 //!
 //! The seed corpus in `corpus/process/` is written by
 //! `cargo run --example process_seeds -- corpus/process` (in `fuzz/`).
@@ -185,15 +189,48 @@ fn check_burst(
     );
 }
 
+/// The twin without a denied-flow memory decided the burst alike.
+fn check_twin(
+    worker: &Worker,
+    twin: &Worker,
+    burst: &[HeapPacket],
+    verdicts: &[Verdict],
+    twin_burst: &[HeapPacket],
+    twin_verdicts: &[Verdict],
+) {
+    assert_eq!(verdicts, twin_verdicts, "verdicts with and without the memory");
+    for (a, b) in burst.iter().zip(twin_burst) {
+        assert_eq!(a.data(), b.data(), "output with and without the memory");
+    }
+    let strip = |c: &WorkerCounters| WorkerCounters {
+        denied_remembered: 0,
+        ..c.clone()
+    };
+    assert_eq!(
+        strip(worker.counters()),
+        strip(twin.counters()),
+        "counters with and without the memory"
+    );
+    assert_eq!(worker.group_allowed(), twin.group_allowed());
+    assert_eq!(worker.group_denied(), twin.group_denied());
+}
+
 fuzz_target!(|data: &[u8]| {
     let snapshots = snapshots();
-    let mut worker = Worker::new(WorkerConfig {
+    let config = WorkerConfig {
         max_flows: 16,
         max_fragmented_datagrams: 4,
         expiry_buckets_per_burst: 1,
+        denied_flows: 4,
         ..WorkerConfig::default()
+    };
+    let mut worker = Worker::new(config).expect("small worker");
+    let mut twin = Worker::new(WorkerConfig {
+        denied_flows: 0,
+        ..config
     })
     .expect("small worker");
+    let mut twin_verdicts = [UNSET; MAX_FRAMES_PER_BURST + 1];
     let mut input = data;
     let mut burst = Vec::with_capacity(MAX_FRAMES_PER_BURST);
     let mut verdicts = [UNSET; MAX_FRAMES_PER_BURST + 1];
@@ -205,6 +242,14 @@ fuzz_target!(|data: &[u8]| {
         let before = worker.counters().clone();
         verdicts.fill(UNSET);
         let one_past = burst.len() + 1;
+        let mut twin_burst = burst.clone();
+        twin_verdicts.fill(UNSET);
+        twin.process(
+            &mut twin_burst,
+            now,
+            &snapshots[generation],
+            &mut twin_verdicts[..one_past],
+        );
         worker.process(
             &mut burst,
             now,
@@ -218,6 +263,14 @@ fuzz_target!(|data: &[u8]| {
             sent_bytes,
             &burst,
             &verdicts,
+        );
+        check_twin(
+            &worker,
+            &twin,
+            &burst,
+            &verdicts,
+            &twin_burst,
+            &twin_verdicts,
         );
     }
 });

@@ -107,6 +107,17 @@ fn preferred_slot(hash: u64, mask: usize) -> usize {
     home(hash, mask) * SLOTS_PER_BUCKET + preferred_position(hash)
 }
 
+/// See [`IndexLines::tagged_slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tagged {
+    /// The preferred slot carries the key's tag.
+    Preferred,
+    /// This other slot of the home bucket carries it.
+    Displaced(usize),
+    /// No slot of the home bucket carries it.
+    Untagged,
+}
+
 /// The read-only part of a [`BucketIndex`] that prefetching needs, viewed
 /// once for a run of packets: each access through the huge-page mapping
 /// re-checks the mapping's bounds and alignment (about 20 instructions),
@@ -134,14 +145,31 @@ impl IndexLines<'_> {
     /// no slot does. A key stored past its home bucket is not looked for.
     #[inline(always)]
     pub fn displaced_slot(&self, hash: u64) -> Option<usize> {
+        match self.tagged_slot(hash) {
+            Tagged::Displaced(slot) => Some(slot),
+            Tagged::Preferred | Tagged::Untagged => None,
+        }
+    }
+
+    /// What the home bucket's tags (once arrived) say of `hash`'s key:
+    /// likely in its preferred slot, likely in another slot of the bucket,
+    /// or in none of the bucket's slots (most likely absent: only a key
+    /// stored past its home bucket is missed).
+    #[inline(always)]
+    pub fn tagged_slot(&self, hash: u64) -> Tagged {
         let home = home(hash, self.mask);
-        let bucket = self.buckets.get(home)?;
+        let Some(bucket) = self.buckets.get(home) else {
+            return Tagged::Untagged;
+        };
         let tag = BucketIndex::tag(hash);
         if bucket.tags.get(preferred_position(hash)) == Some(&tag) {
-            return None;
+            return Tagged::Preferred;
         }
         let matches = bytes_equal(u64::from_le_bytes(bucket.tags), tag);
-        (matches != 0).then(|| home * SLOTS_PER_BUCKET + (matches.trailing_zeros() / 8) as usize)
+        if matches == 0 {
+            return Tagged::Untagged;
+        }
+        Tagged::Displaced(home * SLOTS_PER_BUCKET + (matches.trailing_zeros() / 8) as usize)
     }
 
     /// See [`BucketIndex::preferred_slot`].

@@ -31,7 +31,7 @@ pub use fragment::{
     DEFAULT_FRAGMENT_TIMEOUT, FirstFragmentVerdict, FragmentCounters, FragmentError, FragmentKey,
     FragmentTable, FragmentVerdict,
 };
-pub use index::{CapacityError, IndexLines, MAX_ENTRIES, PROBE_BUCKETS, SLOTS_PER_BUCKET};
+pub use index::{CapacityError, IndexLines, MAX_ENTRIES, PROBE_BUCKETS, SLOTS_PER_BUCKET, Tagged};
 pub use key::{
     AddressFamily, DEFAULT_HASH_SEED, Direction, FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
     IPPROTO_TCP, IPPROTO_UDP, KeyError, Side,

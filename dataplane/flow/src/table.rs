@@ -42,7 +42,7 @@
 
 use thiserror::Error;
 
-use crate::index::{BucketIndex, CapacityError, IndexLines};
+use crate::index::{BucketIndex, CapacityError, IndexLines, Tagged};
 use crate::key::{Direction, FlowKey, IPPROTO_TCP, Side};
 use crate::pages::PageArray;
 use crate::prefetch::Prefetch;
@@ -361,14 +361,22 @@ impl FlowLines<'_> {
     /// asked for. At the tables' 50 % load a key often sits one or two
     /// slots past its preferred one; without this its entry is a miss
     /// nothing overlaps.
+    ///
+    /// Returns whether the tags say the key is most likely absent (no slot
+    /// of its home bucket carries its tag): a caller with a second place to
+    /// look for such keys (the data plane's denied-flow memory) can start
+    /// that line loading too.
     #[inline(always)]
-    pub fn prefetch_tagged(&self, hash: u64, prefetcher: &impl Prefetch) {
-        if let Some(entry) = self
-            .index
-            .displaced_slot(hash)
-            .and_then(|slot| self.entries.get(slot))
-        {
-            prefetcher.prefetch(&entry.state);
+    pub fn prefetch_tagged(&self, hash: u64, prefetcher: &impl Prefetch) -> bool {
+        match self.index.tagged_slot(hash) {
+            Tagged::Displaced(slot) => {
+                if let Some(entry) = self.entries.get(slot) {
+                    prefetcher.prefetch(&entry.state);
+                }
+                false
+            }
+            Tagged::Preferred => false,
+            Tagged::Untagged => true,
         }
     }
 }

@@ -1485,6 +1485,14 @@ impl PolicySnapshot {
         self.topology.sets.get(set.index()).map_or(&[], |s| &**s)
     }
 
+    /// The set of groups at `index` in this snapshot's table (an index the
+    /// data plane cached from [`SgSetIdx::index`] under this snapshot's
+    /// generation), or `None` past its end.
+    #[inline(always)]
+    pub fn sg_set_by_index(&self, index: u32) -> Option<SgSetIdx> {
+        ((index as usize) < self.topology.sets.len()).then_some(SgSetIdx(index))
+    }
+
     /// The classifier of one set and direction (for sizing reports).
     pub fn classifier(&self, set: SgSetIdx, dir: Direction) -> Option<&SetClassifier> {
         self.classifiers.get(set.index()).map(|c| &*c[dir.index()])
