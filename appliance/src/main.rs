@@ -5,8 +5,10 @@
 //! up.
 
 mod demo;
+mod explain;
 mod metrics;
 mod pipeline;
+mod replay;
 mod run;
 mod startup;
 
@@ -79,7 +81,68 @@ enum Command {
         #[arg(long, value_name = "SECRET", requires = "access_key_id")]
         secret_access_key: Option<String>,
     },
+    /// Say what the appliance would do with one packet and why: the route,
+    /// the deciding NACL entries and security-group rules, tracking, and the
+    /// policy generation (docs/EXPLAIN.md). Offline, against --config (or
+    /// the demo) or --state-dir; the running appliance answers the same at
+    /// GET /explain on its metrics listener.
+    Explain {
+        #[command(flatten)]
+        world: explain::WorldArgs,
+        /// The sender: an ENI id, an address (the ENI owning it, else the
+        /// outside world through the uplink) or `uplink`.
+        #[arg(long, value_name = "ENI|ADDR|uplink", required_unless_present = "pcap")]
+        from: Option<String>,
+        /// The source address (default: the sender's first address of the
+        /// destination's IP version).
+        #[arg(long, value_name = "ADDR")]
+        src: Option<std::net::IpAddr>,
+        /// The destination address.
+        #[arg(long, value_name = "ADDR", required_unless_present = "pcap")]
+        to: Option<std::net::IpAddr>,
+        /// tcp, udp, icmp, icmpv6 or a protocol number.
+        #[arg(long, value_name = "PROTO", default_value = "tcp")]
+        protocol: String,
+        /// TCP/UDP source port.
+        #[arg(long, default_value_t = 40000)]
+        src_port: u16,
+        /// TCP/UDP destination port.
+        #[arg(long, default_value_t = 0)]
+        dst_port: u16,
+        /// ICMP type.
+        #[arg(long, default_value_t = 8)]
+        icmp_type: u8,
+        /// ICMP code.
+        #[arg(long, default_value_t = 0)]
+        icmp_code: u8,
+        /// Explain a captured frame instead (with --frame).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "to"])]
+        pcap: Option<PathBuf>,
+        /// The frame of --pcap, 1-based.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        frame: usize,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a pcap file through the real packet path, offline: each
+    /// frame's verdict, statefully, and the deciding rules of new flows.
+    Replay {
+        /// A classic pcap file of Ethernet frames.
+        #[arg(value_name = "IN.pcap")]
+        input: PathBuf,
+        #[command(flatten)]
+        world: explain::WorldArgs,
+        /// The port every frame arrives on (default: the port of the ENI or
+        /// uplink owning the frame's source MAC and VLAN).
+        #[arg(long, value_name = "NAME")]
+        port: Option<String>,
+        /// One JSON object per frame instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -107,6 +170,37 @@ fn main() -> ExitCode {
             })
             .map_err(|e| e.to_string())
         }),
+        Command::Explain {
+            world,
+            from,
+            src,
+            to,
+            protocol,
+            src_port,
+            dst_port,
+            icmp_type,
+            icmp_code,
+            pcap,
+            frame,
+            json,
+        } => explain::command(&world, pcap.as_deref(), frame, json, || {
+            Ok(explain::Query {
+                from: from.as_deref().unwrap_or_default().parse()?,
+                src,
+                to: to.ok_or("--to is required")?,
+                protocol: explain::parse_protocol(&protocol)?,
+                src_port,
+                dst_port,
+                icmp_type,
+                icmp_code,
+            })
+        }),
+        Command::Replay {
+            input,
+            world,
+            port,
+            json,
+        } => replay::command(&input, &world, port.as_deref(), json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,3 +236,4 @@ fn ports(source: &ProfileSource) -> Result<(), StartupError> {
     eal.cleanup()?;
     Ok(())
 }
+
