@@ -365,9 +365,17 @@ impl Explanation {
             ",\"route\":{{\"kind\":\"{kind}\",\"to\":{to},\"via\":\"{}\"}}",
             self.via
         );
-        let _ = write!(out, ",\"nacl_egress\":{}", nacl_json(d.nacl_egress.as_ref()));
+        let _ = write!(
+            out,
+            ",\"nacl_egress\":{}",
+            nacl_json(d.nacl_egress.as_ref())
+        );
         let _ = write!(out, ",\"sg_egress\":{}", sg_json(d.egress.as_ref()));
-        let _ = write!(out, ",\"nacl_ingress\":{}", nacl_json(d.nacl_ingress.as_ref()));
+        let _ = write!(
+            out,
+            ",\"nacl_ingress\":{}",
+            nacl_json(d.nacl_ingress.as_ref())
+        );
         let _ = write!(out, ",\"sg_ingress\":{}", sg_json(d.ingress.as_ref()));
         let (verdict, tracked, reason) = match d.outcome {
             Outcome::Allowed { tracked } => ("allow", tracked.to_string(), "null".to_owned()),
@@ -416,9 +424,8 @@ fn sg_json(step: Option<&SgStep>) -> String {
     step.map_or_else(
         || "null".to_owned(),
         |s| {
-            let list = |ids: &mut dyn Iterator<Item = &str>| {
-                ids.map(string).collect::<Vec<_>>().join(",")
-            };
+            let list =
+                |ids: &mut dyn Iterator<Item = &str>| ids.map(string).collect::<Vec<_>>().join(",");
             format!(
                 "{{\"eni\":{},\"groups\":[{}],\"allowing\":[{}],\"rule\":{},\"untracked\":{}}}",
                 string(s.eni.as_str()),
@@ -665,12 +672,14 @@ pub fn command(
         None => {
             let mut query = query()?;
             // A configuration name (`eni-a`) for the ENI's id.
-            if let From::Name(name) = &query.from {
-                let id = w
-                    .config
-                    .id_of(ObjectKind::NetworkInterface, name)
-                    .ok_or_else(|| format!("--from {name}: no such ENI id or name"))?;
-                query.from = From::Eni(id.to_owned());
+            if let From::Name(name) | From::Eni(name) = &query.from {
+                match w.config.id_of(ObjectKind::NetworkInterface, name) {
+                    Some(id) => query.from = From::Eni(id.to_owned()),
+                    None if matches!(query.from, From::Name(_)) => {
+                        return Err(format!("--from {name}: no such ENI id or name"));
+                    }
+                    None => {}
+                }
             }
             explain(&w.snapshot, &query)?
         }

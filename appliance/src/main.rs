@@ -143,7 +143,6 @@ enum Command {
     },
 }
 
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -236,4 +235,3 @@ fn ports(source: &ProfileSource) -> Result<(), StartupError> {
     eal.cleanup()?;
     Ok(())
 }
-

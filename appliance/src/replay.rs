@@ -227,7 +227,9 @@ pub fn json_lines(replayed: &[Replayed]) -> String {
                 string(&r.output.clone().unwrap_or_else(|| format!("port {port}"))),
                 "null".to_owned(),
             ),
-            Verdict::Reply { port } => ("reply", string(&format!("port {port}")), "null".to_owned()),
+            Verdict::Reply { port } => {
+                ("reply", string(&format!("port {port}")), "null".to_owned())
+            }
             Verdict::Drop(reason) => ("drop", "null".to_owned(), string(reason.label())),
         };
         let explanation = r
