@@ -179,6 +179,14 @@ pub struct Query {
     pub icmp_code: u8,
 }
 
+/// The source port when none is given (CLI and HTTP alike): an
+/// ephemeral port, as a client's.
+pub const DEFAULT_SRC_PORT: u16 = 40000;
+/// The ICMP type when none is given: an echo request (8, or 128 for ICMPv6).
+pub fn default_icmp_type(protocol: u8) -> u8 {
+    if protocol == 58 { 128 } else { 8 }
+}
+
 /// A protocol by name (`tcp`, `udp`, `icmp`, `icmpv6`) or number.
 pub fn parse_protocol(s: &str) -> Result<u8, String> {
     match s.to_ascii_lowercase().as_str() {
@@ -564,14 +572,14 @@ fn parse_http_query(query: &str) -> Result<Query, String> {
         }
     }
     let take = |name: &str| params.get(name).map(String::as_str);
-    let number = |name: &str| -> Result<u16, String> {
-        take(name).map_or(Ok(0), |v| {
+    let number = |name: &str, default: u16| -> Result<u16, String> {
+        take(name).map_or(Ok(default), |v| {
             v.parse()
                 .map_err(|_| format!("{name}={v:?}: expected a number"))
         })
     };
-    let small = |name: &str| -> Result<u8, String> {
-        take(name).map_or(Ok(0), |v| {
+    let small = |name: &str, default: u8| -> Result<u8, String> {
+        take(name).map_or(Ok(default), |v| {
             v.parse()
                 .map_err(|_| format!("{name}={v:?}: expected a number 0-255"))
         })
@@ -592,6 +600,7 @@ fn parse_http_query(query: &str) -> Result<Query, String> {
             return Err(format!("unknown parameter {name:?}"));
         }
     }
+    let protocol = parse_protocol(take("protocol").ok_or("missing protocol=")?)?;
     Ok(Query {
         from: take("from").ok_or("missing from=")?.parse()?,
         src: take("src")
@@ -601,11 +610,11 @@ fn parse_http_query(query: &str) -> Result<Query, String> {
             .ok_or("missing to=")?
             .parse()
             .map_err(|_| "to=: not an address".to_owned())?,
-        protocol: parse_protocol(take("protocol").ok_or("missing protocol=")?)?,
-        src_port: number("src-port")?,
-        dst_port: number("dst-port")?,
-        icmp_type: small("icmp-type")?,
-        icmp_code: small("icmp-code")?,
+        protocol,
+        src_port: number("src-port", DEFAULT_SRC_PORT)?,
+        dst_port: number("dst-port", 0)?,
+        icmp_type: small("icmp-type", default_icmp_type(protocol))?,
+        icmp_code: small("icmp-code", 0)?,
     })
 }
 

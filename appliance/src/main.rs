@@ -104,14 +104,14 @@ enum Command {
         #[arg(long, value_name = "PROTO", default_value = "tcp")]
         protocol: String,
         /// TCP/UDP source port.
-        #[arg(long, default_value_t = 40000)]
+        #[arg(long, default_value_t = explain::DEFAULT_SRC_PORT)]
         src_port: u16,
         /// TCP/UDP destination port.
         #[arg(long, default_value_t = 0)]
         dst_port: u16,
-        /// ICMP type.
-        #[arg(long, default_value_t = 8)]
-        icmp_type: u8,
+        /// ICMP type (default: echo request, 8 or ICMPv6's 128).
+        #[arg(long)]
+        icmp_type: Option<u8>,
         /// ICMP code.
         #[arg(long, default_value_t = 0)]
         icmp_code: u8,
@@ -183,14 +183,15 @@ fn main() -> ExitCode {
             frame,
             json,
         } => explain::command(&world, pcap.as_deref(), frame, json, || {
+            let protocol = explain::parse_protocol(&protocol)?;
             Ok(explain::Query {
                 from: from.as_deref().unwrap_or_default().parse()?,
                 src,
                 to: to.ok_or("--to is required")?,
-                protocol: explain::parse_protocol(&protocol)?,
+                protocol,
                 src_port,
                 dst_port,
-                icmp_type,
+                icmp_type: icmp_type.unwrap_or(explain::default_icmp_type(protocol)),
                 icmp_code,
             })
         }),
