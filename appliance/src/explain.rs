@@ -19,7 +19,7 @@ use palisade_controlplane::store::{DATABASE_FILE, Store};
 use palisade_dataplane::DropReason;
 use palisade_dataplane::policy::{
     Decision, DenyReason, EniIdx, ExplainedRoute, NaclStep, Outcome, PacketFields, PolicyCell,
-    PolicySnapshot, SgStep, deny_text,
+    PolicySnapshot, SgId, SgStep, deny_text,
 };
 use palisade_dataplane::wire::{FrameInfo, L3Info, L4Info, parse_frame};
 
@@ -437,8 +437,8 @@ fn sg_json(step: Option<&SgStep>) -> String {
             format!(
                 "{{\"eni\":{},\"groups\":[{}],\"allowing\":[{}],\"rule\":{},\"untracked\":{}}}",
                 string(s.eni.as_str()),
-                list(&mut s.groups.iter().map(|g| g.as_str())),
-                list(&mut s.allowing.iter().map(|g| g.as_str())),
+                list(&mut s.groups.iter().map(SgId::as_str)),
+                list(&mut s.allowing.iter().map(SgId::as_str)),
                 s.rule
                     .as_ref()
                     .map_or_else(|| "null".to_owned(), |r| string(r.as_str())),
@@ -667,31 +667,28 @@ pub fn command(
     query: impl FnOnce() -> Result<Query, String>,
 ) -> Result<(), String> {
     let w = load_world(world.config.as_deref(), world.state_dir.as_deref())?;
-    let e = match pcap {
-        Some(path) => {
-            let frames = crate::replay::read_pcap(path)?;
-            let (_, bytes) = frame
-                .checked_sub(1)
-                .and_then(|i| frames.get(i))
-                .ok_or_else(|| format!("{}: no frame {frame}", path.display()))?;
-            let (src, fields) = frame_fields(&w.snapshot, bytes, None)
-                .map_err(|e| format!("frame {frame}: {e}"))?;
-            explain_fields(&w.snapshot, src, &fields)
-        }
-        None => {
-            let mut query = query()?;
-            // A configuration name (`eni-a`) for the ENI's id.
-            if let From::Name(name) | From::Eni(name) = &query.from {
-                match w.config.id_of(ObjectKind::NetworkInterface, name) {
-                    Some(id) => query.from = From::Eni(id.to_owned()),
-                    None if matches!(query.from, From::Name(_)) => {
-                        return Err(format!("--from {name}: no such ENI id or name"));
-                    }
-                    None => {}
+    let e = if let Some(path) = pcap {
+        let frames = crate::replay::read_pcap(path)?;
+        let (_, bytes) = frame
+            .checked_sub(1)
+            .and_then(|i| frames.get(i))
+            .ok_or_else(|| format!("{}: no frame {frame}", path.display()))?;
+        let (src, fields) =
+            frame_fields(&w.snapshot, bytes, None).map_err(|e| format!("frame {frame}: {e}"))?;
+        explain_fields(&w.snapshot, src, &fields)
+    } else {
+        let mut query = query()?;
+        // A configuration name (`eni-a`) for the ENI's id.
+        if let From::Name(name) | From::Eni(name) = &query.from {
+            match w.config.id_of(ObjectKind::NetworkInterface, name) {
+                Some(id) => query.from = From::Eni(id.to_owned()),
+                None if matches!(query.from, From::Name(_)) => {
+                    return Err(format!("--from {name}: no such ENI id or name"));
                 }
+                None => {}
             }
-            explain(&w.snapshot, &query)?
         }
+        explain(&w.snapshot, &query)?
     };
     if json {
         println!("{}", e.json());

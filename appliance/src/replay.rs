@@ -8,6 +8,7 @@
 //! of the ENI (or the uplink) whose MAC and VLAN the frame carries, unless
 //! `--port` names one for the whole file.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use palisade_dataplane::flow::Seconds;
@@ -202,15 +203,10 @@ fn verdict_text(r: &Replayed) -> String {
 pub fn text(replayed: &[Replayed]) -> String {
     let mut out = String::new();
     for r in replayed {
-        out.push_str(&format!(
-            "{:>5}  {}  {}\n",
-            r.index,
-            r.summary,
-            verdict_text(r)
-        ));
+        let _ = writeln!(out, "{:>5}  {}  {}", r.index, r.summary, verdict_text(r));
         if let Some(e) = &r.explanation {
             for line in e.decision.to_string().lines().skip(1) {
-                out.push_str(&format!("         {}\n", line.trim_start()));
+                let _ = writeln!(out, "         {}", line.trim_start());
             }
         }
     }
@@ -236,15 +232,17 @@ pub fn json_lines(replayed: &[Replayed]) -> String {
             .explanation
             .as_ref()
             .map_or_else(|| "null".to_owned(), Explanation::json);
-        out.push_str(&format!(
-            "{{\"index\":{},\"summary\":{},\"verdict\":\"{verdict}\",\"to\":{to},\"drop_reason\":{reason},\"new_flow\":{},\"explanation\":{explanation}}}\n",
+        let _ = writeln!(
+            out,
+            "{{\"index\":{},\"summary\":{},\"verdict\":\"{verdict}\",\"to\":{to},\"drop_reason\":{reason},\"new_flow\":{},\"explanation\":{explanation}}}",
             r.index,
             string(&r.summary),
             r.explanation.is_some()
-        ));
+        );
     }
     out
 }
+
 /// `palisade replay`.
 pub fn command(
     input: &std::path::Path,

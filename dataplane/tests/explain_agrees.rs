@@ -426,12 +426,11 @@ fn random_packet(rng: &mut Rng, spec: &PolicySpec) -> (Option<usize>, PacketFiel
 /// reference's. Returns the outcome, for coverage.
 fn check_packet(spec: &PolicySpec, snapshot: &PolicySnapshot, rng: &mut Rng) -> Outcome {
     let (sender, fields, payload) = random_packet(rng, spec);
-    let (src_mac, vlan, port) = match sender {
-        Some(i) => (spec.enis[i].mac, spec.enis[i].vlan, spec.enis[i].port),
-        None => {
-            let up = spec.uplink.expect("uplink");
-            (up.mac, up.vlan, up.port)
-        }
+    let (src_mac, vlan, port) = if let Some(i) = sender {
+        (spec.enis[i].mac, spec.enis[i].vlan, spec.enis[i].port)
+    } else {
+        let up = spec.uplink.expect("uplink");
+        (up.mac, up.vlan, up.port)
     };
     let explained = match sender {
         Some(i) => {

@@ -227,6 +227,36 @@ fn running_appliance_explains_at_its_metrics_listener() {
     assert_eq!(r.status, 200, "{}", r.body);
     let online: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(online, offline, "online and offline explanations differ");
+    // Offline from the running appliance's state directory: the same
+    // answer, and the store it holds is not written.
+    let database = dir.path().join("palisade.sqlite3");
+    let before = std::fs::read(&database).unwrap();
+    let from_store = explain_json(&[
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+        "--from",
+        &eni_a,
+        "--to",
+        "10.0.2.20",
+        "--dst-port",
+        "80",
+    ]);
+    assert_eq!(from_store, offline, "the state directory's answer differs");
+    assert_eq!(
+        std::fs::read(&database).unwrap(),
+        before,
+        "the store was written"
+    );
+    let (ok, _, err) = palisade(&[
+        "explain",
+        "--state-dir",
+        "/nonexistent",
+        "--from",
+        "uplink",
+        "--to",
+        "10.0.2.20",
+    ]);
+    assert!(!ok && err.contains("no store"), "{err}");
     let r = get("/explain?from=10.0.1.10&to=10.0.2.20&protocol=tcp&dst-port=22");
     let denied: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(denied["drop_reason"], "ingress_denied");
