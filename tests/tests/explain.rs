@@ -6,6 +6,8 @@
 //! eni-b (10.0.2.20, groups web + ssh) on TCP 80, not on 22 (SSH only from
 //! an admin address).
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
@@ -266,4 +268,188 @@ fn running_appliance_explains_at_its_metrics_listener() {
         422
     );
     guard.stop("TERM", Duration::from_secs(10)).unwrap();
+}
+
+/// Removes DPDK's runtime directory of a test's file prefix.
+struct RuntimeDir(PathBuf);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The demo's ports as `net_pcap` ports reading `in-NAME.pcap`.
+fn pcap_profile(dir: &std::path::Path, prefix: &str) -> PathBuf {
+    let mut text = format!(
+        "workers = [1]\n\n[eal]\nlcores = [0, 1]\nmain_lcore = 0\nfile_prefix = \"{prefix}\"\n\
+         log_level = \"notice\"\n\n[eal.memory]\nmode = \"no-huge\"\nmemory_mb = 128\n\n\
+         [mempool]\nmbufs = 4095\ncache = 64\n"
+    );
+    for (i, name) in ["eni-a", "eni-b", "eni-c"].iter().enumerate() {
+        let _ = write!(
+            text,
+            "\n[[ports]]\nname = \"{name}\"\nvdev = \"net_pcap{i},rx_pcap={rx},tx_pcap={tx}\"\n\
+             rx_descriptors = 256\ntx_descriptors = 256\n",
+            rx = dir.join(format!("in-{name}.pcap")).display(),
+            tx = dir.join(format!("out-{name}.pcap")).display(),
+        );
+    }
+    let path = dir.join("profile.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The real data plane (the demo world on `net_pcap` ports) drops exactly
+/// what `palisade replay` says it drops, for the same reasons, and its
+/// `GET /explain` is the offline answer.
+#[test]
+fn replay_and_explain_agree_with_the_running_data_plane() {
+    if !palisade_e2e::is_root() {
+        eprintln!("skip: the data plane needs root (DPDK's runtime directory)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("pal-explain-{}", std::process::id());
+    let _runtime = RuntimeDir(std::path::Path::new("/var/run/dpdk").join(&prefix));
+    let profile = pcap_profile(dir.path(), &prefix);
+    let config_text = std::fs::read_to_string(demo_config())
+        .unwrap()
+        .replace(
+            "profile = \"builtin:tap-demo\"",
+            &format!("profile = \"{}\"", profile.display()),
+        )
+        .replace(
+            "state_dir = \"./var\"",
+            &format!("state_dir = \"{}/var\"", dir.path().display()),
+        )
+        .replace(
+            "api_listen = \"127.0.0.1:8080\"",
+            "api_listen = \"127.0.0.1:0\"",
+        );
+    let config = dir.path().join("demo.toml");
+    std::fs::write(&config, &config_text).unwrap();
+    let c = Ipv4Addr::new(10, 0, 2, 30);
+    let syn = |dp| {
+        frame(&FrameSpec::new(
+            ENI_A_MAC,
+            ROUTER_MAC,
+            A,
+            B,
+            Payload::Tcp {
+                src_port: 41000 + dp,
+                dst_port: dp,
+                flags: flags::SYN,
+            },
+        ))
+    };
+    let inputs = [
+        ("eni-a", vec![syn(80), syn(22), syn(23)]),
+        (
+            "eni-b",
+            vec![arp_request(
+                ENI_B_MAC,
+                None,
+                Ipv4Addr::new(10, 0, 2, 20),
+                Ipv4Addr::new(10, 0, 2, 1),
+            )],
+        ),
+        (
+            "eni-c",
+            vec![frame(&FrameSpec::new(
+                [2, 0, 0, 0, 0, 2],
+                ROUTER_MAC,
+                IpAddr::V4(c),
+                B,
+                Payload::Udp {
+                    src_port: 5000,
+                    dst_port: 53,
+                },
+            ))],
+        ),
+    ];
+    // What replay says, file by file (each file's frames come in on its port).
+    let mut replayed_drops: BTreeMap<String, u64> = BTreeMap::new();
+    let mut total = 0;
+    for (name, frames) in &inputs {
+        let path = dir.path().join(format!("in-{name}.pcap"));
+        pcap::write(&path, frames).unwrap();
+        total += frames.len();
+        let (ok, out, err) = palisade(&[
+            "replay",
+            path.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--port",
+            name,
+            "--json",
+        ]);
+        assert!(ok, "replay {name}: {err}");
+        for line in out.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if let Some(reason) = v["drop_reason"].as_str() {
+                *replayed_drops.entry(reason.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(
+        replayed_drops.values().sum::<u64>(),
+        3,
+        "{replayed_drops:?}"
+    );
+
+    let metrics = free_local_addr();
+    let mut guard =
+        palisade_e2e::appliance::start_palisade(&config, metrics, Duration::from_secs(30))
+            .expect("palisade starts");
+    let samples = guard
+        .wait_for("every frame processed", Duration::from_secs(20), |_| {
+            let samples = prom::scrape(metrics).ok()?;
+            let n = prom::sum(&samples, "palisade_worker_packets_total", &[])?;
+            (n as usize >= total).then_some(samples)
+        })
+        .unwrap();
+    for reason in [
+        "ingress_denied",
+        "egress_denied",
+        "nacl_denied",
+        "spoofed",
+        "no_route",
+    ] {
+        let counted = prom::sum(&samples, "palisade_drops_total", &[("reason", reason)])
+            .unwrap_or(0.0) as u64;
+        let replayed = replayed_drops.get(reason).copied().unwrap_or(0);
+        assert_eq!(
+            counted, replayed,
+            "drops for {reason}: data plane {counted}, replay {replayed}"
+        );
+    }
+    let offline = {
+        let (ok, out, err) = palisade(&[
+            "explain",
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+            "--from",
+            "eni-c",
+            "--to",
+            "10.0.2.20",
+            "--protocol",
+            "udp",
+            "--dst-port",
+            "53",
+        ]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let eni_c = offline["from"].as_str().unwrap();
+    let r = prom::http_get(
+        metrics,
+        &format!("/explain?from={eni_c}&to=10.0.2.20&protocol=udp&dst-port=53"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(serde_json::from_str::<Value>(&r.body).unwrap(), offline);
+    guard.stop("TERM", Duration::from_secs(20)).unwrap();
 }
