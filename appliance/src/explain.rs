@@ -691,11 +691,23 @@ pub fn command(
         explain(&w.snapshot, &query)?
     };
     if json {
-        println!("{}", e.json());
+        write_stdout(&(e.json() + "\n"))
     } else {
-        print!("{}", e.text());
+        write_stdout(&e.text())
     }
-    Ok(())
+}
+
+/// Writes a command's answer to stdout: a reader that went away (`| head`)
+/// ends the output quietly, never with a panic as `print!` would.
+pub fn write_stdout(text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("writing the answer: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -262,11 +262,10 @@ pub fn command(
     let frames = read_pcap(input)?;
     let replayed = replay(&w.snapshot, &frames, port)?;
     if json {
-        print!("{}", json_lines(&replayed));
+        explain::write_stdout(&json_lines(&replayed))
     } else {
-        print!("{}", text(&replayed));
+        explain::write_stdout(&text(&replayed))
     }
-    Ok(())
 }
 
 #[cfg(test)]
