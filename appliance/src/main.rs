@@ -7,8 +7,10 @@
 mod output;
 
 mod demo;
+mod explain;
 mod metrics;
 mod pipeline;
+mod replay;
 mod run;
 mod startup;
 mod stop;
@@ -84,6 +86,66 @@ enum Command {
         #[arg(long, value_name = "SECRET", requires = "access_key_id")]
         secret_access_key: Option<String>,
     },
+    /// Say what the appliance would do with one packet and why: the route,
+    /// the deciding NACL entries and security-group rules, tracking, and the
+    /// policy generation (docs/EXPLAIN.md). Offline, against --config (or
+    /// the demo) or --state-dir; the running appliance answers the same at
+    /// GET /explain on its metrics listener.
+    Explain {
+        #[command(flatten)]
+        world: explain::WorldArgs,
+        /// The sender: an ENI id, an address (the ENI owning it, else the
+        /// outside world through the uplink) or `uplink`.
+        #[arg(long, value_name = "ENI|ADDR|uplink", required_unless_present = "pcap")]
+        from: Option<String>,
+        /// The source address (default: the sender's first address of the
+        /// destination's IP version).
+        #[arg(long, value_name = "ADDR")]
+        src: Option<std::net::IpAddr>,
+        /// The destination address.
+        #[arg(long, value_name = "ADDR", required_unless_present = "pcap")]
+        to: Option<std::net::IpAddr>,
+        /// tcp, udp, icmp, icmpv6 or a protocol number.
+        #[arg(long, value_name = "PROTO", default_value = "tcp")]
+        protocol: String,
+        /// TCP/UDP source port.
+        #[arg(long, default_value_t = explain::DEFAULT_SRC_PORT)]
+        src_port: u16,
+        /// TCP/UDP destination port.
+        #[arg(long, default_value_t = 0)]
+        dst_port: u16,
+        /// ICMP type (default: echo request, 8 or ICMPv6's 128).
+        #[arg(long)]
+        icmp_type: Option<u8>,
+        /// ICMP code.
+        #[arg(long, default_value_t = 0)]
+        icmp_code: u8,
+        /// Explain a captured frame instead (with --frame).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "to"])]
+        pcap: Option<PathBuf>,
+        /// The frame of --pcap, 1-based.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        frame: usize,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a pcap file through the real packet path, offline: each
+    /// frame's verdict, statefully, and the deciding rules of new flows.
+    Replay {
+        /// A classic pcap file of Ethernet frames.
+        #[arg(value_name = "IN.pcap")]
+        input: PathBuf,
+        #[command(flatten)]
+        world: explain::WorldArgs,
+        /// The port every frame arrives on (default: the port of the ENI or
+        /// uplink owning the frame's source MAC and VLAN).
+        #[arg(long, value_name = "NAME")]
+        port: Option<String>,
+        /// One JSON object per frame instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,6 +181,38 @@ fn main() -> ExitCode {
                 other => Err(other.to_string()),
             })
         }),
+        Command::Explain {
+            world,
+            from,
+            src,
+            to,
+            protocol,
+            src_port,
+            dst_port,
+            icmp_type,
+            icmp_code,
+            pcap,
+            frame,
+            json,
+        } => explain::command(&world, pcap.as_deref(), frame, json, || {
+            let protocol = explain::parse_protocol(&protocol)?;
+            Ok(explain::Query {
+                from: from.as_deref().unwrap_or_default().parse()?,
+                src,
+                to: to.ok_or("--to is required")?,
+                protocol,
+                src_port,
+                dst_port,
+                icmp_type: icmp_type.unwrap_or(explain::default_icmp_type(protocol)),
+                icmp_code,
+            })
+        }),
+        Command::Replay {
+            input,
+            world,
+            port,
+            json,
+        } => replay::command(&input, &world, port.as_deref(), json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

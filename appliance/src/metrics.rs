@@ -160,6 +160,11 @@ fn answer(
             TextEncoder::new().format_type().to_owned(),
             render(pipelines, control, port_names),
         ),
+        ("GET", p) if p.starts_with("/explain?") || p == "/explain" => {
+            let (status, body) =
+                crate::explain::http(p.split_once('?').map_or("", |q| q.1), &pipelines.policy);
+            (status, "application/json".to_owned(), body)
+        }
         ("GET", "/") => (
             "200 OK",
             "text/plain; charset=utf-8".to_owned(),

@@ -76,8 +76,10 @@ pub enum Outcome {
 pub struct Decision {
     /// The packet.
     pub packet: PacketFields,
-    /// Its sender.
+    /// Its sender (`None`: from the uplink, or an unknown ENI).
     pub source: Option<EniId>,
+    /// It arrives from the uplink.
+    pub from_uplink: bool,
     /// Where it goes.
     pub route: ExplainedRoute,
     /// The checks made, in packet-path order.
@@ -119,6 +121,7 @@ impl PolicySnapshot {
         Decision {
             packet: *pkt,
             source: source.map(|e| e.id.clone()),
+            from_uplink: false,
             route: match d.route {
                 Route::Eni(e) => ExplainedRoute::Eni(self.eni(e).id.clone()),
                 Route::Gateway(s) => ExplainedRoute::Gateway(self.subnet(s).id.clone()),
@@ -129,6 +132,53 @@ impl PolicySnapshot {
             egress: sg_step(Direction::Egress, Some(src), d.egress),
             nacl_ingress: nacl_step(Direction::Ingress, path.ingress, d.nacl_ingress),
             ingress: sg_step(Direction::Ingress, dst_eni, d.ingress),
+            outcome: match d.verdict {
+                Verdict::Allow => Outcome::Allowed {
+                    tracked: !d.untracked,
+                },
+                Verdict::ToRouter => Outcome::ToRouter,
+                Verdict::Deny(r) => Outcome::Denied(r),
+            },
+        }
+    }
+
+    /// Explains the fate of a packet arriving from the uplink (the
+    /// internet side): the route to the owning ENI, its subnet's inbound
+    /// ACL entry and its groups' ingress rules, by name. Runs the data
+    /// plane's own [`PolicySnapshot::decide_from_uplink`]. Allocates.
+    pub fn explain_from_uplink(&self, pkt: &PacketFields) -> Decision {
+        let d = self.decide_from_uplink(pkt, crate::SgDetail::Rules);
+        let dst = match d.route {
+            Route::Eni(e) => Some(e),
+            _ => None,
+        };
+        let nacl_ingress = dst.zip(d.nacl_ingress).map(|(e, decision)| {
+            let subnet = self.subnet(self.eni(e).subnet);
+            NaclStep {
+                direction: Direction::Ingress,
+                subnet: subnet.id.clone(),
+                nacl: self.nacl_id(subnet.nacl).clone(),
+                decision,
+            }
+        });
+        let ingress = dst.zip(d.ingress).map(|(e, m)| {
+            let eni = self.eni(e);
+            self.sg_step(Direction::Ingress, &eni.id, eni.sg_set, m)
+        });
+        Decision {
+            packet: *pkt,
+            source: None,
+            from_uplink: true,
+            route: match d.route {
+                Route::Eni(e) => ExplainedRoute::Eni(self.eni(e).id.clone()),
+                Route::Gateway(s) => ExplainedRoute::Gateway(self.subnet(s).id.clone()),
+                Route::Uplink => ExplainedRoute::Uplink,
+                Route::Unreachable => ExplainedRoute::Unreachable,
+            },
+            nacl_egress: None,
+            egress: None,
+            nacl_ingress,
+            ingress,
             outcome: match d.verdict {
                 Verdict::Allow => Outcome::Allowed {
                     tracked: !d.untracked,
@@ -176,6 +226,7 @@ impl fmt::Display for Decision {
         }
         match &self.source {
             Some(s) => writeln!(f, " from {s}")?,
+            None if self.from_uplink => writeln!(f, " from the uplink")?,
             None => writeln!(f, " from an unknown ENI")?,
         }
         match &self.route {
@@ -244,7 +295,8 @@ impl fmt::Display for Decision {
     }
 }
 
-fn deny_text(reason: DenyReason) -> &'static str {
+/// A sentence for a deny reason, as `explain` prints it.
+pub fn deny_text(reason: DenyReason) -> &'static str {
     match reason {
         DenyReason::UnknownSource => "the sending ENI is unknown",
         DenyReason::SourceNotOwned => {

@@ -47,7 +47,7 @@ mod tests;
 pub use cell::{PolicyCell, PolicyReader, PublishError, ReadersLagging, SnapshotGuard};
 pub use cidr::{CidrError, IpCidr, Ipv4Cidr, Ipv6Cidr};
 pub use classifier::{MAX_GROUPS_PER_ENI, SetClassifier, SgDetail, SgMatch};
-pub use explain::{Decision, ExplainedRoute, NaclStep, Outcome, SgStep};
+pub use explain::{Decision, ExplainedRoute, NaclStep, Outcome, SgStep, deny_text};
 pub use nacl::{
     CATCH_ALL_V4, CATCH_ALL_V6, CompiledNacl, MAX_NACL_RULE_NUMBER, NaclDecision, NaclError,
 };
