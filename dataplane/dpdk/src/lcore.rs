@@ -223,3 +223,57 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     job();
     0
 }
+
+/// A plain thread registered with the EAL (`rte_thread_register`): it has
+/// an lcore id of its own, so the mempool's per-lcore cache serves it like
+/// an EAL lcore. For a worker that cannot have an EAL lcore (its core is
+/// the main lcore's). Unregisters on drop; stays on its thread.
+#[derive(Debug)]
+pub struct RegisteredThread<'eal> {
+    lcore: u32,
+    _eal: PhantomData<&'eal Eal>,
+    /// Registration belongs to the calling thread.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Eal {
+    /// Registers the calling thread, which must not be an EAL lcore yet.
+    pub fn register_thread(&self) -> Result<RegisteredThread<'_>, DpdkError> {
+        let current = self.lcore_id();
+        if current != u32::MAX {
+            return Err(DpdkError::call(
+                format!("rte_thread_register (the thread already is lcore {current})"),
+                EEXIST,
+            ));
+        }
+        // SAFETY: the EAL runs (we hold &Eal); registers the calling
+        // thread, or fails with rte_errno set.
+        let rc = unsafe { sys::rte_thread_register() };
+        if rc != 0 {
+            return Err(DpdkError::from_rte_errno("rte_thread_register"));
+        }
+        Ok(RegisteredThread {
+            lcore: self.lcore_id(),
+            _eal: PhantomData,
+            _not_send: PhantomData,
+        })
+    }
+}
+
+/// `rte_thread_register` refuses a thread that already has an lcore.
+const EEXIST: c_int = 17;
+
+impl RegisteredThread<'_> {
+    /// The lcore id the EAL gave the thread.
+    pub fn lcore(&self) -> u32 {
+        self.lcore
+    }
+}
+
+impl Drop for RegisteredThread<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the guard is not Send, so this is the registered thread;
+        // releases its lcore id.
+        unsafe { sys::rte_thread_unregister() }
+    }
+}

@@ -30,7 +30,7 @@ mod ring;
 
 pub use eal::{Eal, process_is_privileged};
 pub use error::DpdkError;
-pub use lcore::{LcoreHandle, LcoreScope, tsc_cycles};
+pub use lcore::{LcoreHandle, LcoreScope, RegisteredThread, tsc_cycles};
 pub use mbuf::{DEFAULT_BURST, Mbuf, MbufBatch, MbufError};
 pub use mempool::Mempool;
 pub use port::{

@@ -63,6 +63,20 @@ fn closures_run_on_worker_lcores() {
         "the plain thread did not use lcore 1's cache"
     );
 
+    // A registered plain thread gets an lcore id of its own, and the cache.
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            let registered = eal.register_thread().unwrap();
+            let lcore = registered.lcore();
+            assert!(lcore > 1 && lcore == eal.lcore_id(), "lcore {lcore}");
+            assert!(eal.register_thread().is_err(), "registered once");
+            drop(pool.alloc().unwrap());
+            assert!(pool.cached(lcore) > 0);
+            drop(registered);
+            assert_eq!(eal.lcore_id(), u32::MAX);
+        });
+    });
+
     // Not a worker lcore: the main lcore, one outside -l, one past the max.
     for lcore in [0, 2, 100_000] {
         let error = eal.scope(|s| s.launch(lcore, || ()).map(drop)).unwrap_err();
