@@ -575,13 +575,13 @@ pub fn plan_steering(workers: usize, ports: &[SteeringCaps]) -> Vec<Steering> {
         return vec![Steering::Single; ports.len()];
     }
     let own_reason = |caps: &SteeringCaps| -> Option<String> {
-        if !caps.symmetric {
-            Some("the device does not hash both directions of a flow alike (no RSS, or not on IP addresses with the symmetric key)".to_owned())
-        } else if usize::from(caps.rx_queues) != workers {
+        if usize::from(caps.rx_queues) != workers {
             Some(format!(
                 "{} receive queue(s) for {workers} workers (set rx_queues = {workers})",
                 caps.rx_queues
             ))
+        } else if !caps.symmetric {
+            Some("the device does not hash both directions of a flow alike (no RSS, or not on IP addresses with the symmetric key)".to_owned())
         } else if caps.reta_size == 0 || usize::from(caps.reta_size) % workers != 0 {
             Some(format!(
                 "its redirection table ({} entries) does not split evenly over {workers} queues",
@@ -649,7 +649,13 @@ mod tests {
         let Steering::Handoff(why) = &plan[1] else {
             panic!("{plan:?}")
         };
-        assert!(why.contains("does not hash"), "{why}");
+        assert!(why.contains("1 receive queue(s) for 2 workers"), "{why}");
+        let no_rss = [caps("a", 2, true, 128), caps("tap", 2, false, 0)];
+        let plan = plan_steering(2, &no_rss);
+        assert!(
+            matches!(&plan[1], Steering::Handoff(why) if why.contains("does not hash")),
+            "{plan:?}"
+        );
     }
 
     #[test]
