@@ -108,7 +108,7 @@ fn symmetric_rss_replaces_the_hand_off_only_when_every_port_steers() {
     }
     // Worker 1 on EAL lcore 1; worker 0's core is the main lcore's, so it
     // runs on a registered thread with an lcore id of its own.
-    assert_eq!(lcores[1], 1.0, "{stdout}");
+    assert_eq!(lcores[1] as u32, 1, "{stdout}");
     assert!(lcores[0] >= 2.0, "{lcores:?}");
     assert!(
         stdout.contains("palisade: worker 1 on lcore 1 (core 1)"),
