@@ -356,6 +356,12 @@ fn build(
         "New connections refused because the flow table was full.",
         &["worker"],
     )?;
+    let worker_lcore = gauge(
+        &r,
+        "worker_lcore",
+        "The EAL lcore each worker runs on (absent until the worker starts).",
+        &["worker"],
+    )?;
     let worker_generation = gauge(
         &r,
         "worker_policy_generation",
@@ -452,6 +458,10 @@ fn build(
         worker_generation
             .with_label_values(&wl)
             .set(shared.generation.load(Ordering::Relaxed) as i64);
+        let lcore = shared.lcore.load(Ordering::Relaxed);
+        if lcore != crate::pipeline::NO_LCORE {
+            worker_lcore.with_label_values(&wl).set(i64::from(lcore));
+        }
         for (id, p) in shared.ports.iter().enumerate() {
             let port = name_of(id);
             let l = [port.as_str(), worker.as_str()];

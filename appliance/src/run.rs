@@ -47,7 +47,7 @@ use signal_hook::iterator::Signals;
 use crate::demo::{DemoError, DemoLock};
 use crate::metrics::{self, ControlStats};
 use crate::output::{say, say_err};
-use crate::pipeline::{self, Pipelines, TxPath, WorkerIo};
+use crate::pipeline::{self, Pipelines, Steering, SteeringCaps, TxPath, WorkerIo};
 use crate::startup::{self, ProfileSource, StartedPort, StartupError};
 use crate::stop::{Interrupted, StopFlag};
 
@@ -336,11 +336,30 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             ..WorkerConfig::default()
         };
 
+        // How each port's frames reach the worker that owns their flow:
+        // the device's symmetric RSS where every port has it, else the
+        // software hand-off rings.
+        let steering_caps: Vec<SteeringCaps> = ports
+            .iter()
+            .map(|p| SteeringCaps {
+                name: p.name.clone(),
+                rx_queues: p.port.queue_counts().map_or(1, |(rx, _)| rx),
+                symmetric: p.port.steers_symmetrically().unwrap_or(false),
+                reta_size: p.port.info().map_or(0, |info| info.reta_size),
+            })
+            .collect();
+        let steering = pipeline::plan_steering(workers, &steering_caps);
+        for (caps, how) in steering_caps.iter().zip(&steering) {
+            say!("palisade: {}", how.describe(caps, workers));
+        }
+        let any_handoff = steering.iter().any(|s| matches!(s, Steering::Handoff(_)));
+
         // Queues: each port's receive queues spread over the workers; every
         // worker a transmit queue on every port.
         let mut ios: Vec<WorkerIo<'_>> = (0..workers)
             .map(|_| WorkerIo {
                 rx: Vec::new(),
+                rx_handoff: Vec::new(),
                 tx: (0..=max_port).map(|_| TxPath::None).collect(),
                 tx_from_peers: Vec::new(),
                 to_peers: (0..workers).map(|_| None).collect(),
@@ -352,8 +371,14 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             let id = usize::from(port.id());
             let (rx_queues, tx_queues) = port.queue_counts().unwrap_or((1, 1));
             for q in 0..rx_queues {
-                let w = (index + usize::from(q)) % workers;
+                // With RSS, queue q holds the flows hashed to worker q.
+                let (w, handoff) = match steering[index] {
+                    Steering::Rss => (usize::from(q) % workers, false),
+                    Steering::Single => ((index + usize::from(q)) % workers, false),
+                    Steering::Handoff(_) => ((index + usize::from(q)) % workers, true),
+                };
                 ios[w].rx.push(port.rx_queue(q)?);
+                ios[w].rx_handoff.push(handoff);
             }
             // Workers past the port's transmit queues hand their frames to
             // worker 0 over one multi-producer ring.
@@ -381,7 +406,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             }
         }
         ios[0].tx_from_peers = tx_handoffs;
-        if workers > 1 {
+        if workers > 1 && any_handoff {
             for from in 0..workers {
                 for to in 0..workers {
                     if from == to {
@@ -400,51 +425,105 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             }
         }
 
+        // Each worker on its EAL lcore (pinned by EAL, with its own mempool
+        // cache); the scope joins every one before the queues go away.
+        let tsc_hz = eal.tsc_hz();
+        let eal_ref = &eal;
         let outcome = std::thread::scope(|s| -> Result<(), RunError> {
             let pipelines = &pipelines;
             let control: &ControlStats = &control;
-            let handles: Vec<_> = ios
-                .into_iter()
-                .enumerate()
-                .map(|(index, io)| {
-                    std::thread::Builder::new()
-                        .name(format!("palisade-w{index}"))
-                        .spawn_scoped(s, move || {
-                            pipeline::run_worker(index, io, pipelines, worker_config)
-                        })
-                })
-                .collect::<Result<_, _>>()
-                .map_err(RunError::Thread)?;
-            let listener = &listener;
-            let port_names = &port_names;
-            let metrics = std::thread::Builder::new()
-                .name("palisade-metrics".into())
-                .spawn_scoped(s, move || {
-                    metrics::serve(listener, pipelines, control, port_names);
-                })
-                .map_err(RunError::Thread)?;
-            say!("palisade: forwarding. SIGHUP reloads the configuration; Ctrl-C stops.");
-            if let Some(demo) = &demo {
-                crate::output::out(format_args!("{}", demo.instructions()));
-            }
-            let mut watch = PortWatch::new(&ports);
-            wait_for_stop(
-                &mut signals,
-                || on_sighup(options, &ids, &plane, control),
-                || watch.check(),
-            );
-            api.shutdown();
-            pipelines.stop.store(true, Ordering::Relaxed);
-            let mut first_error = None;
-            for h in handles {
-                match h.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => first_error = first_error.or(Some(RunError::Worker(e))),
-                    Err(_) => say_err!("palisade: a worker panicked"),
+            eal.scope(|lcores| -> Result<(), RunError> {
+                // Stops and joins what was launched, then reports `error`.
+                let abort = |handles: Vec<WorkerHandle<'_, '_>>, error| {
+                    pipelines.stop.store(true, Ordering::Relaxed);
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    Err(error)
+                };
+                let mut handles = Vec::with_capacity(workers);
+                let worker_lcores = eal_ref.worker_lcores();
+                for (index, io) in ios.into_iter().enumerate() {
+                    let core = pipelines.workers[index].core;
+                    let lcore = match core {
+                        Some(core) => core as u32,
+                        None => worker_lcores.first().copied().unwrap_or(pipeline::NO_LCORE),
+                    };
+                    let launched = if worker_lcores.contains(&lcore) {
+                        lcores
+                            .launch(lcore, move || {
+                                pipeline::run_worker(
+                                    index,
+                                    io,
+                                    pipelines,
+                                    worker_config,
+                                    eal_ref.lcore_id(),
+                                    tsc_hz,
+                                )
+                            })
+                            .map(WorkerHandle::Lcore)
+                            .map_err(RunError::Dpdk)
+                    } else {
+                        // The configuration's `workers` may name the main
+                        // lcore's core (two workers on a two-core machine),
+                        // which has no EAL worker thread.
+                        say_err!(
+                            "palisade: warning: worker {index}'s core {lcore} is not an EAL worker lcore (worker lcores: {worker_lcores:?}); it runs on a thread pinned there and registered with EAL"
+                        );
+                        std::thread::Builder::new()
+                            .name(format!("palisade-w{index}"))
+                            .spawn_scoped(s, move || {
+                                pipeline::run_worker_on_thread(
+                                    index,
+                                    io,
+                                    pipelines,
+                                    worker_config,
+                                    eal_ref,
+                                    tsc_hz,
+                                )
+                            })
+                            .map(WorkerHandle::Thread)
+                            .map_err(RunError::Thread)
+                    };
+                    match launched {
+                        Ok(handle) => handles.push(handle),
+                        Err(e) => return abort(handles, e),
+                    }
                 }
-            }
-            let _ = metrics.join();
-            first_error.map_or(Ok(()), Err)
+                let listener = &listener;
+                let port_names = &port_names;
+                let metrics = std::thread::Builder::new()
+                    .name("palisade-metrics".into())
+                    .spawn_scoped(s, move || {
+                        metrics::serve(listener, pipelines, control, port_names);
+                    });
+                let metrics = match metrics {
+                    Ok(metrics) => metrics,
+                    Err(e) => return abort(handles, RunError::Thread(e)),
+                };
+                say!("palisade: forwarding. SIGHUP reloads the configuration; Ctrl-C stops.");
+                if let Some(demo) = &demo {
+                    crate::output::out(format_args!("{}", demo.instructions()));
+                }
+                let mut watch = PortWatch::new(&ports);
+                wait_for_stop(
+                    &mut signals,
+                    || on_sighup(options, &ids, &plane, control),
+                    || watch.check(),
+                );
+                api.shutdown();
+                pipelines.stop.store(true, Ordering::Relaxed);
+                let mut first_error = None;
+                for h in handles {
+                    match h.join() {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => first_error = first_error.or(Some(RunError::Worker(e))),
+                        Err(_) => say_err!("palisade: a worker panicked"),
+                    }
+                }
+                let _ = metrics.join();
+                first_error.map_or(Ok(()), Err)
+            })
         });
         print_final_counters(&pipelines, &ports);
         drop(demo);
@@ -533,6 +612,21 @@ impl<'a, 'eal> PortWatch<'a, 'eal> {
                 *warned = Some(Instant::now());
             }
             *errors = now;
+        }
+    }
+}
+
+/// A running worker: on its EAL lcore, or on a registered thread.
+enum WorkerHandle<'scope, 'thread> {
+    Lcore(palisade_dpdk::LcoreHandle<'scope, Result<(), palisade_dataplane::WorkerError>>),
+    Thread(std::thread::ScopedJoinHandle<'thread, Result<(), palisade_dataplane::WorkerError>>),
+}
+
+impl WorkerHandle<'_, '_> {
+    fn join(self) -> std::thread::Result<Result<(), palisade_dataplane::WorkerError>> {
+        match self {
+            WorkerHandle::Lcore(h) => h.join(),
+            WorkerHandle::Thread(h) => h.join(),
         }
     }
 }

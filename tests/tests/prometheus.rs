@@ -134,6 +134,20 @@ fn prometheus_scrapes_palisade_and_promtool_finds_no_problems() {
         )
         .expect("palisade processes its input");
 
+    // The one worker (`workers = [1]`) runs on its EAL lcore, 1, says so at
+    // start-up and in /metrics.
+    let samples = prom::scrape(metrics).expect("scrape /metrics");
+    assert_eq!(
+        prom::sum(&samples, "palisade_worker_lcore", &[("worker", "0")]),
+        Some(1.0),
+        "the worker's lcore gauge"
+    );
+    assert!(
+        palisade.stdout().contains("palisade: worker 0 on lcore 1"),
+        "start-up names the worker's lcore:\n{}",
+        palisade.stdout()
+    );
+
     // promtool lints the exposition exactly as served.
     let exposition =
         prom::http_get(metrics, "/metrics", Duration::from_secs(2)).expect("scrape /metrics");

@@ -100,6 +100,11 @@ unsigned int palisade_lcore_id(void)
 	return rte_lcore_id();
 }
 
+uint64_t palisade_get_tsc_cycles(void)
+{
+	return rte_get_tsc_cycles();
+}
+
 int palisade_errno(void)
 {
 	return rte_errno;

@@ -8,6 +8,8 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_launch.h>
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -44,6 +46,7 @@ int palisade_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 struct rte_mempool *palisade_pktmbuf_pool(const struct rte_mbuf *m);
 
 unsigned int palisade_lcore_id(void);
+uint64_t palisade_get_tsc_cycles(void);
 int palisade_errno(void);
 
 unsigned int palisade_ring_enqueue_burst(struct rte_ring *r, void *const *objs,

@@ -103,6 +103,30 @@ pub enum DpdkError {
     /// freeing the memory under them would be a use-after-free.
     #[error("EAL clean-up skipped: {0} mbuf(s) still outstanding")]
     MbufsOutstanding(u64),
+
+    /// Closures go to worker lcores from the main lcore only: it is the one
+    /// thread allowed to drive `rte_eal_remote_launch`.
+    #[error("lcores are launched from the main lcore {main} only, not from lcore {caller}")]
+    NotMainLcore {
+        /// The main lcore.
+        main: u32,
+        /// The calling thread's lcore (`u32::MAX`: not an EAL thread).
+        caller: u32,
+    },
+
+    /// The lcore is not one of the EAL's worker lcores (not in `-l`, the
+    /// main lcore itself, or a service or non-EAL lcore).
+    #[error("lcore {lcore} is not an EAL worker lcore (worker lcores: {workers})")]
+    NotAWorkerLcore {
+        /// The lcore asked for.
+        lcore: u32,
+        /// The worker lcores there are, comma-separated.
+        workers: String,
+    },
+
+    /// The lcore is still running an earlier closure.
+    #[error("lcore {0} is busy running an earlier launch")]
+    LcoreBusy(u32),
 }
 
 impl DpdkError {

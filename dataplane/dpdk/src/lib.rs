@@ -21,6 +21,7 @@
 
 mod eal;
 mod error;
+mod lcore;
 mod mbuf;
 mod mempool;
 mod port;
@@ -29,6 +30,7 @@ mod ring;
 
 pub use eal::{Eal, process_is_privileged};
 pub use error::DpdkError;
+pub use lcore::{LcoreHandle, LcoreScope, RegisteredThread, tsc_cycles};
 pub use mbuf::{DEFAULT_BURST, Mbuf, MbufBatch, MbufError};
 pub use mempool::Mempool;
 pub use port::{

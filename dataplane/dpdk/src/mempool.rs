@@ -82,6 +82,29 @@ impl<'eal> Mempool<'eal> {
         unsafe { sys::rte_mempool_avail_count(self.pool.as_ptr()) }
     }
 
+    /// The per-lcore cache size the pool was created with.
+    pub fn cache_size(&self) -> u32 {
+        // SAFETY: reads a field of the live pool.
+        unsafe { (*self.pool.as_ptr()).cache_size }
+    }
+
+    /// Buffers in `lcore`'s cache right now (0 for a pool without caches
+    /// or an lcore id out of range). Only EAL lcores use their cache; a
+    /// plain thread goes to the pool's ring for every buffer.
+    pub fn cached(&self, lcore: u32) -> u32 {
+        if lcore >= sys::RTE_MAX_LCORE || self.cache_size() == 0 {
+            return 0;
+        }
+        // SAFETY: reads a field of the live pool.
+        let caches = unsafe { (*self.pool.as_ptr()).local_cache };
+        // SAFETY: with cache_size > 0, local_cache is an array of
+        // RTE_MAX_LCORE caches (rte_mempool_create_empty), and the index is
+        // in range.
+        let cache = unsafe { caches.add(lcore as usize) };
+        // SAFETY: a live cache; `len` is a racy snapshot by design.
+        unsafe { (*cache).len }
+    }
+
     /// Buffers taken out (`capacity - available`).
     pub fn in_use(&self) -> u32 {
         self.capacity().saturating_sub(self.available())

@@ -320,6 +320,29 @@ impl<'eal> Port<'eal> {
         self.set_rss_key(&symmetric_rss_key(len))
     }
 
+    /// True when the configured device steers both directions of every
+    /// flow to one receive queue by itself: RSS on over several queues,
+    /// hashing IP addresses only (so fragments and ICMP follow their flow),
+    /// with the symmetric key — read back from the device, not assumed.
+    /// Which queue a hash picks is the redirection table's business: with
+    /// DPDK's default table (entry `i` → queue `i % queues`) and as many
+    /// queues as workers, the same hash picks the same queue index on every
+    /// such port whose `reta_size` the queue count divides.
+    pub fn steers_symmetrically(&self) -> Result<bool, DpdkError> {
+        let Some((rx_queues, _)) = self.queues else {
+            return Ok(false);
+        };
+        if rx_queues < 2 {
+            return Ok(false);
+        }
+        let hf = self.current_rss_hf()?;
+        if hf == 0 || hf & !sys::PALISADE_ETH_RSS_IP != 0 {
+            return Ok(false);
+        }
+        let key = self.rss_key()?;
+        Ok(key == symmetric_rss_key(key.len()))
+    }
+
     /// The RSS key the device uses now (read back from the PMD).
     pub fn rss_key(&self) -> Result<Vec<u8>, DpdkError> {
         let len = match self.raw_info()?.hash_key_size {
@@ -359,7 +382,9 @@ impl<'eal> Port<'eal> {
     /// the given ring sizes (0: the driver's preferred size), receiving into
     /// `mempool`. With more than one rx queue and a device that can hash,
     /// RSS spreads flows over the queues by IP addresses and TCP/UDP ports
-    /// (with the key from [`Port::set_rss_key`], if set; else the driver's).
+    /// (with the key from [`Port::set_rss_key`], if set; else the driver's),
+    /// or by IP addresses alone with the symmetric key
+    /// ([`Port::use_symmetric_rss`]).
     /// A running port is stopped first.
     pub fn configure(
         &mut self,
@@ -387,8 +412,20 @@ impl<'eal> Port<'eal> {
         }
 
         let mut conf = sys::rte_eth_conf::default();
-        let rss_hf = info.flow_type_rss_offloads
-            & (sys::PALISADE_ETH_RSS_IP | sys::PALISADE_ETH_RSS_TCP | sys::PALISADE_ETH_RSS_UDP);
+        // With the symmetric key, the addresses alone: the ports would
+        // send a flow's fragments (which have none) and its non-TCP/UDP
+        // packets to another queue than its first fragment.
+        let symmetric = self
+            .rss_key
+            .as_deref()
+            .is_some_and(|key| *key == *symmetric_rss_key(key.len()));
+        let ip_only = info.flow_type_rss_offloads & sys::PALISADE_ETH_RSS_IP;
+        let rss_hf = if symmetric && ip_only != 0 {
+            ip_only
+        } else {
+            info.flow_type_rss_offloads
+                & (sys::PALISADE_ETH_RSS_IP | sys::PALISADE_ETH_RSS_TCP | sys::PALISADE_ETH_RSS_UDP)
+        };
         if rx_queues > 1 && rss_hf != 0 {
             conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;

@@ -54,10 +54,18 @@ fn null_port_control_path() {
     port.use_symmetric_rss().unwrap();
     port.configure(2, 2, 256, 256, &pool).unwrap();
     assert_eq!(port.rss_key().unwrap(), SYMMETRIC_RSS_KEY_40);
+    assert!(
+        port.steers_symmetrically().unwrap(),
+        "two queues, IP-only hashing, the symmetric key"
+    );
     // Changing the key of a configured port applies it at once.
     let other_key: Vec<u8> = (0..40).collect();
     port.set_rss_key(&other_key).unwrap();
     assert_eq!(port.rss_key().unwrap(), other_key);
+    assert!(
+        !port.steers_symmetrically().unwrap(),
+        "another key does not steer both directions together"
+    );
     assert!(matches!(
         port.configure(65, 1, 0, 0, &pool),
         Err(DpdkError::TooManyQueues {
