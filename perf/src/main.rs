@@ -159,12 +159,14 @@ enum Command {
         /// ENIs sending (the appliance config must declare the same number).
         #[arg(long, default_value_t = 8)]
         enis: usize,
-        /// Seconds to measure (after --warmup seconds unmeasured).
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
+        /// Seconds to measure (after --warmup seconds unmeasured);
+        /// fractions allowed: new mode's window must end before the
+        /// appliance's flow table fills.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
         /// Unmeasured seconds before the window (after the handshake).
-        #[arg(long, default_value_t = 1)]
-        warmup: u64,
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
         /// The core to run on (the generator's EAL main lcore).
         #[arg(long, default_value_t = 0)]
         lcore: usize,
@@ -276,11 +278,17 @@ fn main() -> ExitCode {
             peer_pid,
             peer_thread,
         } => {
+            let (Ok(warmup), Ok(measure)) = (
+                Duration::try_from_secs_f64(warmup),
+                Duration::try_from_secs_f64(seconds),
+            ) else {
+                return fail(&"--seconds and --warmup must be non-negative numbers of seconds");
+            };
             let options = GenOptions {
                 mode,
                 flows,
-                warmup: Duration::from_secs(warmup),
-                measure: Duration::from_secs(seconds),
+                warmup,
+                measure,
                 link_timeout: Duration::from_secs(10),
                 peer: peer_pid.zip(peer_thread),
             };
