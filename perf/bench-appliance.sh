@@ -197,11 +197,14 @@ run_palisade_pcap() {
         sleep 0.25
     done
     sleep "$WARMUP"
+    local c0 c1
+    c0=$(thread_ticks "$SERVER_PID" palisade-w0)
     scrape "$METRICS" "$WORK/m0"
     t0=$(date +%s.%N)
     sleep "$SECS"
     scrape "$METRICS" "$WORK/m1"
     t1=$(date +%s.%N)
+    c1=$(thread_ticks "$SERVER_PID" palisade-w0)
     stop_process "$SERVER_PID"
     SERVER_PID=
     {
@@ -215,9 +218,12 @@ run_palisade_pcap() {
     tx1=$(metric_sum "$WORK/m1" palisade_port_tx_packets_total 'port="receiver"')
     new0=$(metric_sum "$WORK/m0" palisade_new_flows_total)
     new1=$(metric_sum "$WORK/m1" palisade_new_flows_total)
-    awk -v t0="$t0" -v t1="$t1" -v rx="$((rx1 - rx0))" -v tx="$((tx1 - tx0))" \
-        -v total="$new1" -v window="$((new1 - new0))" \
-        'BEGIN { s = t1 - t0; printf "%.3f %.3f %d %d\n", rx / s / 1e6, tx / s / 1e6, total, window }'
+    local wall handled
+    wall=$(awk -v t0="$t0" -v t1="$t1" 'BEGIN { print t1 - t0 }')
+    handled=$(awk -v w="$wall" -v rx="$((rx1 - rx0))" 'BEGIN { printf "%.3f", rx / w / 1e6 }')
+    awk -v w="$wall" -v tx="$((tx1 - tx0))" -v h="$handled" -v total="$new1" -v window="$((new1 - new0))" \
+        -v cpu="$(per_cpu "$handled" "$((c1 - c0))" "$wall")" \
+        'BEGIN { printf "%s %.3f %d %d %s\n", h, tx / w / 1e6, total, window, cpu }'
 }
 
 # run_testpmd_pcap DIR → "HANDLED FORWARDED" (Mpps): port 0's Rx-pps and
@@ -233,10 +239,14 @@ run_testpmd_pcap() {
     sleep "$WARMUP"
     # Periods printed so far are warm-up (on a loaded machine the stats
     # thread is late now and then, so they are counted, not assumed).
-    local skip
+    local skip c0 c1 t0 t1
     skip=$(grep -c "NIC statistics for port 0" "$out" || true)
+    c0=$(thread_ticks "$SERVER_PID" rte-worker-1)
+    t0=$(date +%s.%N)
     sleep "$SECS"
     sleep 0.5
+    c1=$(thread_ticks "$SERVER_PID" rte-worker-1)
+    t1=$(date +%s.%N)
     stop_process "$SERVER_PID"
     SERVER_PID=
     awk -v skip="$skip" '
@@ -244,7 +254,10 @@ run_testpmd_pcap() {
         /Rx-pps:/ && port == 0 && period > skip { rx += $2; n++ }
         /Tx-pps:/ && port == 1 && period > skip { tx += $2 }
         /Accumulated forward statistics/ { exit }
-        END { if (n) printf "%.3f %.3f\n", rx / n / 1e6, tx / n / 1e6; else print "0 0" }' "$out"
+        END { if (n) printf "%.3f %.3f\n", rx / n / 1e6, tx / n / 1e6; else print "0 0" }' "$out" >"$WORK/tp-rates"
+    local handled forwarded
+    read -r handled forwarded <"$WORK/tp-rates"
+    echo "$handled $forwarded $(per_cpu "$handled" "$((c1 - c0))" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
     if ! grep -q "Rx-pps: *[1-9]" "$out"; then
         { echo "  testpmd forwarded nothing; its output:"; sed 's/^/    /' "$out"; } >>"$LOG"
     fi
@@ -312,7 +325,8 @@ run_testpmd_new() {
 # --- the rounds ---------------------------------------------------------
 echo "load before: $(uptime)"
 echo "SECS=$SECS WARMUP=$WARMUP ROUNDS=$ROUNDS FLOWS=$FLOWS MAX_FLOWS=$MAX_FLOWS NEW_SECS=$NEW_SECS NEW_WARMUP=$NEW_WARMUP NEW_MAX_FLOWS=$NEW_MAX_FLOWS"
-printf '%-5s %-20s %12s %12s %12s %12s %7s  %s\n' round case "pal handled" "pal fwd" "tpmd handled" "tpmd fwd" ratio notes
+printf '%-5s %-20s %12s %12s %12s %12s %7s %12s %12s %7s  %s\n' round case "pal handled" "pal fwd" "tpmd handled" "tpmd fwd" ratio \
+    "pal/cpu-s" "tpmd/cpu-s" ratio notes
 exec 9>"$LOCK"
 for round in $(seq 1 "$ROUNDS"); do
     while read -r name case flows dir; do
@@ -328,22 +342,24 @@ for round in $(seq 1 "$ROUNDS"); do
             note="new flows: $(awk -v r="$pw" 'BEGIN { printf "%.0f", r * 1e6 }')/s ($pc M per worker CPU s); generator ceiling ${tw} Mpps"
             [ "$exceeded" -gt 0 ] && note="$note; FULL: $exceeded refused (table full), window too long"
             r=$(ratio "$pw" "$tw")
-            printf '%-5s %-20s %12s %12s %12s %12s %7s  %s\n' "$round" "$name" "$pw" "$pw" "$tw" "$tw" "$r" "$note"
-            echo "$name $pw $pw $tw $tw $r $exceeded" >>"$RESULTS"
+            rc=$(ratio "$pc" "$tc")
+            printf '%-5s %-20s %12s %12s %12s %12s %7s %12s %12s %7s  %s\n' "$round" "$name" "$pw" "$pw" "$tw" "$tw" "$r" "$pc" "$tc" "$rc" "$note"
+            echo "$name $pw $pw $tw $tw $r $exceeded - $pc $tc $rc" >>"$RESULTS"
             continue
         fi
         run_testpmd_pcap "$dir" >"$WORK/rates"
-        read -r th tf <"$WORK/rates"
+        read -r th tf tc <"$WORK/rates"
         run_palisade_pcap "$dir" >"$WORK/rates"
-        read -r ph pf total window <"$WORK/rates"
+        read -r ph pf total window pc <"$WORK/rates"
         flock -u 9
         r=$(ratio "$ph" "$th")
+        rc=$(ratio "$pc" "$tc")
         note="new flows: $total in all, $window in the window"
         if [ "$case" = north-south ] && [ "$(awk -v f="$pf" 'BEGIN { print (f == 0) }')" = 1 ]; then
             note="$note; 0 FORWARDED: [uplink] does not reach the data plane"
         fi
-        printf '%-5s %-20s %12s %12s %12s %12s %7s  %s\n' "$round" "$name" "$ph" "$pf" "$th" "$tf" "$r" "$note"
-        echo "$name $ph $pf $th $tf $r $total $window" >>"$RESULTS"
+        printf '%-5s %-20s %12s %12s %12s %12s %7s %12s %12s %7s  %s\n' "$round" "$name" "$ph" "$pf" "$th" "$tf" "$r" "$pc" "$tc" "$rc" "$note"
+        echo "$name $ph $pf $th $tf $r $total $window $pc $tc $rc" >>"$RESULTS"
     done <"$ROWS"
 done
 exec 9>&-
@@ -351,20 +367,24 @@ echo "load after: $(uptime)"
 
 # --- summary: medians over the rounds -----------------------------------
 echo
-echo "summary (medians over $ROUNDS rounds; Mpps; ratio = palisade handled / testpmd handled, median of the rounds' ratios)"
-printf '%-20s %12s %12s %12s %12s %7s  %s\n' case "pal handled" "pal fwd" "tpmd handled" "tpmd fwd" ratio notes
+echo "summary (medians over $ROUNDS rounds; Mpps; ratio = palisade handled / testpmd handled, median of the rounds' ratios;"
+echo "/cpu-s: the rate per CPU second of the forwarding thread, palisade-w0 / rte-worker-1: preemption factored out)"
+printf '%-20s %12s %12s %12s %12s %7s %12s %12s %7s  %s\n' case "pal handled" "pal fwd" "tpmd handled" "tpmd fwd" ratio \
+    "pal/cpu-s" "tpmd/cpu-s" ratio notes
 while read -r name case flows dir; do
     col() { awk -v n="$name" -v c="$1" '$1 == n { print $c }' "$RESULTS" | median; }
     if [ "$case" = new-flows ]; then
         pw=$(col 2)
         note="new flows/s: $(awk -v r="$pw" 'BEGIN { printf "%.0f", r * 1e6 }') (absolute); testpmd columns: the generator's ceiling"
         [ "$(col 7)" != 0 ] && note="$note; FULL in some round"
-        printf '%-20s %12s %12s %12s %12s %7s  %s\n' "$name" "$pw" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" "$note"
+        printf '%-20s %12s %12s %12s %12s %7s %12s %12s %7s  %s\n' "$name" "$pw" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" \
+            "$(col 9)" "$(col 10)" "$(col 11)" "$note"
     else
         note="new flows: $(col 7) in all, $(col 8) in the window"
         [ "$case" = north-south ] && [ "$(awk -v f="$(col 3)" 'BEGIN { print (f == 0) }')" = 1 ] &&
             note="$note; 0 FORWARDED: [uplink] does not reach the data plane"
-        printf '%-20s %12s %12s %12s %12s %7s  %s\n' "$name" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" "$note"
+        printf '%-20s %12s %12s %12s %12s %7s %12s %12s %7s  %s\n' "$name" "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" \
+            "$(col 9)" "$(col 10)" "$(col 11)" "$note"
     fi
 done <"$ROWS"
 echo

@@ -101,3 +101,22 @@ stop_process() {
     done
     wait "$pid" 2>/dev/null || true
 }
+
+# thread_ticks PID NAME: CPU clock ticks (user + system) of PID's threads
+# named NAME, summed; 0 if none.
+thread_ticks() {
+    local task ticks=0
+    for task in /proc/"$1"/task/*; do
+        if [ "$(cat "$task/comm" 2>/dev/null)" = "$2" ]; then
+            ticks=$((ticks + $(sed 's/.*) //' "$task/stat" | awk '{ print $12 + $13 }')))
+        fi
+    done
+    echo "$ticks"
+}
+
+# per_cpu RATE TICKS WALL_SECONDS: RATE divided by the share of a core the
+# thread got (TICKS of 1/CLK_TCK s in WALL_SECONDS): its rate per CPU second.
+per_cpu() {
+    awk -v r="$1" -v t="$2" -v w="$3" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { share = t / hz / w; printf "%.3f", (share > 0 ? r / share : 0) }'
+}
