@@ -419,20 +419,17 @@ pub fn testpmd_args(pcap: &Path, sizing: Sizing) -> String {
         Ok(profile) => profile.eal_args().into_iter().skip(1).collect::<Vec<_>>(),
         Err(error) => vec![format!("# the generated profile is invalid: {error}")],
     };
-    lines.extend(
-        [
-            "--".to_owned(),
-            "--forward-mode=io".to_owned(),
-            "--nb-cores=1".to_owned(),
-            "--burst=32".to_owned(),
-            format!("--rxd={DESCRIPTORS}"),
-            format!("--txd={DESCRIPTORS}"),
-            format!("--total-num-mbufs={}", sizing.mbufs),
-            format!("--mbcache={MEMPOOL_CACHE}"),
-            "--stats-period=1".to_owned(),
-        ]
-        .into_iter(),
-    );
+    lines.extend([
+        "--".to_owned(),
+        "--forward-mode=io".to_owned(),
+        "--nb-cores=1".to_owned(),
+        "--burst=32".to_owned(),
+        format!("--rxd={DESCRIPTORS}"),
+        format!("--txd={DESCRIPTORS}"),
+        format!("--total-num-mbufs={}", sizing.mbufs),
+        format!("--mbcache={MEMPOOL_CACHE}"),
+        "--stats-period=1".to_owned(),
+    ]);
     lines.join("\n") + "\n"
 }
 

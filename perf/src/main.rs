@@ -248,7 +248,12 @@ fn main() -> ExitCode {
             case,
             flows,
             max_flows_per_worker,
-        } => match write_case(std::path::Path::new(&dir), case, flows, max_flows_per_worker) {
+        } => match write_case(
+            std::path::Path::new(&dir),
+            case,
+            flows,
+            max_flows_per_worker,
+        ) {
             Ok(files) => {
                 println!("CASE_DIR={}", files.dir.display());
                 println!("CASE_CACHED={}", u8::from(files.cached));
