@@ -75,7 +75,7 @@ run_palisade() {
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$out" >&2; exit 1; }
         sleep 0.25
     done
-    curl -s "http://$METRICS/metrics" >"$WORK/before"
+    wait_for_worker "$METRICS" "$WORK/before" || exit 1
     taskset -c "$GEN_LCORE" "$PERF" gen-memif --socket "$PALISADE_SOCKET" --mode "$mode" \
         --flows "$FLOWS" --enis "$ENIS" --seconds "$SECS" --lcore "$GEN_LCORE" \
         --peer-pid "$SERVER_PID" --peer-thread palisade-w0 >"$WORK/gen.out" 2>&1 || true

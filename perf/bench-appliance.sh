@@ -271,14 +271,7 @@ run_palisade_new() {
         --max-flows-per-worker "$NEW_MAX_FLOWS" >"$cfg"
     mkdir -p /run/palisade
     start_palisade "$cfg"
-    # The worker is live once it has loaded policy generation 1 (it sets
-    # up its flow table first, which takes seconds on a loaded machine).
-    local _
-    for _ in $(seq 1 240); do
-        scrape "$METRICS" "$WORK/m0"
-        [ "$(metric_sum "$WORK/m0" palisade_worker_policy_generation)" -gt 0 ] && break
-        sleep 0.25
-    done
+    wait_for_worker "$METRICS" "$WORK/m0" || exit 1
     sleep 0.5
     scrape "$METRICS" "$WORK/m0"
     taskset -c 0 "$PERF" gen-memif --socket "$MEMIF_SOCKET" --mode new --enis "$ENIS" \

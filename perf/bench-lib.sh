@@ -120,3 +120,21 @@ per_cpu() {
     awk -v r="$1" -v t="$2" -v w="$3" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { share = t / hz / w; printf "%.3f", (share > 0 ? r / share : 0) }'
 }
+
+# wait_for_worker ADDR FILE: waits (up to 60 s) until every worker of the
+# palisade serving /metrics on ADDR has loaded policy generation 1, leaving
+# the last scrape in FILE: "forwarding" is printed before the workers have
+# set up their flow tables (seconds for 4 M entries on a loaded machine),
+# and frames sent before then wait in, or overflow, the port's ring.
+wait_for_worker() {
+    local _
+    for _ in $(seq 1 240); do
+        scrape "$1" "$2" || true
+        if [ -s "$2" ] && ! awk '$1 ~ /^palisade_worker_policy_generation/ && $2 == 0 { z = 1 } END { exit !z }' "$2"; then
+            return 0
+        fi
+        sleep 0.25
+    done
+    echo "palisade's workers did not load the policy within 60 s" >&2
+    return 1
+}
