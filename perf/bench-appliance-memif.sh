@@ -41,14 +41,10 @@ PROFILE=$ROOT/dpdk-config/memif-bench.toml
 PALISADE_SOCKET=/run/palisade/memif.sock
 TESTPMD_SOCKET=/run/palisade/memif-testpmd-$$.sock
 
-command -v "$TESTPMD" >/dev/null || { echo "no $TESTPMD (apt-get install dpdk)" >&2; exit 1; }
-command -v curl >/dev/null || { echo "no curl" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "run as root (DPDK)" >&2; exit 1; }
-
-echo "building palisade and palisade-perf (release) ..." >&2
-(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p palisade -p palisade-perf)
-PALISADE="$TARGET/release/palisade"
-PERF="$TARGET/release/palisade-perf"
+# shellcheck source=perf/bench-lib.sh
+. "$ROOT/perf/bench-lib.sh"
+require_root_and "$TESTPMD" curl
+build_release
 
 WORK=$(mktemp -d /tmp/bench-appliance-memif.XXXXXX)
 LOG=$WORK/log
@@ -63,26 +59,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# gen-memif's output → "WALL CPU" (Mpps received per wall second, per CPU
-# second of the forwarder).
-gen_rates() {
-    awk '/ received [0-9]+ \(/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "Mpps)") { gsub(/\(/, "", $i); wall = $i } }
-         /per forwarder CPU second/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "Mpps") cpu = $i }
-         END { printf "%.3f %.3f\n", wall, cpu }' "$1"
-}
-
-# Non-zero differences between two /metrics scrapes of the counters that
-# say where frames went.
-metric_deltas() {
-    awk 'FNR == NR { if ($1 ~ /^palisade_/) before[$1] = $2; next }
-         $1 ~ /^palisade_(worker_forwarded|worker_packets|new_flows|drops|port_tx_dropped|port_handoff_dropped|conntrack_allowance_exceeded)/ {
-             d = $2 - before[$1]; if (d != 0) printf "    %s %d\n", $1, d }' "$1" "$2"
-}
-
 # run_palisade MODE → "WALL CPU"; the details go to $LOG.
 run_palisade() {
     local mode=$1 out=$WORK/palisade.out
-    "$PALISADE" run --config "$WORK/palisade.toml" --metrics-listen "$METRICS" >"$out" 2>&1 &
+    # A fresh store each run: one left by an earlier run would win over
+    # the configuration.
+    local state
+    state=$(mktemp -d "$WORK/state.XXXXXX")
+    "$PALISADE" run --config "$WORK/palisade.toml" --state-dir "$state" \
+        --metrics-listen "$METRICS" --api-listen 127.0.0.1:0 >"$out" 2>&1 &
     SERVER_PID=$!
     local _
     for _ in $(seq 1 120); do
@@ -90,7 +75,7 @@ run_palisade() {
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$out" >&2; exit 1; }
         sleep 0.25
     done
-    curl -s "http://$METRICS/metrics" >"$WORK/before"
+    wait_for_worker "$METRICS" "$WORK/before" || exit 1
     taskset -c "$GEN_LCORE" "$PERF" gen-memif --socket "$PALISADE_SOCKET" --mode "$mode" \
         --flows "$FLOWS" --enis "$ENIS" --seconds "$SECS" --lcore "$GEN_LCORE" \
         --peer-pid "$SERVER_PID" --peer-thread palisade-w0 >"$WORK/gen.out" 2>&1 || true

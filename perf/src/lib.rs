@@ -4,6 +4,7 @@
 //! `api_bench` drives the control plane's EC2 API from outside.
 
 pub mod api_bench;
+pub mod appliance_bench;
 pub mod cputime;
 pub mod fwd;
 pub mod memif_gen;

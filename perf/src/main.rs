@@ -4,7 +4,9 @@
 //! `perf/bench-appliance-memif.sh` runs `palisade run` (configured by
 //! `memif-config`) and `dpdk-testpmd` in turn, each fed by `gen-memif`;
 //! `perf/bench-api.sh` seeds `palisade run` with `api-config`'s world and
-//! times its EC2 API with `api-latency`.
+//! times its EC2 API with `api-latency`; `perf/bench-appliance.sh` runs
+//! `palisade run` and `dpdk-testpmd` in turn on `appliance-case`'s capture,
+//! profile and configuration.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -15,6 +17,7 @@ use palisade_controlplane::api::Credentials;
 use palisade_dpdk::Eal;
 use palisade_perf::api_bench::world::WorldShape;
 use palisade_perf::api_bench::{LatencyOptions, run_latency};
+use palisade_perf::appliance_bench::{Case, write_case};
 use palisade_perf::fwd::{ForwardSetup, forward_io};
 use palisade_perf::memif_gen::{GenOptions, Mode, run_generator};
 use palisade_perf::traffic::TrafficPlan;
@@ -107,6 +110,25 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         check_every: usize,
     },
+    /// Write (or find, cached by its parameters) one case of
+    /// perf/bench-appliance.sh: a capture of --flows 64-byte UDP frames
+    /// (one per flow), the DPDK profile replaying it, the appliance
+    /// configuration and testpmd's arguments, in DIR/CASE-FLOWS/. Prints
+    /// that directory and its sizes as shell assignments.
+    ApplianceCase {
+        /// The cache directory.
+        #[arg(long)]
+        dir: String,
+        /// What the capture holds.
+        #[arg(long, value_enum)]
+        case: Case,
+        /// Flows (= frames in the capture).
+        #[arg(long)]
+        flows: u64,
+        /// The appliance's flow-table capacity per worker.
+        #[arg(long, default_value_t = 4_194_304)]
+        max_flows_per_worker: u64,
+    },
     /// io-forward between two net_null ports on one core, like
     /// `dpdk-testpmd --forward-mode=io`, and print the rate.
     FwdNull {
@@ -137,12 +159,14 @@ enum Command {
         /// ENIs sending (the appliance config must declare the same number).
         #[arg(long, default_value_t = 8)]
         enis: usize,
-        /// Seconds to measure (after --warmup seconds unmeasured).
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
+        /// Seconds to measure (after --warmup seconds unmeasured);
+        /// fractions allowed: new mode's window must end before the
+        /// appliance's flow table fills.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
         /// Unmeasured seconds before the window (after the handshake).
-        #[arg(long, default_value_t = 1)]
-        warmup: u64,
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
         /// The core to run on (the generator's EAL main lcore).
         #[arg(long, default_value_t = 0)]
         lcore: usize,
@@ -219,6 +243,27 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Command::ApplianceCase {
+            dir,
+            case,
+            flows,
+            max_flows_per_worker,
+        } => match write_case(
+            std::path::Path::new(&dir),
+            case,
+            flows,
+            max_flows_per_worker,
+        ) {
+            Ok(files) => {
+                println!("CASE_DIR={}", files.dir.display());
+                println!("CASE_CACHED={}", u8::from(files.cached));
+                println!("CASE_FRAMES={}", files.sizing.frames);
+                println!("CASE_MBUFS={}", files.sizing.mbufs);
+                println!("CASE_SOCKET_MEM_MB={}", files.sizing.socket_mem_mb);
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
+        },
         Command::FwdNull {
             seconds,
             lcore,
@@ -238,11 +283,17 @@ fn main() -> ExitCode {
             peer_pid,
             peer_thread,
         } => {
+            let (Ok(warmup), Ok(measure)) = (
+                Duration::try_from_secs_f64(warmup),
+                Duration::try_from_secs_f64(seconds),
+            ) else {
+                return fail(&"--seconds and --warmup must be non-negative numbers of seconds");
+            };
             let options = GenOptions {
                 mode,
                 flows,
-                warmup: Duration::from_secs(warmup),
-                measure: Duration::from_secs(seconds),
+                warmup,
+                measure,
                 link_timeout: Duration::from_secs(10),
                 peer: peer_pid.zip(peer_thread),
             };
