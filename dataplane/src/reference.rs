@@ -271,7 +271,7 @@ impl ReferenceRouter {
         } else {
             decide(spec, sender, &route, &fields).map(|(untracked, some_side_untracked)| {
                 // The reply of an untracked flow is untracked too (see
-                // `process::reply_of_untracked`): the same packet the
+                // `process::decide::reply_of_untracked`): the same packet the
                 // other way round is allowed and untracked.
                 let untracked = untracked
                     || (some_side_untracked && {
