@@ -19,6 +19,8 @@ mod diff;
 mod error;
 mod fields;
 pub(crate) mod ids;
+#[cfg(test)]
+mod ipv6_tests;
 mod network_acl;
 mod network_interface;
 mod op;
