@@ -687,10 +687,10 @@ pub(super) fn describe_availability_zones(
             keep &= match filter.name.as_str() {
                 "zone-name" => filter.matches(&zone.name),
                 "zone-id" => filter.matches(&zone.id),
-                "region-name" => filter.matches(&region),
+                // A zone's group and border group are its region here.
+                "region-name" | "group-name" | "network-border-group" => filter.matches(&region),
                 "state" => filter.matches("available"),
                 "zone-type" => filter.matches("availability-zone"),
-                "group-name" | "network-border-group" => filter.matches(&region),
                 "opt-in-status" => filter.matches("opt-in-not-required"),
                 name => return Err(unknown_filter(name)),
             };
