@@ -208,6 +208,11 @@ def test_vpc_ipv6_blocks_associate_and_disassociate(ec2, aws):
     assert ipaddress.ip_network(assoc["Ipv6CidrBlock"]).subnet_of(ipaddress.ip_network(POOL))
     found = ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Ipv6CidrBlockAssociationSet"]
     assert [a["Ipv6CidrBlock"] for a in found] == [assoc["Ipv6CidrBlock"]]
+    # Terraform waits for the association by these filters.
+    by_assoc = ec2.describe_vpcs(Filters=[
+        {"Name": "ipv6-cidr-block-association.association-id", "Values": [assoc["AssociationId"]]},
+        {"Name": "ipv6-cidr-block-association.state", "Values": ["associated"]}])["Vpcs"]
+    assert [v["VpcId"] for v in by_assoc] == [vpc]
     assert refused(ec2.associate_vpc_cidr_block, VpcId=vpc,
                    AmazonProvidedIpv6CidrBlock=True) == "CidrLimitExceeded"
     assert refused(ec2.associate_vpc_cidr_block, VpcId=vpc,

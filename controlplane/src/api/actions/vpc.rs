@@ -136,6 +136,11 @@ fn vpc_matches(
         "ipv6-cidr-block-association.ipv6-cidr-block" => vpc
             .ipv6_cidr
             .is_some_and(|c| filter.matches(&c.to_string())),
+        "ipv6-cidr-block-association.association-id" => {
+            vpc.ipv6_cidr.is_some()
+                && filter.matches(&association_id("vpc-cidr-assoc-v6", vpc.id.as_str()))
+        }
+        "ipv6-cidr-block-association.ipv6-pool" => vpc.ipv6_amazon && filter.matches("Amazon"),
         "is-default" | "isDefault" => filter.matches(if vpc.is_default { "true" } else { "false" }),
         "state" => filter.matches("available"),
         "owner-id" => filter.matches(cx.account_id()),
@@ -409,6 +414,13 @@ fn subnet_matches(
         "ipv6-cidr-block-association.ipv6-cidr-block" => subnet
             .ipv6_cidr
             .is_some_and(|c| filter.matches(&c.to_string())),
+        "ipv6-cidr-block-association.association-id" => {
+            subnet.ipv6_cidr.is_some()
+                && filter.matches(&association_id("subnet-cidr-assoc", subnet.id.as_str()))
+        }
+        "ipv6-cidr-block-association.state" => {
+            subnet.ipv6_cidr.is_some() && filter.matches("associated")
+        }
         "state" => filter.matches("available"),
         "owner-id" => filter.matches(cx.account_id()),
         "default-for-az" | "defaultForAz" => filter.matches(if subnet.default_for_az {
