@@ -209,7 +209,9 @@ fn start_control(
     let listen = options.api_listen.unwrap_or(config.appliance.api_listen);
     let key_id = credentials.access_key_id.clone();
     let secret = credentials.secret_access_key.clone();
-    let settings = ApiSettings::new(config.appliance.account_id.clone(), vec![credentials]);
+    let mut settings = ApiSettings::new(config.appliance.account_id.clone(), vec![credentials]);
+    settings.region.clone_from(&config.appliance.region);
+    settings.ipv6_pool = config.appliance.ipv6_pool;
     let server = api::spawn(
         listen,
         settings,

@@ -33,10 +33,13 @@ ACCOUNT = "123456789012"
 
 # The file seeds an empty store: one prefix list the rule tests can name
 # (ManagedPrefixList actions are not served yet). No ENIs, so the built-in
-# profile's port names do not matter.
+# profile's port names do not matter. No default VPC either (an account
+# whose default VPC was deleted): these tests count and page through the
+# objects they create; test_ipv6_and_default_vpc.py runs with one.
 CONFIG = """\
 [appliance]
 account_id = "123456789012"
+default_vpc = false
 
 [[prefix_list]]
 name = "corp"

@@ -396,3 +396,78 @@ def test_create_plan_change_and_destroy(terraform, palisade, ec2):
         Filters=[{"Name": "network-acl-id", "Values": [ids["acl_id"]]}])["NetworkAcls"] == []
     assert ec2.describe_managed_prefix_lists(
         Filters=[{"Name": "prefix-list-id", "Values": [ids["prefix_list_id"]]}])["PrefixLists"] == []
+
+
+def ipv6_configuration(api_url):
+    """A VPC with an Amazon-provided IPv6 block and a dual-stack subnet
+    carved from it (issue 16: both were refused before)."""
+    return f"""\
+terraform {{
+  required_providers {{
+    aws = {{
+      source  = "hashicorp/aws"
+      version = "{PROVIDER_VERSION}"
+    }}
+  }}
+}}
+
+provider "aws" {{
+  region                      = "{REGION}"
+  access_key                  = "{ACCESS_KEY}"
+  secret_key                  = "{SECRET_KEY}"
+  endpoints {{
+    ec2 = "{api_url}"
+    sts = "{api_url}"
+  }}
+}}
+
+resource "aws_vpc" "v6" {{
+  cidr_block                       = "10.80.0.0/16"
+  assign_generated_ipv6_cidr_block = true
+}}
+
+resource "aws_subnet" "v6" {{
+  vpc_id                          = aws_vpc.v6.id
+  cidr_block                      = "10.80.1.0/24"
+  ipv6_cidr_block                 = cidrsubnet(aws_vpc.v6.ipv6_cidr_block, 8, 1)
+  assign_ipv6_address_on_creation = true
+}}
+
+output "vpc_id" {{
+  value = aws_vpc.v6.id
+}}
+output "vpc_ipv6" {{
+  value = aws_vpc.v6.ipv6_cidr_block
+}}
+output "subnet_id" {{
+  value = aws_subnet.v6.id
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def terraform_v6(tmp_path_factory):
+    binary, missing = terraform_binary()
+    if not binary:
+        pytest.skip(missing)
+    if not PROVIDER_DIR.is_dir():
+        pytest.skip(f"the AWS provider {PROVIDER_VERSION} mirror is missing: no {PROVIDER_DIR}")
+    return Terraform(binary, tmp_path_factory.mktemp("terraform-v6"))
+
+
+def test_ipv6_vpc_and_subnet_apply_plan_clean_and_destroy(terraform_v6, palisade, ec2):
+    terraform = terraform_v6
+    terraform.write(ipv6_configuration(palisade.api_url))
+    terraform("init", "-input=false")
+    terraform("apply", "-auto-approve", "-input=false")
+    ids = terraform.outputs()
+    vpc = ec2.describe_vpcs(VpcIds=[ids["vpc_id"]])["Vpcs"][0]
+    [assoc] = vpc["Ipv6CidrBlockAssociationSet"]
+    assert assoc["Ipv6CidrBlock"] == ids["vpc_ipv6"] and assoc["Ipv6Pool"] == "Amazon"
+    assert ids["vpc_ipv6"].endswith("/56")
+    subnet = ec2.describe_subnets(SubnetIds=[ids["subnet_id"]])["Subnets"][0]
+    assert subnet["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"].endswith("/64")
+    assert subnet["AssignIpv6AddressOnCreation"] is True
+    terraform("plan", "-detailed-exitcode", "-input=false")
+    terraform("destroy", "-auto-approve", "-input=false")
+    assert ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [ids["vpc_id"]]}])["Vpcs"] == []

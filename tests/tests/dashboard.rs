@@ -661,7 +661,7 @@ fn write_world(dir: &Path, prefix: &str) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "[appliance]\nprofile = \"{}\"\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\n\
+            "[appliance]\nprofile = \"{}\"\nstate_dir = \"{}\"\napi_listen = \"127.0.0.1:0\"\ndefault_vpc = false\n\
              access_key_id = \"{TEST_ACCESS_KEY_ID}\"\nsecret_access_key = \"{TEST_SECRET_ACCESS_KEY}\"\n\n\
              [[vpc]]\nname = \"v\"\ncidr = \"10.0.0.0/16\"\n\n\
              [[subnet]]\nname = \"s\"\nvpc = \"v\"\ncidr = \"10.0.1.0/24\"\n\n\

@@ -99,6 +99,10 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// HTTP worker threads.
     pub workers: usize,
+    /// The region whose availability zones the API names.
+    pub region: String,
+    /// The IPv6 pool `AmazonProvidedIpv6CidrBlock` allocates /56s from.
+    pub ipv6_pool: palisade_policy::Ipv6Cidr,
 }
 
 impl ApiSettings {
@@ -110,6 +114,8 @@ impl ApiSettings {
             credentials,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             workers: 4,
+            region: crate::config::ApplianceSettings::default().region,
+            ipv6_pool: crate::config::ApplianceSettings::default().ipv6_pool,
         }
     }
 }
@@ -204,6 +210,11 @@ impl Context<'_> {
     /// The account that owns every object.
     pub fn account_id(&self) -> &str {
         &self.api.settings.account_id
+    }
+
+    /// The appliance's settings (region, IPv6 pool).
+    pub fn settings(&self) -> &ApiSettings {
+        &self.api.settings
     }
 
     /// Submits `op`. Under `DryRun` nothing is written and the request

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use super::Config;
 use crate::model::{
-    Model, NetworkAcl, NetworkInterface, Peering, PeeringState, PrefixList, SecurityGroup, Subnet,
-    Vpc, VpcAttributes,
+    IdSource, Model, NetworkAcl, NetworkInterface, ObjectKind, Op, Peering, PeeringState,
+    PrefixList, SecurityGroup, Subnet, SubnetAttributes, Vpc, VpcAttributes, availability_zones,
+    object_id,
 };
 
 impl Model {
@@ -27,6 +28,8 @@ impl Model {
                     default_group: v.default_group.clone(),
                     default_network_acl: v.default_network_acl.clone(),
                     attributes: VpcAttributes::default(),
+                    ipv6_amazon: false,
+                    is_default: false,
                 },
             );
         }
@@ -40,6 +43,9 @@ impl Model {
                     ipv6_cidr: s.ipv6_cidr,
                     network_acl: s.network_acl.clone(),
                     network_acl_association: None,
+                    attributes: SubnetAttributes::default(),
+                    availability_zone: None,
+                    default_for_az: false,
                 },
             );
         }
@@ -116,6 +122,28 @@ impl Model {
                 },
             );
         }
+        if config.appliance.default_vpc {
+            let zones = availability_zones(&config.appliance.region)
+                .into_iter()
+                .map(|z| z.name)
+                .collect();
+            // A fresh model has no default VPC and the region has at most
+            // six zones: the op cannot be refused.
+            let _ = model.apply(&Op::CreateDefaultVpc { zones }, &mut DefaultVpcIds(0));
+        }
         model
+    }
+}
+
+/// Ids for the default VPC's objects, derived like the file's objects'
+/// (docs/CONFIG.md, "Ids") from keys no name can spell (names contain no
+/// `/`): `/default-vpc/N` for the N-th id drawn, from 1. The same file
+/// thus always gives the same default VPC.
+struct DefaultVpcIds(usize);
+
+impl IdSource for DefaultVpcIds {
+    fn fresh_id(&mut self, kind: ObjectKind) -> String {
+        self.0 += 1;
+        object_id(kind, &format!("/default-vpc/{}", self.0))
     }
 }

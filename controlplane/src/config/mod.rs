@@ -119,6 +119,17 @@ pub struct ApplianceSettings {
     pub router_mac: [u8; 6],
     /// The 12-digit account that owns every object (`OwnerId` in the API).
     pub account_id: String,
+    /// The region the API answers for: its availability zones name
+    /// subnets (`region`, default `us-east-1`).
+    pub region: String,
+    /// The IPv6 pool standing in for Amazon's (`ipv6_pool`, a /56 or
+    /// larger block; default `2600:1f00::/40`).
+    pub ipv6_pool: Ipv6Cidr,
+    /// Whether the world has the account's default VPC (`default_vpc`,
+    /// default true, as every AWS account has one): 172.31.0.0/16 with a
+    /// default /20 subnet per zone of `region`, added beside the file's
+    /// VPCs when the store is seeded.
+    pub default_vpc: bool,
     /// The access key pair the EC2 API accepts, when the file sets one
     /// (`access_key_id` and `secret_access_key`, both or neither).
     pub access_key: Option<(String, String)>,
@@ -136,6 +147,11 @@ impl Default for ApplianceSettings {
             max_flows_per_worker: raw::default::MAX_FLOWS_PER_WORKER,
             router_mac: [0x02, 0x50, 0x41, 0x4c, 0x00, 0x01],
             account_id: raw::default::ACCOUNT_ID.to_owned(),
+            region: raw::default::REGION.to_owned(),
+            ipv6_pool: raw::default::IPV6_POOL
+                .parse()
+                .expect("default pool is valid"),
+            default_vpc: true,
             access_key: None,
         }
     }

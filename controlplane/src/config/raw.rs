@@ -29,6 +29,12 @@ pub(crate) mod default {
     pub const ROUTER_MAC: &str = "02:50:41:4c:00:01";
     /// The account id AWS's documentation uses in examples.
     pub const ACCOUNT_ID: &str = "123456789012";
+    /// The region whose availability zones the API answers with.
+    pub const REGION: &str = "us-east-1";
+    /// The IPv6 pool standing in for Amazon's (`AmazonProvidedIpv6CidrBlock`
+    /// takes the next free /56): a /40 of the range AWS itself allocates
+    /// from, so blocks look like AWS's.
+    pub const IPV6_POOL: &str = "2600:1f00::/40";
 
     pub fn profile() -> String {
         PROFILE.to_owned()
@@ -50,6 +56,12 @@ pub(crate) mod default {
     }
     pub fn account_id() -> String {
         ACCOUNT_ID.to_owned()
+    }
+    pub fn region() -> String {
+        REGION.to_owned()
+    }
+    pub fn ipv6_pool() -> String {
+        IPV6_POOL.to_owned()
     }
     pub fn yes() -> bool {
         true
@@ -98,6 +110,12 @@ pub(crate) struct RawAppliance {
     pub router_mac: String,
     #[serde(default = "default::account_id")]
     pub account_id: String,
+    #[serde(default = "default::region")]
+    pub region: String,
+    #[serde(default = "default::ipv6_pool")]
+    pub ipv6_pool: String,
+    #[serde(default = "default::yes")]
+    pub default_vpc: bool,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
 }
@@ -113,6 +131,9 @@ impl Default for RawAppliance {
             max_flows_per_worker: default::max_flows_per_worker(),
             router_mac: default::router_mac(),
             account_id: default::account_id(),
+            region: default::region(),
+            ipv6_pool: default::ipv6_pool(),
+            default_vpc: true,
             access_key_id: None,
             secret_access_key: None,
         }

@@ -13,14 +13,20 @@ use core::fmt;
 pub enum Ec2ErrorCode {
     /// `AuthFailure`: The credentials are not valid for this account.
     AuthFailure,
+    /// `CidrLimitExceeded`: The VPC or subnet already has its IPv6 block.
+    CidrLimitExceeded,
     /// `CannotDelete`: The object may not be deleted (a VPC's `default` group).
     CannotDelete,
     /// `DependencyViolation`: Another object still depends on this one.
     DependencyViolation,
     /// `DryRunOperation`: `DryRun` was set and the request would have succeeded.
     DryRunOperation,
+    /// `DefaultVpcAlreadyExists`: The account already has its default VPC.
+    DefaultVpcAlreadyExists,
     /// `IncompleteSignature`: The `Authorization` header lacks a part SigV4 needs.
     IncompleteSignature,
+    /// `InsufficientCidrBlocks`: The IPv6 pool has no free /56 left.
+    InsufficientCidrBlocks,
     /// `InsufficientFreeAddressesInSubnet`: The subnet has no free address left to assign.
     InsufficientFreeAddressesInSubnet,
     /// `InternalError`: palisade failed; the request was not applied.
@@ -133,6 +139,9 @@ impl Ec2ErrorCode {
         match self {
             Self::AuthFailure => "AuthFailure",
             Self::CannotDelete => "CannotDelete",
+            Self::CidrLimitExceeded => "CidrLimitExceeded",
+            Self::DefaultVpcAlreadyExists => "DefaultVpcAlreadyExists",
+            Self::InsufficientCidrBlocks => "InsufficientCidrBlocks",
             Self::DependencyViolation => "DependencyViolation",
             Self::DryRunOperation => "DryRunOperation",
             Self::IncompleteSignature => "IncompleteSignature",

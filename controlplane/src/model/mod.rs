@@ -19,6 +19,8 @@ mod diff;
 mod error;
 mod fields;
 pub(crate) mod ids;
+#[cfg(test)]
+mod ipv6_tests;
 mod network_acl;
 mod network_interface;
 mod op;
@@ -34,6 +36,7 @@ mod tags;
 #[cfg(test)]
 pub(crate) mod tests;
 mod vpc;
+mod zones;
 
 use std::collections::BTreeMap;
 
@@ -56,13 +59,16 @@ pub use quotas::Quotas;
 pub use security_group::{PeerRequest, Permission, SecurityGroup};
 pub use spec::{LiveSpec, SpecUpdate};
 pub use subnet::{
-    SUBNET_IPV6_PREFIX_RANGE, Subnet, blocks_overlap, is_reserved, is_subnet_ipv6_prefix,
+    SUBNET_IPV6_PREFIX_RANGE, Subnet, SubnetAttribute, SubnetAttributes, SubnetOptions,
+    blocks_overlap, is_reserved, is_subnet_ipv6_prefix,
 };
 pub use tags::TagToDelete;
 pub use vpc::{
-    DEFAULT_GROUP_DESCRIPTION, DEFAULT_NAME, IPV4_PREFIX_RANGE, VPC_IPV6_PREFIX_RANGE, Vpc,
-    VpcAttribute, VpcAttributes, is_vpc_ipv6_prefix,
+    AMAZON_IPV6_PREFIX, DEFAULT_GROUP_DESCRIPTION, DEFAULT_NAME, DEFAULT_VPC_CIDR,
+    DEFAULT_VPC_MAX_ZONES, IPV4_PREFIX_RANGE, Ipv6Request, VPC_IPV6_PREFIX_RANGE, Vpc,
+    VpcAttribute, VpcAttributes, is_vpc_ipv6_prefix, next_free_ipv6_block,
 };
+pub use zones::{Zone, availability_zones};
 
 /// Where fresh ids come from: random in the API, replayed from the journal
 /// when the store loads.
@@ -138,14 +144,36 @@ impl Model {
     /// Each op's rules live in its resource's file.
     pub fn apply(&mut self, op: &Op, ids: &mut dyn IdSource) -> Result<Outcome, ApiError> {
         match op {
-            Op::CreateVpc { cidr, ipv6_cidr } => self.create_vpc(cidr, ipv6_cidr.as_deref(), ids),
+            Op::CreateVpc { cidr, ipv6_cidr } => self.create_vpc(
+                cidr,
+                ipv6_cidr.clone().map(Ipv6Request::Block).as_ref(),
+                ids,
+            ),
+            Op::CreateVpcWithIpv6 { cidr, ipv6 } => self.create_vpc(cidr, Some(ipv6), ids),
+            Op::CreateDefaultVpc { zones } => self.create_default_vpc(zones, ids),
+            Op::AssociateVpcIpv6CidrBlock { vpc, ipv6 } => self.associate_vpc_ipv6(vpc, ipv6),
+            Op::DisassociateVpcIpv6CidrBlock { vpc } => self.disassociate_vpc_ipv6(vpc),
+            Op::CreateSubnetWithOptions { vpc, cidr, options } => {
+                self.create_subnet(vpc, cidr, options, ids)
+            }
+            Op::AssociateSubnetIpv6CidrBlock { subnet, cidr } => {
+                self.associate_subnet_ipv6(subnet, cidr)
+            }
+            Op::DisassociateSubnetIpv6CidrBlock { subnet } => self.disassociate_subnet_ipv6(subnet),
+            Op::ModifySubnetAttribute {
+                subnet,
+                attribute,
+                value,
+            } => self.modify_subnet_attribute(subnet, *attribute, *value),
             Op::DeleteVpc { vpc } => self.delete_vpc(vpc),
             Op::ModifyVpcAttribute {
                 vpc,
                 attribute,
                 value,
             } => self.modify_vpc_attribute(vpc, *attribute, *value),
-            Op::CreateSubnet { vpc, cidr } => self.create_subnet(vpc, cidr, ids),
+            Op::CreateSubnet { vpc, cidr } => {
+                self.create_subnet(vpc, cidr, &SubnetOptions::default(), ids)
+            }
             Op::DeleteSubnet { subnet } => self.delete_subnet(subnet),
             Op::CreateSecurityGroup {
                 vpc,

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    EniChange, NaclEntryRequest, NewNetworkInterface, Permission, PrefixListEntryRequest,
-    TagToDelete, VpcAttribute,
+    EniChange, Ipv6Request, NaclEntryRequest, NewNetworkInterface, Permission,
+    PrefixListEntryRequest, SubnetAttribute, SubnetOptions, TagToDelete, VpcAttribute,
 };
 
 /// A change to the model, one EC2 action. Serializable: the store journals
@@ -282,6 +282,61 @@ pub enum Op {
         attribute: VpcAttribute,
         /// Its new value.
         value: bool,
+    },
+    /// CreateVpc with `AmazonProvidedIpv6CidrBlock` (or any
+    /// [`Ipv6Request`]).
+    CreateVpcWithIpv6 {
+        /// IPv4 block.
+        cidr: String,
+        /// Where the IPv6 block comes from.
+        ipv6: Ipv6Request,
+    },
+    /// AssociateVpcCidrBlock (IPv6); the outcome names the block.
+    AssociateVpcIpv6CidrBlock {
+        /// The VPC.
+        vpc: String,
+        /// Where the block comes from.
+        ipv6: Ipv6Request,
+    },
+    /// DisassociateVpcCidrBlock (IPv6).
+    DisassociateVpcIpv6CidrBlock {
+        /// The VPC.
+        vpc: String,
+    },
+    /// CreateSubnet with its IPv6 block and zone.
+    CreateSubnetWithOptions {
+        /// The VPC.
+        vpc: String,
+        /// Its IPv4 block.
+        cidr: String,
+        /// The rest.
+        options: SubnetOptions,
+    },
+    /// AssociateSubnetCidrBlock; the outcome names the block.
+    AssociateSubnetIpv6CidrBlock {
+        /// The subnet.
+        subnet: String,
+        /// Its IPv6 block.
+        cidr: String,
+    },
+    /// DisassociateSubnetCidrBlock.
+    DisassociateSubnetIpv6CidrBlock {
+        /// The subnet.
+        subnet: String,
+    },
+    /// ModifySubnetAttribute: one attribute.
+    ModifySubnetAttribute {
+        /// The subnet.
+        subnet: String,
+        /// Which attribute.
+        attribute: SubnetAttribute,
+        /// Its new value.
+        value: bool,
+    },
+    /// CreateDefaultVpc: the default VPC with a default subnet per zone.
+    CreateDefaultVpc {
+        /// The region's zones, in order.
+        zones: Vec<String>,
     },
 }
 

@@ -43,6 +43,62 @@ pub struct Vpc {
     /// existed: AWS's defaults).
     #[serde(default)]
     pub attributes: VpcAttributes,
+    /// Whether its IPv6 block came from the appliance's pool, which stands
+    /// in for Amazon's (`Ipv6Pool` `Amazon`), rather than being given.
+    #[serde(default)]
+    pub ipv6_amazon: bool,
+    /// Whether it is the account's default VPC (`isDefault`).
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+/// Where a VPC's IPv6 block comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ipv6Request {
+    /// `Ipv6CidrBlock`: this block.
+    Block(String),
+    /// `AmazonProvidedIpv6CidrBlock`: the next free /56 of this pool (the
+    /// appliance's `ipv6_pool`, carried in the op so that replaying the
+    /// journal allocates the same block whatever the file says later).
+    Amazon {
+        /// The pool, an IPv6 block of /56 or larger.
+        pool: String,
+    },
+}
+
+/// The default VPC's block.
+pub const DEFAULT_VPC_CIDR: &str = "172.31.0.0/16";
+/// How many /20 default subnets fit in [`DEFAULT_VPC_CIDR`].
+pub const DEFAULT_VPC_MAX_ZONES: usize = 16;
+
+/// The size of the block AWS gives a VPC from its own pool.
+pub const AMAZON_IPV6_PREFIX: u8 = 56;
+
+/// The first /56 of `pool` that overlaps none of `taken`.
+pub fn next_free_ipv6_block(pool: Ipv6Cidr, taken: &[Ipv6Cidr]) -> Result<Ipv6Cidr, ApiError> {
+    let exhausted = || {
+        ApiError::new(
+            Ec2ErrorCode::InsufficientCidrBlocks,
+            format!("There are no free /{AMAZON_IPV6_PREFIX} IPv6 blocks left in the pool {pool}."),
+        )
+    };
+    let Some(bits) = AMAZON_IPV6_PREFIX.checked_sub(pool.prefix_len()) else {
+        return Err(exhausted());
+    };
+    let base = u128::from(pool.network());
+    for n in 0..(1u128 << bits) {
+        let candidate = Ipv6Cidr::truncating(
+            std::net::Ipv6Addr::from(base | (n << (128 - u32::from(AMAZON_IPV6_PREFIX)))),
+            AMAZON_IPV6_PREFIX,
+        );
+        if !taken
+            .iter()
+            .any(|t| t.contains_cidr(&candidate) || candidate.contains_cidr(t))
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(exhausted())
 }
 
 /// The VPC attributes ModifyVpcAttribute sets. palisade serves no DNS and
@@ -111,11 +167,30 @@ impl Model {
             .ok_or_else(|| not_found(Ec2ErrorCode::InvalidVpcIdNotFound, "vpc", id))
     }
 
+    /// The block `request` names: the given one, or the next free /56 of
+    /// the pool; and whether it is Amazon-provided.
+    fn resolve_ipv6(&self, request: &Ipv6Request) -> Result<(Ipv6Cidr, bool), ApiError> {
+        let parse_v6 = |text: &str| match parse_cidr(text)? {
+            IpCidr::V6(c) => Ok(c),
+            IpCidr::V4(_) => Err(ApiError::invalid_value(format!(
+                "{text} is not an IPv6 block"
+            ))),
+        };
+        match request {
+            Ipv6Request::Block(text) => Ok((parse_v6(text)?, false)),
+            Ipv6Request::Amazon { pool } => {
+                let pool = parse_v6(pool)?;
+                let taken: Vec<Ipv6Cidr> = self.vpcs.values().filter_map(|v| v.ipv6_cidr).collect();
+                Ok((next_free_ipv6_block(pool, &taken)?, true))
+            }
+        }
+    }
+
     /// CreateVpc, with its default group and ACL.
     pub(super) fn create_vpc(
         &mut self,
         cidr: &str,
-        ipv6_cidr: Option<&str>,
+        ipv6: Option<&Ipv6Request>,
         ids: &mut dyn IdSource,
     ) -> Result<Outcome, ApiError> {
         let cidr = parse_v4(cidr)?;
@@ -125,16 +200,12 @@ impl Model {
                 format!("The CIDR '{cidr}' is invalid."),
             ));
         }
-        let ipv6_cidr = match ipv6_cidr {
-            None => None,
-            Some(text) => match parse_cidr(text)? {
-                IpCidr::V6(c) => Some(c),
-                IpCidr::V4(_) => {
-                    return Err(ApiError::invalid_value(format!(
-                        "{text} is not an IPv6 block"
-                    )));
-                }
-            },
+        let (ipv6_cidr, ipv6_amazon) = match ipv6 {
+            None => (None, false),
+            Some(request) => {
+                let (block, amazon) = self.resolve_ipv6(request)?;
+                (Some(block), amazon)
+            }
         };
         let id = VpcId(ids.fresh_id(ObjectKind::Vpc));
         let acl = NaclId(ids.fresh_id(ObjectKind::NetworkAcl));
@@ -156,6 +227,8 @@ impl Model {
                 default_group: SgId(String::new()),
                 default_network_acl: acl,
                 attributes: VpcAttributes::default(),
+                ipv6_amazon,
+                is_default: false,
             },
         );
         let group = self.new_group(ids, &id, DEFAULT_NAME, DEFAULT_GROUP_DESCRIPTION, true);
@@ -233,5 +306,111 @@ impl Model {
             target.attributes = attributes;
         }
         Ok(Outcome::Done)
+    }
+
+    /// AssociateVpcCidrBlock for IPv6: one block per VPC here (AWS allows
+    /// more only with pools palisade does not have).
+    pub(super) fn associate_vpc_ipv6(
+        &mut self,
+        vpc: &str,
+        request: &Ipv6Request,
+    ) -> Result<Outcome, ApiError> {
+        if self.vpc(vpc)?.ipv6_cidr.is_some() {
+            return Err(ApiError::new(
+                Ec2ErrorCode::CidrLimitExceeded,
+                format!("The vpc '{vpc}' already has an IPv6 CIDR block associated."),
+            ));
+        }
+        let (block, amazon) = self.resolve_ipv6(request)?;
+        if let Some(target) = self.vpcs.get_mut(vpc) {
+            target.ipv6_cidr = Some(block);
+            target.ipv6_amazon = amazon;
+        }
+        Ok(Outcome::Created(vec![block.to_string()]))
+    }
+
+    /// DisassociateVpcCidrBlock for IPv6: refused while a subnet of the
+    /// VPC still has an IPv6 block (AWS: disassociate those first).
+    pub(super) fn disassociate_vpc_ipv6(&mut self, vpc: &str) -> Result<Outcome, ApiError> {
+        if self.vpc(vpc)?.ipv6_cidr.is_none() {
+            return Err(ApiError::new(
+                Ec2ErrorCode::InvalidAssociationIdNotFound,
+                format!("The vpc '{vpc}' has no IPv6 CIDR block association."),
+            ));
+        }
+        if self
+            .subnets
+            .values()
+            .any(|s| s.vpc.as_str() == vpc && s.ipv6_cidr.is_some())
+        {
+            return Err(ApiError::new(
+                Ec2ErrorCode::DependencyViolation,
+                format!(
+                    "The IPv6 CIDR block of '{vpc}' is used by a subnet: disassociate the subnets' IPv6 blocks first."
+                ),
+            ));
+        }
+        if let Some(target) = self.vpcs.get_mut(vpc) {
+            target.ipv6_cidr = None;
+            target.ipv6_amazon = false;
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// CreateDefaultVpc: 172.31.0.0/16 with a default /20 subnet per zone
+    /// (172.31.0.0/20, 172.31.16.0/20, …, at most 16), DNS hostnames on
+    /// and public addresses mapped on launch, as AWS makes it.
+    pub(super) fn create_default_vpc(
+        &mut self,
+        zones: &[String],
+        ids: &mut dyn IdSource,
+    ) -> Result<Outcome, ApiError> {
+        if let Some(existing) = self.vpcs.values().find(|v| v.is_default) {
+            return Err(ApiError::new(
+                Ec2ErrorCode::DefaultVpcAlreadyExists,
+                format!(
+                    "A Default VPC already exists for this account in this region: {}.",
+                    existing.id
+                ),
+            ));
+        }
+        if zones.len() > DEFAULT_VPC_MAX_ZONES {
+            return Err(ApiError::invalid_value(format!(
+                "A default VPC has at most {DEFAULT_VPC_MAX_ZONES} default subnets; {} zones were given.",
+                zones.len()
+            )));
+        }
+        let Outcome::Created(created) = self.create_vpc(DEFAULT_VPC_CIDR, None, ids)? else {
+            return Err(ApiError::new(
+                Ec2ErrorCode::InternalError,
+                "CreateVpc named no VPC",
+            ));
+        };
+        let Some(vpc) = created.into_iter().next() else {
+            return Err(ApiError::new(
+                Ec2ErrorCode::InternalError,
+                "CreateVpc named no VPC",
+            ));
+        };
+        if let Some(target) = self.vpcs.get_mut(&vpc) {
+            target.is_default = true;
+            target.attributes.enable_dns_hostnames = true;
+        }
+        for (n, zone) in zones.iter().enumerate() {
+            let cidr = format!("172.31.{}.0/20", n * 16);
+            let options = super::SubnetOptions {
+                ipv6_cidr: None,
+                availability_zone: Some(zone.clone()),
+                default_for_az: true,
+            };
+            if let Outcome::Created(subnet) = self.create_subnet(&vpc, &cidr, &options, ids)? {
+                for id in subnet {
+                    if let Some(s) = self.subnets.get_mut(&id) {
+                        s.attributes.map_public_ip_on_launch = true;
+                    }
+                }
+            }
+        }
+        Ok(Outcome::Created(vec![vpc]))
     }
 }

@@ -238,15 +238,27 @@ fn group_arn(cx: &Context<'_>, id: &str) -> String {
 pub(super) fn create(cx: &Context<'_>, p: &Params, out: &mut Xml) -> Result<(), ApiError> {
     let name = p.required("GroupName")?.to_owned();
     let description = p.required("GroupDescription")?.to_owned();
-    let Some(vpc) = p.get("VpcId") else {
-        return Err(ApiError::new(
-            Ec2ErrorCode::VpcIdNotSpecified,
-            "No default VPC for this user: VpcId is required",
-        ));
+    // Without VpcId, AWS puts the group in the account's default VPC.
+    let vpc = match p.get("VpcId") {
+        Some(vpc) => vpc.to_owned(),
+        None => cx
+            .read(|model| {
+                model
+                    .vpcs
+                    .values()
+                    .find(|v| v.is_default)
+                    .map(|v| v.id.0.clone())
+            })?
+            .ok_or_else(|| {
+                ApiError::new(
+                    Ec2ErrorCode::VpcIdNotSpecified,
+                    "No default VPC for this user: VpcId is required",
+                )
+            })?,
     };
     let tags = tag_specifications(p, "security-group")?;
     let outcome = cx.apply(&Op::CreateSecurityGroup {
-        vpc: vpc.to_owned(),
+        vpc,
         name,
         description,
     })?;

@@ -222,6 +222,40 @@ impl Checker {
                 format!("{:?} is not an AWS account id (12 digits)", raw.account_id),
             );
         }
+        let region_ok = raw.region.split('-').count() >= 3
+            && raw
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            self.report(
+                "appliance.region",
+                format!(
+                    "{:?} is not an AWS region name, e.g. \"us-east-1\"",
+                    raw.region
+                ),
+            );
+        }
+        let ipv6_pool = match raw.ipv6_pool.parse::<palisade_policy::Ipv6Cidr>() {
+            Ok(pool) if pool.prefix_len() <= crate::model::AMAZON_IPV6_PREFIX => pool,
+            Ok(pool) => {
+                self.report(
+                    "appliance.ipv6_pool",
+                    format!("{pool} is smaller than the /56 each VPC takes from it"),
+                );
+                defaults.ipv6_pool
+            }
+            Err(_) => {
+                self.report(
+                    "appliance.ipv6_pool",
+                    format!(
+                        "{:?} is not a canonical IPv6 block, e.g. \"2600:1f00::/40\"",
+                        raw.ipv6_pool
+                    ),
+                );
+                defaults.ipv6_pool
+            }
+        };
         let access_key = match (raw.access_key_id, raw.secret_access_key) {
             (Some(id), Some(secret)) => {
                 if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -264,6 +298,9 @@ impl Checker {
             max_flows_per_worker: raw.max_flows_per_worker,
             router_mac,
             account_id: raw.account_id,
+            region: raw.region,
+            ipv6_pool,
+            default_vpc: raw.default_vpc,
         }
     }
 
