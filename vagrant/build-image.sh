@@ -87,10 +87,9 @@ chroot "$root" systemctl enable prometheus.service
 mkdir -p "$root/etc/systemd/system/serial-getty@ttyS0.service.d"
 printf "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %%I \$TERM\n" \
     > "$root/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf"
-# Host keys are made at first boot, not shared by every copy of the image.
+# Host keys are made at first boot (image/systemd/ssh-host-keys.conf),
+# not shared by every copy of the image.
 rm -f "$root"/etc/ssh/ssh_host_*
-mkdir -p "$root/etc/systemd/system/ssh.service.d"
-printf "[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n" > "$root/etc/systemd/system/ssh.service.d/host-keys.conf"
 # The Vagrant convention for a base box: user vagrant, passwordless sudo, the
 # public insecure key (vagrant replaces it with a fresh one at the first
 # vagrant up). Remove the user on an appliance not driven by Vagrant.
@@ -151,13 +150,14 @@ else
         install -m 644 "$here/image/systemd/$unit" "$root/etc/systemd/system/$unit"
         chroot "$root" systemctl enable "$unit" >&2
     done
+    install -d "$root/etc/systemd/system/ssh.service.d"
+    install -m 644 "$here/image/systemd/ssh-host-keys.conf" "$root/etc/systemd/system/ssh.service.d/host-keys.conf"
     install -m 644 "$here/image/etc/networkd-mgmt.network" "$root/etc/systemd/network/50-mgmt.network"
     install -d "$root/etc/default/grub.d"
     install -m 644 "$here/image/etc/grub-palisade.cfg" "$root/etc/default/grub.d/palisade.cfg"
     install -m 644 "$here/prometheus/prometheus.yml" "$root/etc/prometheus/prometheus.yml"
     install -m 644 "$here/prometheus/alerts.yml" "$root/etc/prometheus/alerts.yml"
-    printf 'vfio-pci\nqemu_fw_cfg\n' > "$root/etc/modules-load.d/palisade.conf"
-    printf 'options vfio enable_unsafe_noiommu_mode=1\n' > "$root/etc/modprobe.d/palisade-vfio.conf"
+    printf 'uio_pci_generic\nqemu_fw_cfg\n' > "$root/etc/modules-load.d/palisade.conf"
     kernel=$(ls "$root"/boot/vmlinuz-* | head -n 1)
     initrd=$(ls "$root"/boot/initrd.img-* | head -n 1)
     cp "$kernel" "$work/vmlinuz"
@@ -190,7 +190,7 @@ else
         -nodefaults -display none -no-reboot \
         -drive "file=$work/disk.raw,format=raw,if=virtio" \
         -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-        -append "root=/dev/vda1 rw console=ttyS0 init=/usr/local/sbin/palisade-image-setup" \
+        -append "root=/dev/vda1 rw console=ttyS0 panic=1 init=/usr/local/sbin/palisade-image-setup" \
         -serial "file:$work/setup.log" >&2 || true
     grep -q 'palisade-image-setup: ok' "$work/setup.log" ||
         { cat "$work/setup.log" >&2; die "installing GRUB failed (console above)"; }
