@@ -177,10 +177,12 @@ else
     say "installing GRUB from inside the VM"
     # KVM's host CPU minus arch-capabilities (some nested KVM hosts refuse
     # that MSR and QEMU aborts); TCG without /dev/kvm, or when
-    # PALISADE_VM_ACCEL=tcg says so (nested KVM without EPT can be slower
-    # than TCG).
+    # PALISADE_VM_ACCEL=tcg says so.
+    # kvm_pvm (a /dev/kvm without kvm_intel or kvm_amd) boots only PVM
+    # guest kernels: Debian's stalls, so emulate there too.
     accel=${PALISADE_VM_ACCEL:-kvm}
     [ -w /dev/kvm ] || accel=tcg
+    [ -n "${PALISADE_VM_ACCEL:-}" ] || [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ] || accel=tcg
     case "$accel" in
         kvm) cpu="-cpu host,-arch-capabilities" ;;
         tcg) cpu="-cpu max"; say "QEMU without KVM (TCG): slower" ;;

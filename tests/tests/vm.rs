@@ -24,8 +24,8 @@
 //! The boot and checks take about a minute under KVM.
 //!
 //! `PALISADE_VM_ACCEL=tcg` runs the VM (and the image build's installer
-//! VM) under QEMU's emulator instead: for hosts without KVM, or nested
-//! KVM without EPT, where KVM can be slower than emulation.
+//! VM) under QEMU's emulator instead; so does a `/dev/kvm` that is not
+//! hardware KVM (see [`accel`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -151,11 +151,12 @@ fn repo_root() -> PathBuf {
 
 /// The image for the `palisade` under test: `vagrant/build-image.sh`'s
 /// path, built now if the cache misses (its progress goes to stderr).
-fn image() -> PathBuf {
+fn image(accel: &str) -> PathBuf {
     let started = Instant::now();
     let out = Command::new(repo_root().join("vagrant/build-image.sh"))
         .arg("--binary")
         .arg(palisade_bin())
+        .env("PALISADE_VM_ACCEL", accel)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -276,6 +277,33 @@ impl Vm {
     }
 }
 
+/// How QEMU runs the VM: `$PALISADE_VM_ACCEL` if set (`kvm` or `tcg`);
+/// else `kvm` when `/dev/kvm` is hardware KVM (the kvm_intel or kvm_amd
+/// module); else `tcg` when `/dev/kvm` is something else, such as
+/// kvm_pvm, which boots only PVM guest kernels (Debian's stalls in its
+/// decompressor); `None` without `/dev/kvm`.
+fn accel() -> Option<&'static str> {
+    match std::env::var("PALISADE_VM_ACCEL").as_deref() {
+        Ok("tcg") => return Some("tcg"),
+        Ok("kvm") => return Some("kvm"),
+        _ => {}
+    }
+    if !Path::new("/dev/kvm").exists() {
+        return None;
+    }
+    if ["/sys/module/kvm_intel", "/sys/module/kvm_amd"]
+        .iter()
+        .any(|m| Path::new(m).exists())
+    {
+        Some("kvm")
+    } else {
+        eprintln!(
+            "vm: /dev/kvm is not hardware KVM (no kvm_intel or kvm_amd module; kvm_pvm boots only PVM guest kernels): emulating with TCG, slower"
+        );
+        Some("tcg")
+    }
+}
+
 /// Waits until `iface` exists in the host's namespace (QEMU made it).
 fn wait_link(iface: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -295,14 +323,14 @@ fn boot() -> Option<Vm> {
         eprintln!("skipped: the VM test needs root (TAP devices, namespaces, the image build)");
         return None;
     }
-    let tcg = std::env::var("PALISADE_VM_ACCEL").is_ok_and(|a| a == "tcg");
-    if !tcg && !Path::new("/dev/kvm").exists() {
+    let Some(accel) = accel() else {
         eprintln!(
             "skipped: /dev/kvm is absent: the VM test boots the appliance under QEMU/KVM (enable nested virtualization, run on a host with KVM, or set PALISADE_VM_ACCEL=tcg to emulate: slow)"
         );
         return None;
-    }
-    let image = image();
+    };
+    let tcg = accel == "tcg";
+    let image = image(accel);
     let scratch = Scratch::new();
     let overlay = scratch.path("disk.qcow2");
     let created = run(
