@@ -22,6 +22,9 @@ if [[ $purpose == test ]]; then
     packages+=(netcat-openbsd prometheus)
     # The EC2 API tests: the real AWS CLI and boto3, in a virtualenv.
     packages+=(python3-venv)
+    # The VM test (tests/tests/vm.rs): vagrant/build-image.sh builds the
+    # appliance image from Debian packages, QEMU/KVM boots it.
+    packages+=(mmdebstrap qemu-system-x86 qemu-utils e2fsprogs fdisk binutils)
 fi
 
 missing=()

@@ -509,6 +509,19 @@ impl<'eal> Port<'eal> {
             let rc = unsafe { sys::rte_eth_dev_start(self.id) };
             check(|| format!("rte_eth_dev_start(port {})", self.id), rc)?;
             self.started = true;
+            // palisade receives frames addressed to its router MAC, not to
+            // the port's own: a NIC that filters by destination (QEMU's
+            // virtio-net, any hardware NIC) must pass them all. PMDs
+            // without a filter (net_null, net_pcap, memif) answer
+            // -ENOTSUP, which is fine.
+            // SAFETY: the port is started by this handle.
+            let rc = unsafe { sys::rte_eth_promiscuous_enable(self.id) };
+            if rc != -ENOTSUP {
+                check(
+                    || format!("rte_eth_promiscuous_enable(port {})", self.id),
+                    rc,
+                )?;
+            }
         }
         Ok(())
     }
