@@ -39,8 +39,30 @@ if ((${#missing[@]})); then
     fi
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Some Debian 12 images ship qemu-utils from bookworm-backports; the
+    # QEMU packages must then come from there too (bookworm's 7.2 cannot
+    # sit beside it). Only those: DPDK stays bookworm's 22.11.
+    qemu_from=()
+    if [[ $(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null) == *bpo12* ]]; then
+        if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+                'Suites: bookworm-backports' 'Components: main' \
+                'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+                >/etc/apt/sources.list.d/palisade-bookworm-backports.sources
+        fi
+        plain=()
+        for p in "${missing[@]}"; do
+            if [[ $p == qemu-* ]]; then qemu_from+=("$p"); else plain+=("$p"); fi
+        done
+        missing=("${plain[@]}")
+    fi
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if ((${#missing[@]})); then
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+    if ((${#qemu_from[@]})); then
+        apt-get install -y -q --no-install-recommends -t bookworm-backports "${qemu_from[@]}"
+    fi
 fi
 
 # Rust: the project needs a current stable toolchain (edition 2024); Debian
