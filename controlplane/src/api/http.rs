@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper_util::rt::TokioIo;
@@ -38,6 +38,11 @@ use crate::model::Ec2ErrorCode;
 /// (a client still sending its body) before dropping them. Idle
 /// keep-alive connections are closed at once.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How much of a body over the limit is still read (and discarded) so
+/// the client, which sends it all before reading, gets the 413 rather than
+/// a reset connection; a larger one is answered and the connection closed.
+const DRAIN_LIMIT: u64 = 64 << 20;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +211,29 @@ fn too_large(limit: usize) -> ApiError {
 /// Why a request got no answer: its connection broke mid-body.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body could not be read: {0}")]
-struct BrokenBody(Box<dyn std::error::Error + Send + Sync>);
+struct BrokenBody(#[from] hyper::Error);
+
+/// The body if it is at most `limit` bytes, `None` if larger. A larger
+/// body is still read to its end, up to [`DRAIN_LIMIT`], and dropped:
+/// clients (Python's `http.client`, the AWS CLI) write the whole body
+/// before reading, and a connection closed under them is a broken pipe,
+/// not the `RequestEntityTooLarge` answer.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Option<Vec<u8>>, hyper::Error> {
+    let mut kept = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len() as u64);
+        if seen <= limit as u64 {
+            kept.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    Ok((seen <= limit as u64).then_some(kept))
+}
 
 async fn answer(
     api: Arc<Api>,
@@ -215,16 +242,22 @@ async fn answer(
     let limit = api.settings.max_body_bytes;
     let (head, body) = request.into_parts();
     let declared = body.size_hint().exact();
-    let response = if declared.is_some_and(|n| n > limit as u64) {
+    // A client that waits for `100 Continue` has sent nothing yet: refuse
+    // at once rather than ask for a body only to drop it.
+    let waits_to_send = head
+        .headers
+        .get(hyper::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let response = if declared.is_some_and(|n| n > limit as u64)
+        && (waits_to_send || declared.is_some_and(|n| n > DRAIN_LIMIT))
+    {
         refuse(&api, &too_large(limit))
     } else {
-        match Limited::new(body, limit).collect().await {
-            Err(e) if e.is::<LengthLimitError>() => refuse(&api, &too_large(limit)),
-            // The connection broke mid-body: nobody to answer; hyper
-            // closes it.
-            Err(e) => return Err(BrokenBody(e)),
-            Ok(body) => {
-                let body = body.to_bytes();
+        // An error is a connection broken mid-body: nobody to answer;
+        // hyper closes it.
+        match read_body(body, limit).await? {
+            None => refuse(&api, &too_large(limit)),
+            Some(body) => {
                 let served = Arc::clone(&api);
                 // The handler may write the store and wait for the
                 // workers: off the reactor, on the blocking pool.
@@ -416,6 +449,28 @@ mod tests {
         let (status, _) = read_response(&mut BufReader::new(chunked));
         assert_eq!(status, 413);
         drop(server);
+    }
+
+    /// A client that writes its whole oversized body before reading (as
+    /// Python's `http.client` does) reads the 413: the body is drained,
+    /// not cut off with a reset that fails the client's write.
+    #[test]
+    fn an_oversized_body_sent_whole_is_answered_not_reset() {
+        let server = server(64);
+        let stream = TcpStream::connect(server.local_addr()).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let body = "x".repeat(4 << 20);
+        let sender = std::thread::spawn(move || {
+            write!(
+                writer,
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        });
+        assert!(sender.join().unwrap().is_ok(), "the body could not be sent");
+        let (status, text) = read_response(&mut BufReader::new(stream));
+        assert_eq!(status, 413);
+        assert!(text.contains("<Code>RequestEntityTooLarge</Code>"));
     }
 
     #[test]
