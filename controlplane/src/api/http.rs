@@ -1,27 +1,48 @@
 //! The EC2 endpoint's HTTP/1.1 server.
 //!
-//! `tiny_http`, synchronous, with a few worker threads pulling from one
-//! accept queue: the control plane does one store transaction per request
-//! and is never on the packet path, so an async runtime would buy nothing
-//! but a dependency tree. The crate is a patched copy
-//! (`vendor/tiny_http/PALISADE.md`): upstream's connection pool could leave
-//! connections accepted together waiting for another one to close.
-//! tiny_http gives keep-alive, pipelining and `Expect: 100-continue`;
-//! this module adds the body limit (checked on
-//! `Content-Length` before reading, and again while reading chunked
-//! bodies), the clock, a graceful shutdown, and `TCP_NODELAY` on every
-//! connection ([`listen`]).
+//! hyper's HTTP/1.1 connections (keep-alive, `Expect: 100-continue`) on a
+//! small tokio runtime the server owns: one thread runs the reactor and
+//! every connection, and each request's [`handle`] — a synchronous SQLite
+//! transaction and a wait for the workers' grace period when it changes
+//! something — runs on the runtime's blocking pool of `settings.workers`
+//! threads, so a slow request never holds up the other connections.
+//! Connections are tasks, not threads: clients that connect together and
+//! keep their connections idle (Terraform's provider does) cannot starve
+//! the others, which is what the vendored tiny_http fork was patched for
+//! (docs/DEPENDENCIES.md).
+//!
+//! This module adds the body limit (checked on `Content-Length` before
+//! reading, and again while reading chunked bodies), the clock, a
+//! graceful shutdown, and `TCP_NODELAY` on every connection ([`listen`]).
 
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Api, ApiSettings, Backend, HttpRequest, RequestCounts, handle, refuse, unix_now};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Body as _, Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::sync::oneshot;
+
+use super::{
+    Api, ApiSettings, Backend, HttpRequest, HttpResponse, RequestCounts, handle, internal_error,
+    refuse, unix_now,
+};
 use crate::model::ApiError;
 use crate::model::Ec2ErrorCode;
+
+/// How long a shutdown waits for connections in the middle of a request
+/// (a client still sending its body) before dropping them. Idle
+/// keep-alive connections are closed at once.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How much of a body over the limit is still read (and discarded) so
+/// the client, which sends it all before reading, gets the 413 rather than
+/// a reset connection; a larger one is answered and the connection closed.
+const DRAIN_LIMIT: u64 = 64 << 20;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +55,7 @@ pub enum ServeError {
         /// What the OS said.
         reason: String,
     },
-    /// A worker thread could not be started.
+    /// The server's thread or runtime could not be started.
     #[error("cannot start an API thread: {0}")]
     Thread(std::io::Error),
 }
@@ -42,9 +63,8 @@ pub enum ServeError {
 /// A running endpoint; stops (and joins its threads) on [`ApiServer::shutdown`]
 /// or drop.
 pub struct ApiServer {
-    server: Arc<tiny_http::Server>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
     api: Arc<Api>,
 }
@@ -57,43 +77,43 @@ impl core::fmt::Debug for ApiServer {
     }
 }
 
-/// Binds `listen` and serves the API over `backend` on
-/// `settings.workers` threads.
+/// Binds `listen` and serves the API over `backend`, answering up to
+/// `settings.workers` requests at once.
 pub fn spawn(
     listen: SocketAddr,
     settings: ApiSettings,
     backend: Arc<dyn Backend>,
 ) -> Result<ApiServer, ServeError> {
-    let bind_failed = |reason: String| ServeError::Bind {
+    let bind_failed = |e: std::io::Error| ServeError::Bind {
         addr: listen,
-        reason,
+        reason: e.to_string(),
     };
-    let listener = self::listen(listen).map_err(|e| bind_failed(e.to_string()))?;
-    let server =
-        tiny_http::Server::from_listener(listener, None).map_err(|e| bind_failed(e.to_string()))?;
-    let local_addr = server.server_addr().to_ip().unwrap_or(listen);
-    let server = Arc::new(server);
-    let stop = Arc::new(AtomicBool::new(false));
+    let listener = self::listen(listen).map_err(bind_failed)?;
+    let local_addr = listener.local_addr().map_err(bind_failed)?;
     let workers = settings.workers.max(1);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(workers)
+        .thread_name("palisade-api-worker")
+        .build()
+        .map_err(ServeError::Thread)?;
+    let listener = {
+        let _context = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).map_err(bind_failed)?
+    };
     let api = Arc::new(Api::new(settings, backend));
-    let mut threads = Vec::with_capacity(workers);
-    for index in 0..workers {
-        let (shared, stopping, api) = (Arc::clone(&server), Arc::clone(&stop), Arc::clone(&api));
-        let thread = std::thread::Builder::new()
-            .name(format!("palisade-api{index}"))
-            .spawn(move || serve(&shared, &stopping, &api));
-        match thread {
-            Ok(handle) => threads.push(handle),
-            Err(e) => {
-                stop_all(&server, &stop, &mut threads);
-                return Err(ServeError::Thread(e));
-            }
-        }
-    }
+    let (stop, stopped) = oneshot::channel();
+    let served = Arc::clone(&api);
+    let thread = std::thread::Builder::new()
+        .name("palisade-api".to_owned())
+        // Dropping the runtime at the end waits for the blocking pool, so
+        // a store transaction under way finishes before the join returns.
+        .spawn(move || runtime.block_on(serve(listener, served, stopped)))
+        .map_err(ServeError::Thread)?;
     Ok(ApiServer {
-        server,
-        stop,
-        threads,
+        stop: Some(stop),
+        thread: Some(thread),
         local_addr,
         api,
     })
@@ -101,9 +121,9 @@ pub fn spawn(
 
 /// A listening socket on `addr` whose accepted connections have
 /// `TCP_NODELAY`: Linux copies the option from the listener to each
-/// socket `accept` returns. tiny_http writes a response's headers and its
-/// body in two sends; with Nagle's algorithm on, the body waited for the
-/// client's delayed ACK of the headers, ~40 ms on every small answer.
+/// socket `accept` returns. A response can leave in more than one send;
+/// with Nagle's algorithm on, the later one waited for the client's
+/// delayed ACK of the first, ~40 ms on every small answer.
 fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -111,6 +131,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     // while the last run's connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(128)?;
     Ok(socket.into())
@@ -127,36 +148,57 @@ impl ApiServer {
         Arc::clone(&self.api.counts)
     }
 
-    /// Stops accepting, lets in-flight requests finish, joins the workers.
+    /// Stops accepting, closes idle connections, lets in-flight requests
+    /// finish, joins the server's threads.
     pub fn shutdown(mut self) {
-        stop_all(&self.server, &self.stop, &mut self.threads);
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        stop_all(&self.server, &self.stop, &mut self.threads);
+        self.stop_and_join();
     }
 }
 
-fn stop_all(server: &tiny_http::Server, stop: &AtomicBool, threads: &mut Vec<JoinHandle<()>>) {
-    stop.store(true, Ordering::Relaxed);
-    for _ in 0..threads.len() {
-        server.unblock();
+/// Accepts until `stop`, each connection a task; then closes the listener
+/// and shuts the connections down gracefully.
+async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>, mut stop: oneshot::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    // No header-read timer: hyper's would also close idle keep-alive
+    // connections after 30 s, and clients keep theirs for 90.
+    let http = hyper::server::conn::http1::Builder::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stop => break,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Out of descriptors, or the peer left before the accept:
+            // wait a little rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let api = Arc::clone(&api);
+        let service = hyper::service::service_fn(move |request| answer(Arc::clone(&api), request));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A connection's error (a client gone mid-request) has nobody
+            // to be reported to.
+            let _ = connection.await;
+        });
     }
-    for thread in threads.drain(..) {
-        let _ = thread.join();
-    }
-}
-
-fn serve(server: &tiny_http::Server, stop: &AtomicBool, api: &Api) {
-    while !stop.load(Ordering::Relaxed) {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(request)) => answer(request, api),
-            Ok(None) => {}
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -166,49 +208,97 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-fn answer(mut request: tiny_http::Request, api: &Api) {
-    let limit = api.settings.max_body_bytes;
-    let response = if request.body_length().is_some_and(|n| n > limit) {
-        refuse(api, &too_large(limit))
-    } else {
-        let mut body = Vec::new();
-        let read = request
-            .as_reader()
-            .take(limit as u64 + 1)
-            .read_to_end(&mut body);
-        if read.is_err() {
-            // The connection broke mid-body: nobody to answer.
-            return;
+/// Why a request got no answer: its connection broke mid-body.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read: {0}")]
+struct BrokenBody(#[from] hyper::Error);
+
+/// The body if it is at most `limit` bytes, `None` if larger. A larger
+/// body is still read to its end, up to [`DRAIN_LIMIT`], and dropped:
+/// clients (Python's `http.client`, the AWS CLI) write the whole body
+/// before reading, and a connection closed under them is a broken pipe,
+/// not the `RequestEntityTooLarge` answer.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Option<Vec<u8>>, hyper::Error> {
+    let mut kept = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len() as u64);
+        if seen <= limit as u64 {
+            kept.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
         }
-        if body.len() > limit {
-            refuse(api, &too_large(limit))
-        } else {
-            let headers: Vec<(String, String)> = request
-                .headers()
-                .iter()
-                .map(|h| {
-                    (
-                        h.field.as_str().as_str().to_owned(),
-                        h.value.as_str().to_owned(),
-                    )
+    }
+    Ok((seen <= limit as u64).then_some(kept))
+}
+
+async fn answer(
+    api: Arc<Api>,
+    request: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, BrokenBody> {
+    let limit = api.settings.max_body_bytes;
+    let (head, body) = request.into_parts();
+    let declared = body.size_hint().exact();
+    // A client that waits for `100 Continue` has sent nothing yet: refuse
+    // at once rather than ask for a body only to drop it.
+    let waits_to_send = head
+        .headers
+        .get(hyper::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let response = if declared.is_some_and(|n| n > limit as u64)
+        && (waits_to_send || declared.is_some_and(|n| n > DRAIN_LIMIT))
+    {
+        refuse(&api, &too_large(limit))
+    } else {
+        // An error is a connection broken mid-body: nobody to answer;
+        // hyper closes it.
+        match read_body(body, limit).await? {
+            None => refuse(&api, &too_large(limit)),
+            Some(body) => {
+                let served = Arc::clone(&api);
+                // The handler may write the store and wait for the
+                // workers: off the reactor, on the blocking pool.
+                let handled = tokio::task::spawn_blocking(move || {
+                    let headers: Vec<(String, String)> = head
+                        .headers
+                        .iter()
+                        .map(|(name, value)| {
+                            (
+                                name.as_str().to_owned(),
+                                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect();
+                    let url = head.uri.path_and_query().map_or("/", |p| p.as_str());
+                    let http = HttpRequest {
+                        method: head.method.as_str(),
+                        url,
+                        headers: &headers,
+                        body: &body,
+                    };
+                    handle(&served, &http, unix_now())
                 })
-                .collect();
-            let method = request.method().as_str().to_owned();
-            let http = HttpRequest {
-                method: &method,
-                url: request.url(),
-                headers: &headers,
-                body: &body,
-            };
-            handle(api, &http, unix_now())
+                .await;
+                // A handler that panicked answers as any internal failure.
+                handled.unwrap_or_else(|_| refuse(&api, &internal_error()))
+            }
         }
     };
-    let mut reply =
-        tiny_http::Response::from_string(response.body).with_status_code(response.status);
-    if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", "text/xml;charset=UTF-8") {
-        reply.add_header(header);
-    }
-    let _ = request.respond(reply);
+    Ok(reply(response))
+}
+
+fn reply(response: HttpResponse) -> hyper::Response<Full<Bytes>> {
+    let mut reply = hyper::Response::new(Full::new(Bytes::from(response.body)));
+    *reply.status_mut() = hyper::StatusCode::from_u16(response.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/xml;charset=UTF-8"),
+    );
+    reply
 }
 
 #[cfg(test)]
@@ -359,6 +449,28 @@ mod tests {
         let (status, _) = read_response(&mut BufReader::new(chunked));
         assert_eq!(status, 413);
         drop(server);
+    }
+
+    /// A client that writes its whole oversized body before reading (as
+    /// Python's `http.client` does) reads the 413: the body is drained,
+    /// not cut off with a reset that fails the client's write.
+    #[test]
+    fn an_oversized_body_sent_whole_is_answered_not_reset() {
+        let server = server(64);
+        let stream = TcpStream::connect(server.local_addr()).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let body = "x".repeat(4 << 20);
+        let sender = std::thread::spawn(move || {
+            write!(
+                writer,
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        });
+        assert!(sender.join().unwrap().is_ok(), "the body could not be sent");
+        let (status, text) = read_response(&mut BufReader::new(stream));
+        assert_eq!(status, 413);
+        assert!(text.contains("<Code>RequestEntityTooLarge</Code>"));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! `--endpoint-url`.
 //!
 //! Layers, outermost first:
-//! - [`http`]: a small HTTP/1.1 server (keep-alive, body limit, a few
-//!   worker threads) that turns each request into an [`HttpRequest`];
+//! - [`http`]: hyper's HTTP/1.1 on a small tokio runtime (keep-alive,
+//!   body limit, a few blocking threads for the handler) that turns each
+//!   request into an [`HttpRequest`];
 //! - [`handle`]: sans-IO, like the packet path: request + clock in,
 //!   response out. It parses [`Params`], verifies SigV4 ([`sigv4`]), finds
 //!   the action in the registry ([`actions`]), applies `DryRun`, runs the
@@ -97,7 +98,7 @@ pub struct ApiSettings {
     pub credentials: Vec<Credentials>,
     /// Larger bodies are refused with `RequestEntityTooLarge`.
     pub max_body_bytes: usize,
-    /// HTTP worker threads.
+    /// Requests handled at once (the HTTP server's blocking threads).
     pub workers: usize,
     /// The region whose availability zones the API names.
     pub region: String,
