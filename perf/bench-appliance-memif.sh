@@ -17,7 +17,7 @@
 # measured seconds each after a 1-second warm-up) so background load hits
 # all alike. The forwarded rate is what comes back to the generator in the
 # window, per wall second and per CPU second of the forwarding thread
-# (palisade-w0 / rte-worker-1, from /proc/<pid>/task/<tid>/stat): on a
+# (EAL lcore 1's thread rte-worker-1 in both, from /proc/<pid>/task/<tid>/stat): on a
 # shared, loaded machine the forwarder is preempted, which the second figure
 # factors out. The appliance's own /metrics are scraped before and after
 # each generator run; every drop it counted is printed (none is expected).
@@ -78,7 +78,7 @@ run_palisade() {
     wait_for_worker "$METRICS" "$WORK/before" || exit 1
     taskset -c "$GEN_LCORE" "$PERF" gen-memif --socket "$PALISADE_SOCKET" --mode "$mode" \
         --flows "$FLOWS" --enis "$ENIS" --seconds "$SECS" --lcore "$GEN_LCORE" \
-        --peer-pid "$SERVER_PID" --peer-thread palisade-w0 >"$WORK/gen.out" 2>&1 || true
+        --peer-pid "$SERVER_PID" --peer-thread "$PALISADE_WORKER_THREAD" >"$WORK/gen.out" 2>&1 || true
     curl -s "http://$METRICS/metrics" >"$WORK/after"
     kill -INT "$SERVER_PID"
     wait "$SERVER_PID" || true

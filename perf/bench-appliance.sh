@@ -198,13 +198,13 @@ run_palisade_pcap() {
     done
     sleep "$WARMUP"
     local c0 c1
-    c0=$(thread_ticks "$SERVER_PID" palisade-w0)
+    c0=$(thread_ticks "$SERVER_PID" "$PALISADE_WORKER_THREAD")
     scrape "$METRICS" "$WORK/m0"
     t0=$(date +%s.%N)
     sleep "$SECS"
     scrape "$METRICS" "$WORK/m1"
     t1=$(date +%s.%N)
-    c1=$(thread_ticks "$SERVER_PID" palisade-w0)
+    c1=$(thread_ticks "$SERVER_PID" "$PALISADE_WORKER_THREAD")
     stop_process "$SERVER_PID"
     SERVER_PID=
     {
@@ -276,7 +276,7 @@ run_palisade_new() {
     scrape "$METRICS" "$WORK/m0"
     taskset -c 0 "$PERF" gen-memif --socket "$MEMIF_SOCKET" --mode new --enis "$ENIS" \
         --seconds "$NEW_SECS" --warmup "$NEW_WARMUP" --lcore 0 \
-        --peer-pid "$SERVER_PID" --peer-thread palisade-w0 </dev/null >"$WORK/gen.out" 2>&1 9>&- || true
+        --peer-pid "$SERVER_PID" --peer-thread "$PALISADE_WORKER_THREAD" </dev/null >"$WORK/gen.out" 2>&1 9>&- || true
     scrape "$METRICS" "$WORK/m1"
     stop_process "$SERVER_PID"
     SERVER_PID=
@@ -361,7 +361,7 @@ echo "load after: $(uptime)"
 # --- summary: medians over the rounds -----------------------------------
 echo
 echo "summary (medians over $ROUNDS rounds; Mpps; ratio = palisade handled / testpmd handled, median of the rounds' ratios;"
-echo "/cpu-s: the rate per CPU second of the forwarding thread, palisade-w0 / rte-worker-1: preemption factored out)"
+echo "/cpu-s: the rate per CPU second of the forwarding thread (rte-worker-1, EAL lcore 1, in both): preemption factored out)"
 printf '%-20s %12s %12s %12s %12s %7s %12s %12s %7s  %s\n' case "pal handled" "pal fwd" "tpmd handled" "tpmd fwd" ratio \
     "pal/cpu-s" "tpmd/cpu-s" ratio notes
 while read -r name case flows dir; do

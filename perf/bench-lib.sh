@@ -104,6 +104,10 @@ stop_process() {
 
 # thread_ticks PID NAME: CPU clock ticks (user + system) of PID's threads
 # named NAME, summed; 0 if none.
+# palisade's worker 0 runs on EAL's lcore 1 (the profiles' `workers = [1]`),
+# so its thread is EAL's, named as testpmd's forwarding thread is.
+PALISADE_WORKER_THREAD=${PALISADE_WORKER_THREAD:-rte-worker-1}
+
 thread_ticks() {
     local task ticks=0
     for task in /proc/"$1"/task/*; do

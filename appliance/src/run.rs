@@ -333,10 +333,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             max_port + 1,
             WorkerConfig::default().max_counted_groups,
         );
-        let worker_config = WorkerConfig {
-            max_flows: config.appliance.max_flows_per_worker,
-            ..WorkerConfig::default()
-        };
+        let worker_config = WorkerConfig::for_flows(config.appliance.max_flows_per_worker);
 
         // How each port's frames reach the worker that owns their flow:
         // the device's symmetric RSS where every port has it, else the

@@ -447,3 +447,18 @@ fn other_kinds_of_packets_are_decided_every_time_or_remembered_exactly() {
     );
     assert_eq!(net.remembered(), 5);
 }
+
+#[test]
+fn the_denied_memory_is_sized_to_the_flow_table() {
+    let default = WorkerConfig::default();
+    let busy = WorkerConfig::for_flows(1 << 22);
+    assert_eq!((busy.max_flows, busy.denied_flows), (1 << 22, 1 << 19));
+    assert_eq!(WorkerConfig::for_flows(1 << 20).denied_flows, 1 << 17);
+    // Small tables keep the default; huge ones stop at 32 MiB.
+    assert_eq!(
+        WorkerConfig::for_flows(64).denied_flows,
+        default.denied_flows
+    );
+    assert_eq!(WorkerConfig::for_flows(1 << 30).denied_flows, 1 << 19);
+    assert_eq!(busy.denied_timeout, default.denied_timeout);
+}

@@ -172,6 +172,22 @@ impl Default for WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// The defaults for a flow table of `max_flows`, with the denied-flow
+    /// memory sized to the table: an eighth of its entries (between the
+    /// default 32 Ki and 512 Ki, 2 to 32 MiB), so that a flood of as many
+    /// distinct denied flows as a busy appliance tracks connections stays
+    /// remembered instead of displacing itself into classification.
+    pub fn for_flows(max_flows: usize) -> Self {
+        let default = WorkerConfig::default();
+        WorkerConfig {
+            max_flows,
+            denied_flows: (max_flows / 8).clamp(default.denied_flows, 1 << 19),
+            ..default
+        }
+    }
+}
+
 /// Why a worker could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
