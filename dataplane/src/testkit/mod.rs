@@ -105,6 +105,8 @@ impl FrameSpec {
 }
 
 /// TCP flag bits, for [`Payload::Tcp`].
+pub mod worlds;
+
 pub mod flags {
     use super::TcpFlags;
     /// SYN.
