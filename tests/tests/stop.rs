@@ -610,6 +610,8 @@ fn a_tap_device_deleted_under_a_port_is_reported_and_the_rest_forwards() {
     let line = ended
         .stdout
         .lines()
+        // The last: start-up prints a line per port too (its steering).
+        .rev()
         .find(|l| l.contains("port eni-c:"))
         .unwrap_or_default()
         .to_owned();

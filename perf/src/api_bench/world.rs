@@ -103,6 +103,8 @@ impl WorldShape {
              profile = {profile:?}\n\
              access_key_id = {access_key_id:?}\n\
              secret_access_key = {secret_access_key:?}\n\
+             # Exactly the world asked for: no account default VPC beside it.\n\
+             default_vpc = false\n\
              \n\
              [quotas]\n\
              groups_per_vpc = {groups}\n\
