@@ -236,28 +236,13 @@ pub(super) fn modify_vpc_attribute(
     out: &mut Xml,
 ) -> Result<(), ApiError> {
     let vpc = p.required("VpcId")?.to_owned();
-    let mut given = Vec::new();
-    for (_, parameter, which) in VPC_ATTRIBUTES {
-        if p.has(parameter) {
-            let value_name = format!("{parameter}.Value");
-            let value = p.bool(&value_name)?.ok_or_else(|| missing(&value_name))?;
-            given.push((which, value));
-        }
-    }
-    let (attribute, value) = match given[..] {
-        [one] => one,
-        [] => {
-            return Err(missing(
-                "EnableDnsSupport, EnableDnsHostnames or EnableNetworkAddressUsageMetrics",
-            ));
-        }
-        _ => {
-            return Err(ApiError::new(
-                Ec2ErrorCode::InvalidParameterCombination,
-                "Only one attribute can be modified at a time: use a separate request for each",
-            ));
-        }
-    };
+    let (attribute, value) = one_boolean_attribute(
+        p,
+        VPC_ATTRIBUTES
+            .iter()
+            .map(|&(_, parameter, which)| (parameter, which)),
+        "EnableDnsSupport, EnableDnsHostnames or EnableNetworkAddressUsageMetrics",
+    )?;
     cx.apply(&Op::ModifyVpcAttribute {
         vpc,
         attribute,
@@ -619,34 +604,17 @@ pub(super) fn modify_subnet_attribute(
     out: &mut Xml,
 ) -> Result<(), ApiError> {
     let subnet = p.required("SubnetId")?.to_owned();
-    let mut given = Vec::new();
-    for (parameter, which) in [
-        ("MapPublicIpOnLaunch", SubnetAttribute::MapPublicIpOnLaunch),
-        (
-            "AssignIpv6AddressOnCreation",
-            SubnetAttribute::AssignIpv6AddressOnCreation,
-        ),
-    ] {
-        if p.has(parameter) {
-            let value_name = format!("{parameter}.Value");
-            let value = p.bool(&value_name)?.ok_or_else(|| missing(&value_name))?;
-            given.push((which, value));
-        }
-    }
-    let (attribute, value) = match given[..] {
-        [one] => one,
-        [] => {
-            return Err(missing(
-                "MapPublicIpOnLaunch or AssignIpv6AddressOnCreation",
-            ));
-        }
-        _ => {
-            return Err(ApiError::new(
-                Ec2ErrorCode::InvalidParameterCombination,
-                "Only one attribute can be modified at a time: use a separate request for each",
-            ));
-        }
-    };
+    let (attribute, value) = one_boolean_attribute(
+        p,
+        [
+            ("MapPublicIpOnLaunch", SubnetAttribute::MapPublicIpOnLaunch),
+            (
+                "AssignIpv6AddressOnCreation",
+                SubnetAttribute::AssignIpv6AddressOnCreation,
+            ),
+        ],
+        "MapPublicIpOnLaunch or AssignIpv6AddressOnCreation",
+    )?;
     cx.apply(&Op::ModifySubnetAttribute {
         subnet,
         attribute,
@@ -779,4 +747,29 @@ pub(super) fn describe_account_attributes(
             });
     });
     Ok(())
+}
+
+/// The one `NAME.Value` boolean attribute a Modify*Attribute call sets:
+/// EC2 takes exactly one per call, and says which it missed or refuses two.
+fn one_boolean_attribute<A: Copy>(
+    p: &Params,
+    attributes: impl IntoIterator<Item = (&'static str, A)>,
+    names: &str,
+) -> Result<(A, bool), ApiError> {
+    let mut given = Vec::new();
+    for (parameter, which) in attributes {
+        if p.has(parameter) {
+            let value_name = format!("{parameter}.Value");
+            let value = p.bool(&value_name)?.ok_or_else(|| missing(&value_name))?;
+            given.push((which, value));
+        }
+    }
+    match given[..] {
+        [one] => Ok(one),
+        [] => Err(missing(names)),
+        _ => Err(ApiError::new(
+            Ec2ErrorCode::InvalidParameterCombination,
+            "Only one attribute can be modified at a time: use a separate request for each",
+        )),
+    }
 }
